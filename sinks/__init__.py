@@ -1,0 +1,1 @@
+"""predlog sinks package."""
