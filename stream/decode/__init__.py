@@ -1,0 +1,1 @@
+"""Decoders: wire formats → `stream.events.PredictionEvent` (or `DeadLetter`)."""

@@ -1,0 +1,181 @@
+"""Logger CloudEvents (Seldon Core v1, KServe, MLServer) → `PredictionEvent`.
+
+Works on an already-split event: a header mapping and the body bytes. Binary-mode
+HTTP headers (`Ce-Type`), Kafka binding headers (`ce_type`) and Seldon's Kafka
+mode (bare `type`) all normalize to the same attribute names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from stream.decode.bodies import Body, parse_body
+from stream.events import DecodeError, EventKind, ModelRef, PredictionEvent
+from stream.eventtime import parse_rfc3339
+
+SELDON_TYPES = {
+    "io.seldon.serving.inference.request": EventKind.REQUEST,
+    "io.seldon.serving.inference.response": EventKind.RESPONSE,
+    "io.seldon.serving.feedback": EventKind.FEEDBACK,
+}
+KSERVE_TYPES = {
+    "org.kubeflow.serving.inference.request": EventKind.REQUEST,
+    "org.kubeflow.serving.inference.response": EventKind.RESPONSE,
+}
+
+
+def normalize_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    """Lower-case names, strip the `ce-`/`ce_` prefix, decode bytes values.
+
+    >>> normalize_headers({"Ce-Type": "t", "ce_requestid": b"r", "Content-Type": "text/plain"})
+    {'type': 't', 'requestid': 'r', 'content-type': 'text/plain'}
+    """
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        name = k.lower()
+        if name.startswith(("ce-", "ce_")):
+            name = name[3:]
+        if isinstance(v, bytes | bytearray):
+            v = bytes(v).decode("utf-8", "replace")
+        out[name] = str(v)
+    return out
+
+
+def image_tag(image: str) -> str:
+    """The tag of a container image reference, or '' when it has none.
+
+    >>> image_tag("seldonio/sklearnserver:1.14.0")
+    '1.14.0'
+    >>> image_tag("registry:5000/iris")
+    ''
+    """
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def _version(attrs: dict[str, str], body: Body, node: str, predictor: str) -> str:
+    if body.version:
+        return body.version
+    if node and node in body.request_path:
+        tag = image_tag(body.request_path[node])
+        if tag:
+            return tag
+    return predictor
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("invalid_json", str(exc)) from None
+
+
+def _feedback(obj: Any) -> tuple[list[Any] | None, float | None, Body]:
+    if not isinstance(obj, dict):
+        raise DecodeError("bad_shape", "feedback body is not an object")
+    truth = None
+    if obj.get("truth") is not None:
+        truth = [r[0] if len(r) == 1 else r for r in parse_body(obj["truth"], response=True).rows]
+    reward = obj.get("reward")
+    if reward is not None and not isinstance(reward, int | float):
+        raise DecodeError("bad_shape", "feedback reward is not a number")
+    request = obj.get("request")
+    body = parse_body(request, response=False) if isinstance(request, dict) else Body()
+    return truth, (float(reward) if reward is not None else None), body
+
+
+def decode_cloudevent(
+    headers: Mapping[str, Any],
+    raw: bytes,
+    *,
+    source_format: str,
+    fallback_time: float | None = None,
+) -> PredictionEvent:
+    """Decode one logger event. Raises `DecodeError` when it cannot.
+
+    >>> ev = decode_cloudevent(
+    ...     {"ce-id": "e1", "ce-requestid": "r1", "ce-type": "io.seldon.serving.inference.request",
+    ...      "ce-modelid": "classifier", "ce-inferenceservicename": "model-logs",
+    ...      "ce-namespace": "seldon", "ce-endpoint": "logging",
+    ...      "ce-time": "2020-11-06T09:35:09.171644169Z", "content-type": "application/json"},
+    ...     b'{"data": {"ndarray":[[1.0, 2.0, 5.0]]}}', source_format="seldon-v1-http")
+    >>> (ev.kind.value, ev.request_id, ev.model.model, ev.model.node, ev.rows)
+    ('request', 'r1', 'model-logs', 'classifier', [[1.0, 2.0, 5.0]])
+    """
+    attrs = normalize_headers(headers)
+    ce_type = attrs.get("type", "")
+    if ce_type in SELDON_TYPES:
+        kind = SELDON_TYPES[ce_type]
+        request_id = attrs.get("requestid", "")
+    elif ce_type in KSERVE_TYPES:
+        kind = KSERVE_TYPES[ce_type]
+        request_id = attrs.get("id", "")
+        source_format = "kserve" if source_format.startswith("seldon-v1") else source_format
+    elif not ce_type:
+        raise DecodeError("missing_event_type", "no CloudEvents type attribute")
+    else:
+        raise DecodeError("unknown_event_type", f"unsupported CloudEvents type {ce_type!r}")
+
+    content_type = attrs.get("content-type", attrs.get("datacontenttype", "application/json"))
+    if "protobuf" in content_type:
+        raise DecodeError("unsupported_content_type", f"{content_type} bodies are not decoded yet")
+    obj = _json(raw)
+
+    truth = reward = None
+    if kind is EventKind.FEEDBACK:
+        truth, reward, body = _feedback(obj)
+    else:
+        body = parse_body(obj, response=kind is EventKind.RESPONSE)
+    request_id = request_id or body.request_id
+    if not request_id:
+        raise DecodeError("missing_request_id", "no request id in headers or body")
+
+    model_name = (
+        attrs.get("inferenceservicename") or attrs.get("mlserver-model") or body.model_name or ""
+    )
+    if not model_name:
+        raise DecodeError("missing_model", "no inference service or model name")
+    node = attrs.get("modelid") or attrs.get("component", "")
+    predictor = attrs.get("endpoint", "")
+    model = ModelRef(
+        model=model_name,
+        namespace=attrs.get("namespace", ""),
+        node=node,
+        predictor=predictor,
+        version=_version(attrs, body, node, predictor),
+    )
+
+    if "time" in attrs:
+        try:
+            event_time = parse_rfc3339(attrs["time"])
+        except ValueError as exc:
+            raise DecodeError("bad_time", str(exc)) from None
+    elif fallback_time is not None:
+        event_time = fallback_time
+    else:
+        raise DecodeError("missing_time", "no event time in headers and no record timestamp")
+
+    event = PredictionEvent(
+        kind=kind,
+        request_id=request_id,
+        model=model,
+        event_time=event_time,
+        protocol=attrs.get("protocol") or body.protocol,
+        source_format=source_format,
+        event_id=attrs.get("id", ""),
+        error=body.error,
+        error_type=body.error_type,
+        raw=raw,
+        headers=dict(attrs),
+    )
+    if kind is EventKind.REQUEST:
+        event.feature_names, event.rows = body.names, body.rows
+    elif kind is EventKind.RESPONSE:
+        event.output_names, event.outputs = body.names, body.rows
+    else:
+        event.truth, event.reward = truth, reward
+        event.feature_names, event.rows = body.names, body.rows
+    return event
