@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint stack-up stack-down stack-status lock clean
+.PHONY: venv demo test unit integration lint stack-up stack-down stack-status lock proto clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
@@ -46,6 +46,9 @@ stack-status: venv
 lock: venv
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^predlog'; } > constraints.tmp
 	mv constraints.tmp constraints.txt
+
+proto: venv
+	cd stream/decode/oip && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. inference.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

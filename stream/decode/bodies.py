@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.decode.tensors import as_rows, flatten, reshape_rows
+from stream.decode.tensors import as_rows, flatten, join_tensors, reshape_rows
 from stream.events import DecodeError
 
 
@@ -103,27 +103,15 @@ def _oip(obj: dict[str, Any], key: str, body: Body) -> None:
     tensors = obj[key]
     if not isinstance(tensors, list):
         raise DecodeError("bad_shape", f"{key} is not a list")
-    columns: list[list[list[Any]]] = []
-    names: list[str] = []
+    named: list[tuple[str, list[list[Any]]]] = []
     for t in tensors:
         if not isinstance(t, dict) or "data" not in t:
             raise DecodeError("bad_shape", f"{key} tensor without data")
         shape = t.get("shape")
         flat = flatten(t["data"])
         rows = reshape_rows(flat, list(shape) if isinstance(shape, list) else [len(flat)])
-        columns.append(rows)
-        width = len(rows[0]) if rows else 1
-        base = str(t.get("name", f"t{len(names)}"))
-        names.extend([base] if width == 1 else [f"{base}_{i}" for i in range(width)])
-    if not columns:
-        return
-    n = len(columns[0])
-    if any(len(c) != n for c in columns):
-        raise DecodeError("bad_shape", "tensors disagree on the batch size")
-    body.rows = [[v for c in columns for v in c[i]] for i in range(n)]
-    # One multi-column tensor: its columns have no names of their own.
-    named = len(columns) > 1 or (bool(body.rows) and len(body.rows[0]) == 1)
-    body.names = tuple(names) if named else None
+        named.append((str(t.get("name", f"t{len(named)}")), rows))
+    body.names, body.rows = join_tensors(named)
 
 
 def parse_body(obj: Any, *, response: bool) -> Body:

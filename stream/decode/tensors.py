@@ -82,3 +82,28 @@ def as_rows(ndarray: Any, *, scalar_rows: bool) -> list[list[Any]]:
     if scalar_rows:
         return [[v] for v in ndarray]
     return [list(ndarray)]
+
+
+def join_tensors(tensors: list[tuple[str, list[list[Any]]]]) -> tuple[tuple[str, ...] | None, list]:
+    """Join per-tensor rows side by side into feature rows, with column names.
+
+    Each input tensor gives one column per value of its rows (`<name>_<i>` when it
+    has several). A single multi-column tensor has no names of its own: None.
+
+    >>> join_tensors([("a", [[1], [2]]), ("b", [[3, 4], [5, 6]])])
+    (('a', 'b_0', 'b_1'), [[1, 3, 4], [2, 5, 6]])
+    >>> join_tensors([("x", [[1, 2]])])
+    (None, [[1, 2]])
+    """
+    if not tensors:
+        return None, []
+    n = len(tensors[0][1])
+    if any(len(rows) != n for _, rows in tensors):
+        raise DecodeError("bad_shape", "tensors disagree on the batch size")
+    names: list[str] = []
+    for name, rows in tensors:
+        width = len(rows[0]) if rows else 1
+        names.extend([name] if width == 1 else [f"{name}_{j}" for j in range(width)])
+    rows = [[v for _, t in tensors for v in t[r]] for r in range(n)]
+    named = len(tensors) > 1 or (bool(rows) and len(rows[0]) == 1)
+    return (tuple(names) if named else None), rows

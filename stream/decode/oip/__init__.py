@@ -1,0 +1,1 @@
+"""Open Inference Protocol messages (generated from inference.proto)."""
