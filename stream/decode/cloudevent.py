@@ -93,6 +93,8 @@ def decode_cloudevent(
     *,
     source_format: str,
     fallback_time: float | None = None,
+    default_type: str = "",
+    fallback_request_id: str = "",
 ) -> PredictionEvent:
     """Decode one logger event. Raises `DecodeError` when it cannot.
 
@@ -106,7 +108,7 @@ def decode_cloudevent(
     ('request', 'r1', 'model-logs', 'classifier', [[1.0, 2.0, 5.0]])
     """
     attrs = normalize_headers(headers)
-    ce_type = attrs.get("type", "")
+    ce_type = attrs.get("type") or default_type
     if ce_type in SELDON_TYPES:
         kind = SELDON_TYPES[ce_type]
         request_id = attrs.get("requestid", "")
@@ -129,7 +131,7 @@ def decode_cloudevent(
         truth, reward, body = _feedback(obj)
     else:
         body = parse_body(obj, response=kind is EventKind.RESPONSE)
-    request_id = request_id or body.request_id
+    request_id = request_id or fallback_request_id or body.request_id
     if not request_id:
         raise DecodeError("missing_request_id", "no request id in headers or body")
 

@@ -76,6 +76,10 @@ def as_rows(ndarray: Any, *, scalar_rows: bool) -> list[list[Any]]:
     if not ndarray:
         return []
     if all(isinstance(r, list) for r in ndarray):
+        for r in ndarray:
+            nested = sum(isinstance(v, list) for v in r)
+            if nested and nested != len(r):
+                raise DecodeError("bad_shape", "ragged array: a row mixes scalars and lists")
         return [flatten(r) for r in ndarray]
     if any(isinstance(r, list) for r in ndarray):
         raise DecodeError("bad_shape", "ragged array: rows mix scalars and lists")

@@ -1,0 +1,92 @@
+"""Kafka records of any supported topic → events or a dead letter. Never raises.
+
+- Seldon v2 model topics (`seldon.<ns>.model.<model>.inputs|outputs`): OIP protobuf/JSON.
+- `predlog.events`: CloudEvents Kafka binding (binary mode, `ce_` headers) written by
+  `predlog ingest`; a structured-mode value (`application/cloudevents+json`) too.
+- The Seldon v1 executor topic (`seldon`): Kafka-mode logger records, bare headers,
+  no time header, so the record timestamp is the event time.
+- MLServer `mlserver-input|mlserver-output`: OIP JSON, key = request id,
+  `mlserver-model` header, CloudEvents headers on outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from stream.decode.cloudevent import decode_cloudevent, normalize_headers
+from stream.decode.lines import decode_line
+from stream.decode.seldon_v2 import TOPIC as V2_TOPIC
+from stream.decode.seldon_v2 import decode_v2_record
+from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
+
+MLSERVER_TYPES = {
+    "input": "io.seldon.serving.inference.request",
+    "output": "io.seldon.serving.inference.response",
+}
+
+
+def _headers(headers: Iterable[tuple[str, Any]] | dict | None) -> dict[str, Any]:
+    if headers is None:
+        return {}
+    return dict(headers.items() if isinstance(headers, dict) else headers)
+
+
+def _key_text(key: bytes | str | None) -> str:
+    if key is None:
+        return ""
+    return key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else str(key)
+
+
+def decode_kafka_record(
+    topic: str,
+    key: bytes | str | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str, Any]] | dict | None,
+    timestamp_ms: float,
+    *,
+    partition: int = -1,
+    offset: int = -1,
+) -> PredictionEvent | DeadLetter:
+    """Decode one consumed record; a record no decoder can read becomes a `DeadLetter`."""
+    coords = SourceCoords(kind="kafka", topic=topic, partition=partition, offset=offset)
+    hdrs = _headers(headers)
+    raw = value or b""
+    try:
+        if value is None:
+            raise DecodeError("empty_value", "record has no value (tombstone)")
+        if V2_TOPIC.match(topic):
+            event = decode_v2_record(topic, key, value, hdrs, timestamp_ms)
+        else:
+            attrs = normalize_headers(hdrs)
+            if "structured" in attrs.get("content-type", "") or (
+                not attrs and value.lstrip()[:1] == b"{" and b'"specversion"' in value[:4096]
+            ):
+                item = decode_line(value, coords)
+                if isinstance(item, DeadLetter):
+                    item.headers = {k: str(v) for k, v in attrs.items()}
+                return item
+            default_type = ""
+            if topic.startswith("mlserver-"):
+                default_type = MLSERVER_TYPES.get(topic.rsplit("-", 1)[-1], "")
+            fmt = "mlserver" if default_type else (
+                "cloudevent-kafka" if any(k.lower().startswith("ce_") for k in hdrs)
+                else "seldon-v1-kafka")
+            event = decode_cloudevent(
+                hdrs, value, source_format=fmt, fallback_time=timestamp_ms / 1000.0,
+                default_type=default_type, fallback_request_id=_key_text(key),
+            )
+        event.source = coords
+        return event
+    except DecodeError as exc:
+        return DeadLetter(exc.reason, exc.detail, raw, _str_headers(hdrs), coords)
+    except Exception as exc:  # a decoder bug must not stop the stream: dead-letter it
+        detail = f"{type(exc).__name__}: {exc}"
+        return DeadLetter("decoder_error", detail, raw, _str_headers(hdrs), coords)
+
+
+def _str_headers(hdrs: dict[str, Any]) -> dict[str, str]:
+    return {
+        k: (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v))
+        for k, v in hdrs.items()
+    }
