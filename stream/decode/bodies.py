@@ -64,11 +64,13 @@ def _seldon(obj: dict[str, Any], scalar_rows: bool, body: Body) -> None:
             tensor = data["tensor"]
             if not isinstance(tensor, dict):
                 raise DecodeError("bad_shape", "data.tensor is not an object")
-            shape = tensor.get("shape") or []
-            values = tensor.get("values") or []
+            shape = tensor.get("shape")
+            values = tensor.get("values")
+            if not isinstance(shape, list) or not isinstance(values, list):
+                raise DecodeError("bad_shape", "data.tensor needs a shape list and a values list")
             if len(shape) == 1 and not scalar_rows:
                 shape = [1, shape[0]]
-            body.rows = reshape_rows(flatten(values), list(shape))
+            body.rows = reshape_rows(flatten(values), shape)
         else:
             raise DecodeError("bad_shape", "data has neither ndarray nor tensor")
         if names is not None:
@@ -109,7 +111,7 @@ def _oip(obj: dict[str, Any], key: str, body: Body) -> None:
             raise DecodeError("bad_shape", f"{key} tensor without data")
         shape = t.get("shape")
         flat = flatten(t["data"])
-        rows = reshape_rows(flat, list(shape) if isinstance(shape, list) else [len(flat)])
+        rows = reshape_rows(flat, shape if shape is not None else [len(flat)])
         named.append((str(t.get("name", f"t{len(named)}")), rows))
     body.names, body.rows = join_tensors(named)
 

@@ -43,10 +43,12 @@ def reshape_rows(flat: list[Any], shape: list[int]) -> list[list[Any]]:
     ...
     stream.events.DecodeError: bad_shape: shape [2, 2] needs 4 values, got 3
     """
+    if not isinstance(shape, list | tuple) or any(
+        isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape
+    ):
+        raise DecodeError("bad_shape", f"invalid shape {shape!r}")
     if not shape:
         return [flat]
-    if any((not isinstance(d, int)) or d < 0 for d in shape):
-        raise DecodeError("bad_shape", f"invalid shape {shape!r}")
     expected = math.prod(shape)
     if expected != len(flat):
         raise DecodeError("bad_shape", f"shape {shape} needs {expected} values, got {len(flat)}")
