@@ -55,6 +55,24 @@ def replay(
 
 
 @app.command()
+def ingest(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8085).")] = None,
+) -> None:
+    """Receive logger CloudEvents over HTTP and produce them to Kafka."""
+    import logging
+
+    from agents.ingest import run_ingest
+    from agents.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings(ingest_host=host, ingest_port=port)
+    console.print(f"predlog ingest on http://{settings.ingest_host}:{settings.ingest_port} "
+                  f"→ Kafka {settings.kafka_bootstrap} topic {settings.topic_events}")
+    run_ingest(settings)
+
+
+@app.command()
 def stack(
     action: Annotated[str, typer.Argument(help="up | down | status")],
     services: Annotated[

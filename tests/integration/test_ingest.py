@@ -1,0 +1,161 @@
+"""`predlog ingest` as a real process against the real Kafka broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import httpx
+import pytest
+from kafka import KafkaConsumer
+
+TOKEN = "test-token-" + uuid.uuid4().hex[:8]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ingest(stack):
+    suffix = uuid.uuid4().hex[:8]
+    port = _free_port()
+    topics = {"events": f"it.events.{suffix}", "dlq": f"it.dlq.{suffix}"}
+    env = dict(os.environ, PREDLOG_KAFKA_BOOTSTRAP=stack.kafka_bootstrap,
+               PREDLOG_TOPIC_EVENTS=topics["events"], PREDLOG_TOPIC_DLQ=topics["dlq"],
+               PREDLOG_INGEST_TOKEN=TOKEN, PREDLOG_INGEST_MAX_BODY_BYTES="20000")
+    proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "ingest", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"ingest exited: {proc.stdout.read().decode()[-2000:]}")
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("ingest not ready in 30 s")
+    yield url, topics, stack.kafka_bootstrap, proc
+    proc.terminate()  # SIGTERM: graceful shutdown, producer flushed, exit 0
+    assert proc.wait(timeout=30) == 0, proc.stdout.read().decode()[-2000:]
+
+
+def _consume(bootstrap, topic, n, timeout=30):
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             group_id=f"it-{uuid.uuid4().hex[:8]}", consumer_timeout_ms=2000)
+    got, deadline = [], time.monotonic() + timeout
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                got.extend(batch)
+    finally:
+        consumer.close()
+    return got
+
+
+def _seldon_headers(kind, puid):
+    return {
+        "Ce-Specversion": "1.0", "Ce-Id": uuid.uuid4().hex, "Ce-Source": "http://iris:8000/",
+        "Ce-Type": f"io.seldon.serving.{kind}", "Ce-Requestid": puid,
+        "Ce-Modelid": "classifier", "Ce-Inferenceservicename": "iris", "Ce-Namespace": "prod",
+        "Ce-Endpoint": "default", "Ce-Time": "2026-11-01T00:00:00.123456789Z",
+        "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}",
+    }
+
+
+def test_request_response_feedback_share_one_partition(ingest):
+    url, topics, bootstrap, _ = ingest
+    puid = uuid.uuid4().hex
+    bodies = {
+        "inference.request": {"data": {"names": ["a", "b"], "ndarray": [[1.0, 2.0]]}},
+        "inference.response": {"data": {"names": ["p"], "ndarray": [[0.7]]}},
+        "feedback": {"request": {"data": {"ndarray": [[1.0, 2.0]]}},
+                     "truth": {"data": {"ndarray": [[1]]}}, "reward": 1},
+    }
+    for kind, body in bodies.items():
+        r = httpx.post(f"{url}/", headers=_seldon_headers(kind, puid),
+                       content=json.dumps(body).encode(), timeout=10)
+        assert r.status_code == 202, r.text
+        assert r.json() == {"accepted": puid}
+    records = _consume(bootstrap, topics["events"], 3)
+    assert len(records) == 3
+    assert {rec.partition for rec in records} == {records[0].partition}
+    assert {rec.key for rec in records} == {puid.encode()}
+    types = [dict(rec.headers)["ce_type"].decode() for rec in records]
+    assert types == [f"io.seldon.serving.{k}" for k in bodies]
+    assert [json.loads(rec.value) for rec in records] == list(bodies.values())
+    assert all(dict(rec.headers)["ce_requestid"] == puid.encode() for rec in records)
+
+
+def test_structured_mode_is_accepted(ingest):
+    url, topics, bootstrap, _ = ingest
+    event = {"specversion": "1.0", "id": "k1", "source": "kserve", "type":
+             "org.kubeflow.serving.inference.request", "inferenceservicename": "sk",
+             "time": "2026-11-01T00:00:00Z", "datacontenttype": "application/json",
+             "data": {"instances": [[1, 2, 3]]}}
+    r = httpx.post(url, content=json.dumps(event).encode(), timeout=10, headers={
+        "Content-Type": "application/cloudevents+json", "Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 202, r.text
+    assert r.json() == {"accepted": "k1"}
+
+
+def test_undecodable_event_is_refused_and_dead_lettered(ingest):
+    url, topics, bootstrap, _ = ingest
+    headers = _seldon_headers("inference.request", "bad-1")
+    bad = {b'{"data": {"tensor": {"shape": [2, 2]': "invalid_json",
+           b'{"data": {"tensor": {"shape": [2, 2], "values": [1]}}}': "bad_shape"}
+    for body, reason in bad.items():
+        r = httpx.post(url, headers=headers, content=body, timeout=10)
+        assert r.status_code == 400 and r.json()["error"] == reason, r.text
+    no_envelope = {k: v for k, v in headers.items() if k != "Ce-Source"}
+    r = httpx.post(url, headers=no_envelope, content=b"{}", timeout=10)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_cloudevent", r.text
+    records = _consume(bootstrap, topics["dlq"], 3)
+    got = {rec.value: dict(rec.headers) for rec in records}
+    for body, reason in bad.items():
+        assert got[body]["predlog-dlq-reason"].decode() == reason
+        assert got[body]["predlog-dlq-source"] == b"http"
+        assert got[body]["ce-requestid"] == b"bad-1"  # original headers kept
+    assert got[b"{}"]["predlog-dlq-reason"] == b"invalid_cloudevent"
+
+
+def test_missing_or_wrong_token_is_401(ingest):
+    url, *_ = ingest
+    headers = _seldon_headers("inference.request", "p")
+    del headers["Authorization"]
+    assert httpx.post(url, headers=headers, content=b"{}", timeout=10).status_code == 401
+    headers["Authorization"] = "Bearer nope"
+    assert httpx.post(url, headers=headers, content=b"{}", timeout=10).status_code == 401
+
+
+def test_oversized_body_is_413_and_dead_lettered(ingest):
+    url, topics, bootstrap, _ = ingest
+    body = json.dumps({"data": {"ndarray": [[1.0] * 5000]}}).encode()
+    assert len(body) > 20000
+    r = httpx.post(url, headers=_seldon_headers("inference.request", "big"), content=body,
+                   timeout=10)
+    assert r.status_code == 413
+    reasons = [dict(rec.headers)["predlog-dlq-reason"] for rec in
+               _consume(bootstrap, topics["dlq"], 4)]
+    assert b"payload_too_large" in reasons
+
+
+def test_health_ready_and_metrics(ingest):
+    url, *_ = ingest
+    assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+    assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    assert 'predlog_ingest_events_accepted_total{event_type="request"}' in text
+    assert 'predlog_ingest_events_rejected_total{reason="unauthorized"}' in text
