@@ -6,7 +6,6 @@ and error, whatever the protocol. It raises `DecodeError` for shapes it cannot r
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +24,6 @@ class Body:
     request_id: str = ""  # OIP id or Seldon meta.puid
     error: str | None = None
     error_type: str | None = None
-
-
-def _check_finite(rows: list[list[Any]]) -> None:
-    for row in rows:
-        for v in row:
-            if isinstance(v, float) and not math.isfinite(v):
-                raise DecodeError("non_finite_value", "NaN or infinity in a numeric payload")
 
 
 def _rows_from_dict_instances(instances: list[dict[str, Any]]) -> tuple[tuple[str, ...], list]:
@@ -76,7 +68,7 @@ def _seldon(obj: dict[str, Any], scalar_rows: bool, body: Body) -> None:
         if names is not None:
             if not isinstance(names, list):
                 raise DecodeError("bad_shape", "data.names is not a list")
-            body.names = tuple(str(n) for n in names)
+            body.names = tuple(map(str, names))
     elif "jsonData" in obj:
         jd = obj["jsonData"]
         body.rows = [[jd]]
@@ -154,5 +146,4 @@ def parse_body(obj: Any, *, response: bool) -> Body:
             _tensorflow(obj, "instances", False, body)
         else:
             _seldon(obj, False, body)
-    _check_finite(body.rows)
     return body

@@ -7,12 +7,11 @@ mode (bare `type`) all normalize to the same attribute names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
-
 from stream.decode.bodies import Body, parse_body
+from stream.decode.jsonbody import loads
 from stream.events import DecodeError, EventKind, ModelRef, PredictionEvent
 from stream.eventtime import parse_rfc3339
 
@@ -27,21 +26,32 @@ KSERVE_TYPES = {
 }
 
 
-def normalize_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+def normalize_headers(headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, str]:
     """Lower-case names, strip the `ce-`/`ce_` prefix, decode bytes values.
 
     >>> normalize_headers({"Ce-Type": "t", "ce_requestid": b"r", "Content-Type": "text/plain"})
     {'type': 't', 'requestid': 'r', 'content-type': 'text/plain'}
     """
     out: dict[str, str] = {}
-    for k, v in headers.items():
-        name = k.lower()
-        if name.startswith(("ce-", "ce_")):
-            name = name[3:]
-        if isinstance(v, bytes | bytearray):
-            v = bytes(v).decode("utf-8", "replace")
-        out[name] = str(v)
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for k, v in items:
+        name = _NAMES.get(k)
+        if name is None:
+            name = _attribute_name(k)
+        out[name] = v.decode("utf-8", "replace") if type(v) is bytes else str(v)
     return out
+
+
+_NAMES: dict[str, str] = {}
+
+
+def _attribute_name(header: str) -> str:
+    name = header.lower()
+    if name.startswith(("ce-", "ce_")):
+        name = name[3:]
+    if len(_NAMES) < 4096:  # header names repeat; cache them, bounded
+        _NAMES[header] = name
+    return name
 
 
 def image_tag(image: str) -> str:
@@ -64,13 +74,6 @@ def _version(attrs: dict[str, str], body: Body, node: str, predictor: str) -> st
         if tag:
             return tag
     return predictor
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError("invalid_json", str(exc)) from None
 
 
 def _feedback(obj: Any) -> tuple[list[Any] | None, float | None, Body]:
@@ -107,7 +110,23 @@ def decode_cloudevent(
     >>> (ev.kind.value, ev.request_id, ev.model.model, ev.model.node, ev.rows)
     ('request', 'r1', 'model-logs', 'classifier', [[1.0, 2.0, 5.0]])
     """
-    attrs = normalize_headers(headers)
+    return decode_attributes(
+        normalize_headers(headers), raw, source_format=source_format,
+        fallback_time=fallback_time, default_type=default_type,
+        fallback_request_id=fallback_request_id,
+    )
+
+
+def decode_attributes(
+    attrs: dict[str, str],
+    raw: bytes,
+    *,
+    source_format: str,
+    fallback_time: float | None = None,
+    default_type: str = "",
+    fallback_request_id: str = "",
+) -> PredictionEvent:
+    """`decode_cloudevent` for headers already passed through `normalize_headers`."""
     ce_type = attrs.get("type") or default_type
     if ce_type in SELDON_TYPES:
         kind = SELDON_TYPES[ce_type]
@@ -124,7 +143,7 @@ def decode_cloudevent(
     content_type = attrs.get("content-type", attrs.get("datacontenttype", "application/json"))
     if "protobuf" in content_type:
         raise DecodeError("unsupported_content_type", f"{content_type} bodies are not decoded yet")
-    obj = _json(raw)
+    obj = loads(raw)
 
     truth = reward = None
     if kind is EventKind.FEEDBACK:

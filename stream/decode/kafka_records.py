@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stream.decode.cloudevent import decode_cloudevent, normalize_headers
+from stream.decode.cloudevent import decode_attributes, normalize_headers
 from stream.decode.lines import decode_line
 from stream.decode.seldon_v2 import TOPIC as V2_TOPIC
 from stream.decode.seldon_v2 import decode_v2_record
@@ -24,12 +24,6 @@ MLSERVER_TYPES = {
     "input": "io.seldon.serving.inference.request",
     "output": "io.seldon.serving.inference.response",
 }
-
-
-def _headers(headers: Iterable[tuple[str, Any]] | dict | None) -> dict[str, Any]:
-    if headers is None:
-        return {}
-    return dict(headers.items() if isinstance(headers, dict) else headers)
 
 
 def _key_text(key: bytes | str | None) -> str:
@@ -50,7 +44,7 @@ def decode_kafka_record(
 ) -> PredictionEvent | DeadLetter:
     """Decode one consumed record; a record no decoder can read becomes a `DeadLetter`."""
     coords = SourceCoords(kind="kafka", topic=topic, partition=partition, offset=offset)
-    hdrs = _headers(headers)
+    hdrs = headers or ()
     raw = value or b""
     try:
         if value is None:
@@ -59,6 +53,7 @@ def decode_kafka_record(
             event = decode_v2_record(topic, key, value, hdrs, timestamp_ms)
         else:
             attrs = normalize_headers(hdrs)
+            binding = "specversion" in attrs  # Seldon v1 Kafka mode has no specversion
             if "structured" in attrs.get("content-type", "") or (
                 not attrs and value.lstrip()[:1] == b"{" and b'"specversion"' in value[:4096]
             ):
@@ -70,10 +65,9 @@ def decode_kafka_record(
             if topic.startswith("mlserver-"):
                 default_type = MLSERVER_TYPES.get(topic.rsplit("-", 1)[-1], "")
             fmt = "mlserver" if default_type else (
-                "cloudevent-kafka" if any(k.lower().startswith("ce_") for k in hdrs)
-                else "seldon-v1-kafka")
-            event = decode_cloudevent(
-                hdrs, value, source_format=fmt, fallback_time=timestamp_ms / 1000.0,
+                "cloudevent-kafka" if binding else "seldon-v1-kafka")
+            event = decode_attributes(
+                attrs, value, source_format=fmt, fallback_time=timestamp_ms / 1000.0,
                 default_type=default_type, fallback_request_id=_key_text(key),
             )
         event.source = coords
@@ -85,8 +79,9 @@ def decode_kafka_record(
         return DeadLetter("decoder_error", detail, raw, _str_headers(hdrs), coords)
 
 
-def _str_headers(hdrs: dict[str, Any]) -> dict[str, str]:
+def _str_headers(hdrs: Iterable[tuple[str, Any]] | dict) -> dict[str, str]:
+    items = hdrs.items() if isinstance(hdrs, dict) else hdrs
     return {
         k: (v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v))
-        for k, v in hdrs.items()
+        for k, v in items
     }

@@ -7,6 +7,7 @@ elements prefixed by a 4-byte little-endian length).
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -70,7 +71,10 @@ def raw_values(raw: bytes, datatype: str) -> list[Any]:
         raise DecodeError("bad_datatype", f"unknown tensor datatype {datatype!r}")
     if len(raw) % np.dtype(dtype).itemsize:
         raise DecodeError("bad_raw_contents", f"{len(raw)} bytes is not a whole {datatype} array")
-    return np.frombuffer(raw, dtype=dtype).tolist()
+    arr = np.frombuffer(raw, dtype=dtype)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DecodeError("non_finite_value", f"NaN or infinity in a {datatype} tensor")
+    return arr.tolist()
 
 
 def content_values(contents: Any, datatype: str) -> list[Any]:
@@ -78,7 +82,11 @@ def content_values(contents: Any, datatype: str) -> list[Any]:
     if field is None:
         raise DecodeError("bad_datatype", f"unknown tensor datatype {datatype!r}")
     values = list(getattr(contents, field))
-    return [_text(v) for v in values] if datatype == "BYTES" else values
+    if datatype == "BYTES":
+        return [_text(v) for v in values]
+    if field in ("fp32_contents", "fp64_contents") and not all(map(math.isfinite, values)):
+        raise DecodeError("non_finite_value", f"NaN or infinity in a {datatype} tensor")
+    return values
 
 
 def tensors_to_rows(

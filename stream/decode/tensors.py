@@ -77,12 +77,17 @@ def as_rows(ndarray: Any, *, scalar_rows: bool) -> list[list[Any]]:
         raise DecodeError("bad_shape", f"expected an array, got {type(ndarray).__name__}")
     if not ndarray:
         return []
-    if all(isinstance(r, list) for r in ndarray):
+    if type(ndarray[0]) is list:
+        rows = []
         for r in ndarray:
-            nested = sum(isinstance(v, list) for v in r)
-            if nested and nested != len(r):
-                raise DecodeError("bad_shape", "ragged array: a row mixes scalars and lists")
-        return [flatten(r) for r in ndarray]
+            if type(r) is not list:
+                raise DecodeError("bad_shape", "ragged array: rows mix scalars and lists")
+            if list in map(type, r):  # deeper than 2-D: flatten each row
+                if not all(type(v) is list for v in r):
+                    raise DecodeError("bad_shape", "ragged array: a row mixes scalars and lists")
+                r = flatten(r)
+            rows.append(r)
+        return rows
     if any(isinstance(r, list) for r in ndarray):
         raise DecodeError("bad_shape", "ragged array: rows mix scalars and lists")
     if scalar_rows:

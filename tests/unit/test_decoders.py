@@ -265,3 +265,18 @@ def test_bad_input_becomes_a_dead_letter_with_a_reason(headers, body, reason):
     dl = decode_line(line)
     assert isinstance(dl, DeadLetter), dl
     assert dl.reason == reason and dl.raw == line
+
+
+def test_non_finite_numbers_are_dead_letters():
+    h, _ = seldon("inference.request", {})
+    for body in (b'{"data": {"ndarray": [[1e999, 1]]}}', b'{"data": {"ndarray": [[NaN, 1]]}}'):
+        line = json.dumps({"headers": h, "body": body.decode()}).encode()
+        assert decode_line(line).reason == "non_finite_value"
+    r = _v2_request(raw=True)
+    r.raw_input_contents[0] = np.array([1, np.nan, 3, 4, 5, 6], dtype="<f4").tobytes()
+    dl = decode_kafka_record("seldon.ns.model.iris.inputs", b"k", r.SerializeToString(), [], 0)
+    assert dl.reason == "non_finite_value"
+    r = _v2_request(raw=False)
+    r.inputs[0].contents.fp32_contents[0] = float("inf")
+    dl = decode_kafka_record("seldon.ns.model.iris.inputs", b"k", r.SerializeToString(), [], 0)
+    assert dl.reason == "non_finite_value"
