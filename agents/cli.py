@@ -12,13 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agents.replay import SAMPLE, replay_files
-from stream.eventtime import format_utc
-
 app = typer.Typer(help="predlog: streaming prediction-log processor.", no_args_is_help=True)
 console = Console(width=max(Console().width, 110))
 
 STACK_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "stack" / "stack.sh"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
 
 
 @app.command()
@@ -27,31 +28,47 @@ def replay(
         list[Path] | None,
         typer.Argument(help="NDJSON log files (.gz too). Default: the bundled sample."),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Directory for outputs (dead-letters.jsonl).")
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out/replay"),
+    window: Annotated[str, typer.Option(help="Window size, e.g. 5m.")] = "5m",
+    lateness: Annotated[str | None, typer.Option(help="Allowed lateness (default 60s).")] = None,
+    pairing_ttl: Annotated[
+        str | None, typer.Option(help="Wait this long for a response (default 300s).")
     ] = None,
 ) -> None:
     """Replay historical prediction logs in-process (no servers) and summarize per model."""
+    from agents.durations import parse_duration
+    from agents.replay import SAMPLE, replay_files
+    from agents.settings import load_settings
+
     paths = list(inputs or [SAMPLE])
     for p in paths:
         if not p.is_file():
             raise typer.BadParameter(f"no such file: {p}", param_hint="INPUTS")
-    result = replay_files(paths, out)
-    table = Table(title=f"predlog replay: {result.lines} log lines from {len(paths)} file(s)")
+    try:
+        settings = load_settings(
+            window_seconds=parse_duration(window),
+            allowed_lateness_seconds=parse_duration(lateness) if lateness else None,
+            pairing_ttl_seconds=parse_duration(pairing_ttl) if pairing_ttl else None,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    result = replay_files(paths, settings, out)
+    table = Table(title=f"predlog replay: {result.lines} log lines, {result.windows} window "
+                        f"summaries (window {window})")
     table.add_column("namespace/model", no_wrap=True)
-    for col in ("requests", "rows", "responses", "errors", "feedback"):
+    for col in ("windows", "requests", "predictions", "error rate", "p95 latency",
+                "drifted windows", "accuracy"):
         table.add_column(col, justify="right")
-    table.add_column("events from – to (UTC)", no_wrap=True)
-    for (ns, model), c in result.tally.get().items():
-        span = f"{format_utc(c.first_time)[:16]} – {format_utc(c.last_time)[11:16]}"
-        table.add_row(f"{ns}/{model}", str(c.requests), str(c.rows), str(c.responses),
-                      str(c.errors), str(c.feedback), span)
+    for (ns, model), t in result.totals.get().items():
+        table.add_row(f"{ns}/{model}", str(t.windows), str(t.requests), str(t.predictions),
+                      _fmt(t.error_rate, ".1%"), _fmt(t.p95_latency, ".3f") + " s",
+                      str(t.drifted_windows), _fmt(t.accuracy, ".3f"))
     console.print(table)
-    dls = result.tally.dead_letters
+    dls = result.dead_letters
     if dls:
         reasons = ", ".join(f"{r}: {n}" for r, n in sorted(dls.items()))
-        where = f" (written to {out / 'dead-letters.jsonl'})" if out else ""
-        console.print(f"dead letters: {sum(dls.values())} ({reasons}){where}")
+        console.print(f"dead letters: {sum(dls.values())} ({reasons})")
+    console.print(f"outputs in {out}/: windows.jsonl, predictions.jsonl, dead-letters.jsonl")
 
 
 @app.command()

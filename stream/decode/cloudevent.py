@@ -66,14 +66,14 @@ def image_tag(image: str) -> str:
     return last.split(":", 1)[1] if ":" in last else ""
 
 
-def _version(attrs: dict[str, str], body: Body, node: str, predictor: str) -> str:
+def _version(body: Body, node: str) -> str:
+    """OIP `model_version`, else the image tag of the node in Seldon's `meta.requestPath`;
+    '' otherwise (the pairer then falls back to the predictor, see `stream.pairing`)."""
     if body.version:
         return body.version
     if node and node in body.request_path:
-        tag = image_tag(body.request_path[node])
-        if tag:
-            return tag
-    return predictor
+        return image_tag(body.request_path[node])
+    return ""
 
 
 def _feedback(obj: Any) -> tuple[list[Any] | None, float | None, Body]:
@@ -166,7 +166,7 @@ def decode_attributes(
         namespace=attrs.get("namespace", ""),
         node=node,
         predictor=predictor,
-        version=_version(attrs, body, node, predictor),
+        version=_version(body, node),
     )
 
     if "time" in attrs:

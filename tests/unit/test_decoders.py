@@ -50,9 +50,9 @@ def test_seldon_v1_response_names_and_version_from_request_path():
     assert ev.model.version == "1.17.1"
 
 
-def test_version_falls_back_to_the_predictor():
+def test_version_is_empty_without_metadata():
     h, b = seldon("inference.response", {"data": {"ndarray": [[0.1]]}})
-    assert decode_cloudevent(h, b, source_format="x").model.version == "logging"
+    assert decode_cloudevent(h, b, source_format="x").model.version == ""
 
 
 def test_multi_row_batch_is_rows():

@@ -1,0 +1,145 @@
+"""Pair logged requests with their responses, in any arrival order.
+
+Keyed by request id and graph node (a multi-node Seldon graph logs one pair per
+node under one puid). State lives in an injected mapping — a dict for replay, a
+changelogged Faust table in workers — holding compact lists, so a restarted
+worker rebuilds exactly the pending state it had. Time is event time: `expire`
+takes the watermark; nothing here reads a clock.
+
+- A duplicate request or response (same id and node) is ignored, also after the
+  pair was made: a `done` marker stays for the TTL.
+- A request unanswered when the watermark passes its time + TTL becomes a `Pair`
+  with error type `no_response`.
+- A response whose request has not arrived by its time + TTL becomes an
+  `OrphanResponse`.
+- The first node whose request is seen for a puid is its *entry* node: only its
+  pairs count at the deployment level, so one puid is never counted twice.
+- Model version: the one the event carried (OIP `model_version`, an image tag),
+  else the last one a response of the same node carried, else the predictor, so a
+  failed response without metadata lands in the same series as the answered ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import MutableMapping
+
+from stream.events import EventKind, ModelRef, PredictionEvent
+from stream.pairs import NO_RESPONSE, OrphanResponse, Pair
+
+Outcome = Pair | OrphanResponse
+
+
+class RequestPairer:
+    """Pairs requests and responses; see the module docstring.
+
+    >>> from stream.events import ModelRef
+    >>> m = ModelRef("iris", "ns", "clf")
+    >>> p = RequestPairer(ttl=60)
+    >>> p.update(PredictionEvent(EventKind.RESPONSE, "r1", m, 10.5, outputs=[[1]]))
+    []
+    >>> [pair.latency for pair in p.update(PredictionEvent(EventKind.REQUEST, "r1", m, 10.0,
+    ...                                                    rows=[[0.1, 0.2]]))]
+    [0.5]
+    >>> p.update(PredictionEvent(EventKind.REQUEST, "r2", m, 20.0, rows=[[1, 2]]))
+    []
+    >>> [(o.request_id, o.error_type) for o in p.expire(watermark=80.0)]
+    [('r2', 'no_response')]
+    """
+
+    def __init__(self, ttl: float, store: MutableMapping[str, list] | None = None) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        self.ttl = ttl
+        self._store: MutableMapping[str, list] = {} if store is None else store
+        self._deadlines: list[tuple[float, str]] = []
+        self._versions: dict[tuple[str, str, str], str] = {}
+        self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        """Re-derive the expiry index from the store (after a restart or a rebalance)."""
+        self._deadlines = []
+        for key, state in self._store.items():
+            heapq.heappush(self._deadlines, (state[0] + self.ttl, key))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @staticmethod
+    def _base(m: ModelRef, request_id: str) -> str:
+        return f"{m.namespace}|{m.model}|{request_id}"
+
+    def _put(self, key: str, state: list) -> None:
+        self._store[key] = state
+        heapq.heappush(self._deadlines, (state[0] + self.ttl, key))
+
+    def update(self, event: PredictionEvent) -> list[Outcome]:
+        """Feed one event; returns the pairs it completed (usually zero or one)."""
+        m = event.model
+        base = self._base(m, event.request_id)
+        node_key = f"{base}|{m.node}"
+        if event.kind is EventKind.REQUEST:
+            if f"req|{node_key}" in self._store or f"done|{node_key}" in self._store:
+                return []
+            entry_key = f"entry|{base}"
+            if entry_key not in self._store:
+                self._put(entry_key, [event.event_time, m.node])
+            entry = self._store[entry_key][1] == m.node
+            request = [event.event_time, m.model, m.namespace, m.node, m.predictor, m.version,
+                       event.request_id, event.feature_names, event.rows, entry]
+            response = self._store.get(f"resp|{node_key}")
+            if response is None:
+                self._put(f"req|{node_key}", request)
+                return []
+            del self._store[f"resp|{node_key}"]
+            return [self._pair(node_key, request, response)]
+        if event.kind is EventKind.RESPONSE:
+            if f"resp|{node_key}" in self._store or f"done|{node_key}" in self._store:
+                return []
+            response = [event.event_time, m.version, event.output_names, event.outputs,
+                        event.error_type, event.error]
+            if m.version:
+                self._versions[(m.namespace, m.model, m.node)] = m.version
+            request = self._store.get(f"req|{node_key}")
+            if request is None:
+                self._put(f"resp|{node_key}", response)
+                return []
+            del self._store[f"req|{node_key}"]
+            return [self._pair(node_key, request, response)]
+        return []
+
+    def _pair(self, node_key: str, request: list, response: list) -> Pair:
+        self._put(f"done|{node_key}", [response[0]])
+        t, model, ns, node, predictor, req_version, rid, names, rows, entry = request
+        version = self._version(ns, model, node, predictor, response[1] or req_version)
+        return Pair(ModelRef(model, ns, node, predictor, version), rid, t, response[0],
+                    tuple(names) if names is not None else None, rows,
+                    tuple(response[2]) if response[2] is not None else None, response[3],
+                    response[4], response[5], entry)
+
+    def _version(self, ns: str, model: str, node: str, predictor: str, version: str) -> str:
+        return version or self._versions.get((ns, model, node)) or predictor
+
+    def expire(self, watermark: float) -> list[Outcome]:
+        """Resolve everything whose TTL the watermark has passed, oldest first."""
+        out: list[Outcome] = []
+        while self._deadlines and self._deadlines[0][0] <= watermark:
+            deadline, key = heapq.heappop(self._deadlines)
+            state = self._store.get(key)
+            if state is None or state[0] + self.ttl != deadline:
+                continue  # already resolved, or re-put with a newer deadline
+            del self._store[key]
+            kind, _, rest = key.partition("|")
+            if kind == "req":
+                t, model, ns, node, predictor, version, rid, names, rows, entry = state
+                version = self._version(ns, model, node, predictor, version)
+                out.append(Pair(ModelRef(model, ns, node, predictor, version), rid, t, None,
+                                tuple(names) if names is not None else None, rows,
+                                error_type=NO_RESPONSE, error="no response within the TTL",
+                                entry=entry))
+            elif kind == "resp":
+                ns, model, rest = rest.split("|", 2)
+                rid, node = rest.rsplit("|", 1)  # a request id may itself hold "|"
+                version = self._version(ns, model, node, "", state[1])
+                out.append(OrphanResponse(ModelRef(model, ns, node, "", version), rid, state[0]))
+        return out

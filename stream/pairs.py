@@ -1,0 +1,77 @@
+"""The outcome of one logged request: answered (with latency), failed, or never answered.
+
+A `Pair` is what the window layer counts. It carries only what the statistics and
+sinks need, and converts to and from a compact JSON-able list for state stores
+(Faust tables' changelogs) and the `predlog.pairs` topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stream.events import ModelRef
+
+NO_RESPONSE = "no_response"
+
+
+@dataclass(slots=True)
+class Pair:
+    model: ModelRef
+    request_id: str
+    request_time: float
+    response_time: float | None = None  # None: never answered (after the pairing TTL)
+    feature_names: tuple[str, ...] | None = None
+    rows: list[list[Any]] | None = None
+    output_names: tuple[str, ...] | None = None
+    outputs: list[list[Any]] | None = None
+    error_type: str | None = None  # None: success; NO_RESPONSE: unpaired
+    error: str | None = None
+    entry: bool = True  # the puid's entry node: counted once at the deployment level
+
+    @property
+    def latency(self) -> float | None:
+        """Response time − request time, for every answered request (failed or not)."""
+        if self.response_time is None:
+            return None
+        return self.response_time - self.request_time
+
+    @property
+    def key(self) -> str:
+        """Identity of a pair: one per request id and graph node."""
+        return f"{self.request_id}|{self.model.node}"
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows or ())
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error_type is None
+
+    def to_state(self) -> list:
+        """A compact JSON-able form.
+
+        >>> p = Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10.0, 10.25, ("a",), [[1]])
+        >>> Pair.from_state(p.to_state()) == p
+        True
+        """
+        m = self.model
+        return [m.model, m.namespace, m.node, m.predictor, m.version, self.request_id,
+                self.request_time, self.response_time, self.feature_names, self.rows,
+                self.output_names, self.outputs, self.error_type, self.error, self.entry]
+
+    @classmethod
+    def from_state(cls, s: list) -> Pair:
+        return cls(ModelRef(s[0], s[1], s[2], s[3], s[4]), s[5], s[6], s[7],
+                   tuple(s[8]) if s[8] is not None else None, s[9],
+                   tuple(s[10]) if s[10] is not None else None, s[11], s[12], s[13], s[14])
+
+
+@dataclass(slots=True)
+class OrphanResponse:
+    """A response whose request never arrived within the pairing TTL."""
+
+    model: ModelRef
+    request_id: str
+    response_time: float

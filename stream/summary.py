@@ -1,0 +1,103 @@
+"""The serving part of a window summary, computed from the window's pairs.
+
+Pure and order-independent: the same pairs give the same summary, byte for byte,
+whatever order they arrived in (`WindowBook.take` sorts them).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from stream.eventtime import format_utc
+from stream.pairs import NO_RESPONSE, Pair
+from stream.windows import WindowKey
+
+QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+
+
+def latency_summary(latencies: list[float]) -> dict[str, float | None]:
+    """Exact quantiles (numpy's default linear method), mean and max.
+
+    >>> latency_summary([0.1, 0.2, 0.3, 0.4])
+    {'p50': 0.25, 'p95': 0.385, 'p99': 0.397, 'mean': 0.25, 'max': 0.4}
+    >>> latency_summary([])["p95"] is None
+    True
+    """
+    if not latencies:
+        return {"p50": None, "p95": None, "p99": None, "mean": None, "max": None}
+    arr = np.asarray(latencies, dtype=float)
+    qs = np.quantile(arr, [q for _, q in QUANTILES])
+    out = {name: round(float(v), 12) for (name, _), v in zip(QUANTILES, qs, strict=True)}
+    out["mean"] = round(float(arr.mean()), 12)
+    out["max"] = float(arr.max())
+    return out
+
+
+def feature_names_for(pair: Pair, width: int, schema: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Payload names, else the reference schema's column order, else f0..fn."""
+    if pair.feature_names is not None and len(pair.feature_names) == width:
+        return pair.feature_names
+    if schema is not None and len(schema) == width:
+        return schema
+    return tuple(f"f{i}" for i in range(width))
+
+
+def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """mean/std/min/max of each numeric feature over every logged input row."""
+    columns: dict[str, list[float]] = {}
+    for p in pairs:
+        for row in p.rows or ():
+            names = feature_names_for(p, len(row), schema)
+            for name, v in zip(names, row, strict=False):
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    columns.setdefault(name, []).append(float(v))
+    out = {}
+    for name in sorted(columns):
+        arr = np.asarray(columns[name])
+        out[name] = {"mean": round(float(arr.mean()), 12), "std": round(float(arr.std()), 12),
+                     "min": float(arr.min()), "max": float(arr.max())}
+    return out
+
+
+def serving_summary(key: WindowKey, pairs: list[Pair], *, orphan_responses: int = 0,
+                    schema: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The window summary's serving fields (DESIGN.md "Window summary")."""
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    rows = predictions = unpaired = 0
+    sizes: list[int] = []
+    for p in pairs:
+        n = p.n_rows
+        rows += n
+        sizes.append(n)
+        if p.error_type is None:
+            predictions += n if n else len(p.outputs or ())
+        else:
+            errors[p.error_type] += 1
+            if p.error_type == NO_RESPONSE:
+                unpaired += 1
+        lat = p.latency
+        if lat is not None:
+            latencies.append(lat)
+    return {
+        "model": key.model,
+        "version": key.version,
+        "namespace": key.namespace,
+        "node": key.node,
+        "window_start": format_utc(key.start),
+        "window_end": format_utc(key.end),
+        "requests": len(pairs),
+        "rows": rows,
+        "predictions": predictions,
+        "errors": sum(errors.values()),
+        "error_types": dict(sorted(errors.items())),
+        "unpaired_requests": unpaired,
+        "orphan_responses": orphan_responses,
+        "latency_seconds": latency_summary(latencies),
+        "input_size": {"mean": round(float(np.mean(sizes)), 12) if sizes else None,
+                       "max": max(sizes) if sizes else None},
+        "feature_stats": feature_stats(pairs, schema),
+    }

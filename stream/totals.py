@@ -1,0 +1,82 @@
+"""Run totals per deployment, for the table a replay ends with."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stream.pairs import Pair
+
+
+@dataclass
+class ModelTotals:
+    windows: int = 0
+    drifted_windows: int = 0
+    requests: int = 0
+    predictions: int = 0
+    errors: int = 0
+    labels: int = 0
+    correct: float = 0.0  # accuracy x labels, summed over windows
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    @property
+    def p95_latency(self) -> float | None:
+        return float(np.quantile(self.latencies, 0.95)) if self.latencies else None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labels if self.labels else None
+
+
+class RunTotals:
+    """Totals per (namespace, model) over a run; a puid counts once (its entry node).
+
+    >>> from stream.events import ModelRef
+    >>> t = RunTotals()
+    >>> t.add_pair(Pair(ModelRef("iris", "ns", "a"), "r1", 0.0, 0.2, rows=[[1]]))
+    >>> t.add_pair(Pair(ModelRef("iris", "ns", "b"), "r1", 0.0, 0.3, rows=[[1]], entry=False))
+    >>> t.get()[("ns", "iris")].requests
+    1
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], ModelTotals] = defaultdict(ModelTotals)
+        self._window_nodes: dict[tuple[str, str], str] = {}
+
+    def add_pair(self, pair: Pair) -> None:
+        if not pair.entry:
+            return
+        t = self._models[(pair.model.namespace, pair.model.model)]
+        t.requests += 1
+        if pair.error_type is None:
+            t.predictions += pair.n_rows or len(pair.outputs or ())
+        else:
+            t.errors += 1
+        if pair.latency is not None:
+            t.latencies.append(pair.latency)
+
+    def add_summary(self, summary: dict[str, Any]) -> None:
+        key = (summary["namespace"], summary["model"])
+        # Count each window once per deployment: the node of the first summary seen.
+        node = self._window_nodes.setdefault(key, summary.get("node", ""))
+        if summary.get("node", "") != node or summary.get("revision", 0):
+            return
+        t = self._models[key]
+        t.windows += 1
+        drift = summary.get("drift") or {}
+        if drift.get("dataset_drift"):
+            t.drifted_windows += 1
+        perf = summary.get("performance") or {}
+        if perf.get("labels") and perf.get("accuracy") is not None:
+            t.labels += perf["labels"]
+            t.correct += perf["accuracy"] * perf["labels"]
+
+    def get(self) -> dict[tuple[str, str], ModelTotals]:
+        return dict(sorted(self._models.items()))

@@ -1,0 +1,137 @@
+"""Event-time tumbling windows per model, version and graph node.
+
+A pair belongs to the window of its *request* time. A window is ready when the
+watermark passes its end plus the hold (the allowed lateness, and at least the
+pairing TTL, so every request in it is answered or known unanswered). It is then
+taken out exactly once; a pair that arrives for a window already taken is late
+and reported as such. Pairs are stored under `<window id>|<request id>|<node>`, so
+replaying the same pair (after a restart) changes nothing. State lives in injected
+mappings (dicts in replay, changelogged Faust tables in workers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+from stream.pairs import Pair
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKey:
+    namespace: str
+    model: str
+    version: str
+    node: str
+    start: float
+    size: float
+
+    @property
+    def end(self) -> float:
+        return self.start + self.size
+
+    @property
+    def id(self) -> str:
+        """A stable text id, also the document id of the summary.
+
+        >>> WindowKey("ns", "iris", "v1", "clf", 600.0, 300.0).id
+        'ns|iris|v1|clf|600'
+        """
+        start = int(self.start) if self.start.is_integer() else repr(self.start)
+        return f"{self.namespace}|{self.model}|{self.version}|{self.node}|{start}"
+
+    @classmethod
+    def parse(cls, wid: str, size: float) -> WindowKey:
+        ns, model, version, node, start = wid.rsplit("|", 4)
+        return cls(ns, model, version, node, float(start), size)
+
+
+class WindowBook:
+    """Assigns pairs to windows and hands out the windows the watermark has closed.
+
+    >>> from stream.events import ModelRef
+    >>> book = WindowBook(size=60, hold=10)
+    >>> m = ModelRef("iris", "ns", "clf", version="v1")
+    >>> book.add(Pair(m, "r1", 5.0, 5.1))
+    True
+    >>> book.ready(watermark=69.0)
+    []
+    >>> [(k.start, len(pairs)) for k, pairs in book.take_ready(watermark=70.0)]
+    [(0.0, 1)]
+    >>> book.add(Pair(m, "r2", 6.0, 6.1))  # its window was already taken: late
+    False
+    """
+
+    def __init__(self, size: float, hold: float,
+                 store: MutableMapping[str, list] | None = None,
+                 emitted: MutableMapping[str, float] | None = None,
+                 emitted_retention: float = 7 * 86400.0) -> None:
+        if size <= 0 or hold < 0:
+            raise ValueError("size must be positive and hold non-negative")
+        self.size = size
+        self.hold = hold
+        self.emitted_retention = emitted_retention
+        self._store: MutableMapping[str, list] = {} if store is None else store
+        self._emitted: MutableMapping[str, float] = {} if emitted is None else emitted
+        self._index: dict[str, set[str]] = defaultdict(set)
+        self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        """Re-derive which pairs belong to which open window from the store."""
+        self._index = defaultdict(set)
+        for key in self._store.keys():
+            wid = "|".join(key.split("|", 5)[:5])  # the request id may hold "|"
+            self._index[wid].add(key)
+
+    def key_of(self, pair: Pair) -> WindowKey:
+        m = pair.model
+        start = math.floor(pair.request_time / self.size) * self.size
+        return WindowKey(m.namespace, m.model, m.version, m.node, float(start), self.size)
+
+    def is_emitted(self, key: WindowKey) -> bool:
+        return key.id in self._emitted
+
+    def add(self, pair: Pair) -> bool:
+        """Store a pair in its window; False when that window was already taken (late)."""
+        key = self.key_of(pair)
+        wid = key.id
+        if wid in self._emitted:
+            return False
+        skey = f"{wid}|{pair.key}"
+        if skey not in self._store:
+            self._store[skey] = pair.to_state()
+            self._index[wid].add(skey)
+        return True
+
+    def open_windows(self) -> list[WindowKey]:
+        return [WindowKey.parse(wid, self.size) for wid in self._index]
+
+    def ready(self, watermark: float) -> list[WindowKey]:
+        keys = [k for k in self.open_windows() if k.end + self.hold <= watermark]
+        return sorted(keys, key=lambda k: (k.start, k.id))
+
+    def take(self, key: WindowKey) -> list[Pair]:
+        """Remove a window's pairs (sorted by request time, then id) and mark it emitted."""
+        skeys = self._index.pop(key.id, set())
+        pairs = [Pair.from_state(self._store.pop(s)) for s in skeys]
+        self._emitted[key.id] = key.end
+        pairs.sort(key=lambda p: (p.request_time, p.request_id, p.model.node))
+        return pairs
+
+    def take_ready(self, watermark: float) -> list[tuple[WindowKey, list[Pair]]]:
+        out = [(k, self.take(k)) for k in self.ready(watermark)]
+        if out:
+            self._prune_emitted(watermark)
+        return out
+
+    def take_all(self) -> list[tuple[WindowKey, list[Pair]]]:
+        """Close every open window (end of a replay)."""
+        keys = sorted(self.open_windows(), key=lambda k: (k.start, k.id))
+        return [(k, self.take(k)) for k in keys]
+
+    def _prune_emitted(self, watermark: float) -> None:
+        horizon = watermark - self.emitted_retention
+        for wid in [w for w, end in self._emitted.items() if end < horizon]:
+            del self._emitted[wid]
