@@ -63,7 +63,7 @@ class ReplayWriter:
             for doc_id, doc in prediction_documents(pair):
                 self.predictions.write(orjson.dumps({"_index": index, "_id": doc_id, **doc},
                                                     option=DUMPS))
-        for summary in step.summaries:
+        for _key, summary in step.summaries:
             self.windows.write(orjson.dumps(summary, option=DUMPS))
 
     def dead_letter(self, dl: DeadLetter) -> None:
@@ -84,7 +84,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
     def consume(step: StepResult) -> None:
         for pair in step.pairs:
             result.totals.add_pair(pair)
-        for summary in step.summaries:
+        for _key, summary in step.summaries:
             result.totals.add_summary(summary)
         result.windows += len(step.summaries)
         result.late += len(step.late)

@@ -1,10 +1,13 @@
 """The processing core both drivers run: events → pairs → windows → summaries.
 
-`Pipeline.process` takes decoded events one at a time (with the partition they
-came from, for the watermark) and returns what became final: new pairs (for
-counters and prediction documents), late pairs, orphan responses, and window
-summaries. Replay feeds it a file; a worker feeds it a Kafka batch and passes
-changelogged tables as its stores. No I/O, no clock but the injected one.
+Two stages, because in a cluster they run on differently keyed partitions:
+- `PairingStage` (keyed by request id): pairs requests with responses and
+  resolves what the TTL expired;
+- `WindowStage` (keyed by model): files pairs into event-time windows and closes
+  them into summaries.
+`Pipeline` chains both for the in-process driver (replay); workers run each stage
+on its own Kafka topic with changelogged tables as the stores. No I/O, no clock
+but the injected one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.events import EventKind, PredictionEvent
-from stream.pairing import RequestPairer
+from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
 from stream.summary import serving_summary
 from stream.watermark import Watermark
@@ -36,13 +39,70 @@ class StepResult:
     pairs: list[Pair] = field(default_factory=list)
     late: list[Pair] = field(default_factory=list)
     orphans: list[OrphanResponse] = field(default_factory=list)
-    summaries: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[tuple[WindowKey, dict[str, Any]]] = field(default_factory=list)
 
     def extend(self, other: StepResult) -> None:
         self.pairs += other.pairs
         self.late += other.late
         self.orphans += other.orphans
         self.summaries += other.summaries
+
+
+class PairingStage:
+    """Stage 1: events in, pair outcomes out."""
+
+    def __init__(self, pairing_ttl: float, store: MutableMapping[str, list] | None = None
+                 ) -> None:
+        self.pairer = RequestPairer(pairing_ttl, store)
+
+    def process(self, event: PredictionEvent) -> list[Outcome]:
+        if event.kind is EventKind.FEEDBACK:
+            return []
+        return self.pairer.update(event)
+
+    def expire(self, watermark: float) -> list[Outcome]:
+        return self.pairer.expire(watermark)
+
+
+class WindowStage:
+    """Stage 2: pair outcomes in, late pairs and window summaries out."""
+
+    def __init__(self, window_seconds: float, hold: float,
+                 windows: MutableMapping[str, list] | None = None,
+                 emitted: MutableMapping[str, float] | None = None,
+                 orphans: MutableMapping[str, int] | None = None,
+                 extensions: list[SummaryExtension] | None = None) -> None:
+        self.book = WindowBook(window_seconds, hold, windows, emitted)
+        self._orphans: MutableMapping[str, int] = {} if orphans is None else orphans
+        self.extensions = extensions if extensions is not None else [no_reference]
+
+    def add(self, outcome: Outcome, result: StepResult) -> None:
+        if isinstance(outcome, OrphanResponse):
+            result.orphans.append(outcome)
+            key = self.book.key_of(Pair(outcome.model, outcome.request_id,
+                                        outcome.response_time))
+            if not self.book.is_emitted(key):
+                self._orphans[key.id] = self._orphans.get(key.id, 0) + 1
+        elif self.book.add(outcome):
+            result.pairs.append(outcome)
+        else:
+            result.late.append(outcome)
+
+    def close_ready(self, watermark: float, result: StepResult) -> None:
+        for key, pairs in self.book.take_ready(watermark):
+            result.summaries.append((key, self.summarize(key, pairs)))
+
+    def close_all(self, result: StepResult) -> None:
+        for key, pairs in self.book.take_all():
+            result.summaries.append((key, self.summarize(key, pairs)))
+
+    def summarize(self, key: WindowKey, pairs: list[Pair]) -> dict[str, Any]:
+        orphans = self._orphans.pop(key.id, 0) if key.id in self._orphans else 0
+        summary = serving_summary(key, pairs, orphan_responses=orphans)
+        for ext in self.extensions:
+            summary.update(ext(key, pairs))
+        summary["revision"] = 0
+        return summary
 
 
 @dataclass
@@ -56,14 +116,15 @@ class PipelineStores:
 
 
 class Pipeline:
-    """
+    """Both stages in one process (replay).
+
     >>> from stream.events import ModelRef
     >>> p = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5)
     >>> m = ModelRef("iris", "ns", "clf", version="v1")
     >>> _ = p.process(PredictionEvent(EventKind.REQUEST, "r1", m, 1.0, rows=[[1.0]]))
     >>> len(p.process(PredictionEvent(EventKind.RESPONSE, "r1", m, 1.2, outputs=[[0]])).pairs)
     1
-    >>> [s["requests"] for s in p.finish().summaries]
+    >>> [s["requests"] for _, s in p.finish().summaries]
     [1]
     """
 
@@ -72,54 +133,33 @@ class Pipeline:
                  extensions: list[SummaryExtension] | None = None,
                  idle_timeout: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.stores = stores or PipelineStores()
-        self.pairer = RequestPairer(pairing_ttl, self.stores.pending)
-        self.book = WindowBook(window_seconds, max(lateness, pairing_ttl), self.stores.windows,
-                               self.stores.emitted)
+        self.pairing = PairingStage(pairing_ttl, self.stores.pending)
+        self.windows = WindowStage(window_seconds, max(lateness, pairing_ttl),
+                                   self.stores.windows, self.stores.emitted,
+                                   self.stores.orphans, extensions)
         self.watermark = Watermark(idle_timeout=idle_timeout, clock=clock)
-        self.extensions = extensions if extensions is not None else [no_reference]
 
     def process(self, event: PredictionEvent, partition: Hashable = 0) -> StepResult:
         """Feed one event; returns what became final because of it."""
         self.watermark.update(partition, event.event_time)
         result = StepResult()
-        if event.kind is not EventKind.FEEDBACK:
-            self._route(self.pairer.update(event), result)
+        for outcome in self.pairing.process(event):
+            self.windows.add(outcome, result)
         return result
 
     def advance(self) -> StepResult:
         """Expire pairs and close windows up to the current watermark (call per batch)."""
         result = StepResult()
         wm = self.watermark.get()
-        self._route(self.pairer.expire(wm), result)
-        for key, pairs in self.book.take_ready(wm):
-            result.summaries.append(self._summarize(key, pairs))
+        for outcome in self.pairing.expire(wm):
+            self.windows.add(outcome, result)
+        self.windows.close_ready(wm, result)
         return result
 
     def finish(self) -> StepResult:
         """End of input: resolve everything and close every window (replay)."""
         result = StepResult()
-        self._route(self.pairer.expire(float("inf")), result)
-        for key, pairs in self.book.take_all():
-            result.summaries.append(self._summarize(key, pairs))
+        for outcome in self.pairing.expire(float("inf")):
+            self.windows.add(outcome, result)
+        self.windows.close_all(result)
         return result
-
-    def _route(self, outcomes: list[Pair | OrphanResponse], result: StepResult) -> None:
-        for o in outcomes:
-            if isinstance(o, OrphanResponse):
-                result.orphans.append(o)
-                probe = Pair(o.model, o.request_id, o.response_time)
-                wid = self.book.key_of(probe).id
-                if not self.book.is_emitted(self.book.key_of(probe)):
-                    self.stores.orphans[wid] = self.stores.orphans.get(wid, 0) + 1
-            elif self.book.add(o):
-                result.pairs.append(o)
-            else:
-                result.late.append(o)
-
-    def _summarize(self, key: WindowKey, pairs: list[Pair]) -> dict[str, Any]:
-        orphans = self.stores.orphans.pop(key.id, 0)
-        summary = serving_summary(key, pairs, orphan_responses=orphans)
-        for ext in self.extensions:
-            summary.update(ext(key, pairs))
-        summary["revision"] = 0
-        return summary

@@ -110,14 +110,14 @@ def _pipeline_summaries(events, stores=None, window=60.0):
     for i, e in enumerate(events):
         pipe.process(e)
         if i % 10 == 0:
-            out += pipe.advance().summaries
+            out += [s for _, s in pipe.advance().summaries]
     return pipe, out
 
 
 def test_pipeline_restart_from_stores_gives_the_same_summaries_as_one_run():
     events = sorted(_events(300, seed=3), key=lambda e: e.event_time)
     pipe, first = _pipeline_summaries(events)
-    whole = first + pipe.finish().summaries
+    whole = first + [s for _, s in pipe.finish().summaries]
 
     # Crash after 400 events; the stores (changelogged tables) survive, in-memory state not.
     stores = PipelineStores()
@@ -126,7 +126,7 @@ def test_pipeline_restart_from_stores_gives_the_same_summaries_as_one_run():
                               emitted=dict(stores.emitted), orphans=dict(stores.orphans))
     # The worker re-reads from its last committed offset: some events are seen twice.
     pipe2, part2 = _pipeline_summaries(events[380:], stores=restored)
-    restarted = part1 + part2 + pipe2.finish().summaries
+    restarted = part1 + part2 + [s for _, s in pipe2.finish().summaries]
     key = lambda s: (s["window_start"], s["node"], s["version"])  # noqa: E731
     assert sorted(restarted, key=key) == sorted(whole, key=key)
 
@@ -137,7 +137,7 @@ def test_a_window_is_emitted_once_and_late_pairs_are_reported():
     pipe.process(resp("a", 10.5))
     pipe.process(req("b", 70.0))
     pipe.process(resp("b", 70.5))
-    assert [s["requests"] for s in pipe.advance().summaries] == [1]
+    assert [s["requests"] for _, s in pipe.advance().summaries] == [1]
     pipe.process(req("c", 20.0))
     step = pipe.process(resp("c", 20.1))
     assert [p.request_id for p in step.late] == ["c"] and step.pairs == []
