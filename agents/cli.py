@@ -72,6 +72,21 @@ def replay(
 
 
 @app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run a stream worker (Faust): pair, window and export what the loggers sent to Kafka."""
+    from agents.settings import load_settings
+    from agents.worker import run_worker
+
+    settings = load_settings()
+    console.print(f"predlog worker: Kafka {settings.kafka_bootstrap}, group "
+                  f"{settings.consumer_group}, metrics on "
+                  f"http://{settings.web_host}:{settings.prometheus_port}/metrics")
+    run_worker(settings, loglevel)
+
+
+@app.command()
 def ingest(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8085).")] = None,

@@ -25,7 +25,21 @@ class Settings(BaseSettings):
     topic_labels: str = "predlog.labels"
     topic_windows: str = "predlog.windows"
     topic_dlq: str = "predlog.dlq"
+    topic_pairs: str = "predlog.pairs"
+    # External logger topics, rekeyed by request id into topic_events: Seldon v1 Kafka
+    # mode, MLServer, and every Seldon v2 model topic.
+    external_topics_pattern: str = (
+        r"^(seldon|mlserver-input|mlserver-output|seldon\..+\.model\..+\.(inputs|outputs))$"
+    )
+    partitions: int = Field(4, ge=1, le=1024)  # of predlog's own topics and tables
     consumer_group: str = "predlog"
+    batch_size: int = Field(1000, ge=1)
+    batch_seconds: float = Field(0.5, gt=0)
+    idle_partition_seconds: float = Field(30.0, gt=0)
+    # Live deployments whose event time follows the wall clock: let the watermark be at
+    # least now − this lag, so the last window closes without waiting for new traffic.
+    # Leave unset when replaying old logs through Kafka (their windows would all be late).
+    wall_clock_lag_seconds: float | None = Field(None, gt=0)
 
     # Windows
     window_seconds: float = Field(300.0, gt=0)
@@ -33,8 +47,10 @@ class Settings(BaseSettings):
     pairing_ttl_seconds: float = Field(300.0, gt=0)
 
     # Sinks
-    elasticsearch_url: str = "http://127.0.0.1:19200"
+    elasticsearch_url: str = "http://127.0.0.1:19200"  # "" disables the sink
     elasticsearch_api_key: SecretStr | None = None
+    elasticsearch_index_template: str = "predlog-predictions-{namespace}-{model}-{date}"
+    web_host: str = "127.0.0.1"  # the worker's /metrics, /healthz, /readyz
     prometheus_port: int = Field(6066, ge=1, le=65535)
     mlflow_tracking_uri: str = "http://127.0.0.1:15000"
 

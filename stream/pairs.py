@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from stream.events import ModelRef
 
 NO_RESPONSE = "no_response"
@@ -75,3 +77,29 @@ class OrphanResponse:
     model: ModelRef
     request_id: str
     response_time: float
+
+
+def encode_outcome(outcome: Pair | OrphanResponse, source: int, watermark: float) -> bytes:
+    """The `predlog.pairs` record: an outcome, its stage-1 partition and that stage's watermark.
+
+    >>> m = ModelRef("iris", "ns", "clf", "p", "v1")
+    >>> o, src, wm = decode_outcome(encode_outcome(OrphanResponse(m, "r9", 3.5), 2, 1.0))
+    >>> (o.model.version, o.request_id, o.response_time, src, wm)
+    ('v1', 'r9', 3.5, 2, 1.0)
+    """
+    if isinstance(outcome, OrphanResponse):
+        m = outcome.model
+        body = ["o", [m.model, m.namespace, m.node, m.predictor, m.version, outcome.request_id,
+                      outcome.response_time]]
+    else:
+        body = ["p", outcome.to_state()]
+    wm = watermark if watermark != float("-inf") else None
+    return orjson.dumps([source, wm, *body])
+
+
+def decode_outcome(raw: bytes) -> tuple[Pair | OrphanResponse, int, float]:
+    source, wm, kind, state = orjson.loads(raw)
+    watermark = float("-inf") if wm is None else wm
+    if kind == "o":
+        return (OrphanResponse(ModelRef(*state[:5]), state[5], state[6]), source, watermark)
+    return Pair.from_state(state), source, watermark

@@ -1,0 +1,55 @@
+"""A partition's slice of a Faust table, as a plain MutableMapping for `stream/` objects.
+
+Faust picks a table changelog partition from "the current event", which is wrong
+when a batch (`take_events`) mixes partitions. This view writes every change to the
+changelog partition it was made for, and prefixes keys with that partition, so a
+worker that is assigned the partition after a rebalance or a restart finds exactly
+that partition's state in the recovered table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+
+class TableView(MutableMapping):
+    def __init__(self, table: Any, partition: int) -> None:
+        self.table = table
+        self.partition = partition
+        self.prefix = f"{partition}|"
+
+    @property
+    def _data(self) -> Any:
+        return self.table.data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[self.prefix + key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (self.prefix + key) in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(self.prefix + key, default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        full = self.prefix + key
+        self._data[full] = value
+        self.table.send_changelog(self.partition, full, value)
+
+    def __delitem__(self, key: str) -> None:
+        full = self.prefix + key
+        del self._data[full]
+        self.table.send_changelog(self.partition, full, None, value_serializer="raw")
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self.prefix)
+        return iter([k[n:] for k in list(self._data.keys()) if k.startswith(self.prefix)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def clear_local(self) -> None:
+        """Forget this partition's keys locally (revoked); the changelog keeps them."""
+        for k in [k for k in list(self._data.keys()) if k.startswith(self.prefix)]:
+            self._data.pop(k, None)

@@ -1,0 +1,338 @@
+"""`predlog worker`: the Faust app. Thin wiring; the logic is in `stream/`.
+
+Three agents, each processing batches (`take_events`) and letting Faust commit a
+batch's offsets only after the batch's outputs were flushed (Faust acks a batch
+when the loop body returns and flushes its producer before committing):
+
+1. `rekey`   external logger topics (Seldon v1 Kafka mode, MLServer, Seldon v2 model
+             topics) → `predlog.events`, keyed by request id, original timestamp,
+             the source topic in a header. Undecodable records → `predlog.dlq`.
+2. `pair`    `predlog.events` (keyed by request id) → `PairingStage` → outcomes to
+             `predlog.pairs`, keyed by namespace|model, with the stage's watermark.
+3. `window`  `predlog.pairs` → `WindowStage` → pairs and summaries to the
+             Prometheus collector and Elasticsearch, summaries to `predlog.windows`.
+
+State (pending requests, open windows, emitted windows) lives in changelogged Faust
+tables, one key prefix per partition (`agents.tablestore.TableView`), so a restarted
+or rebalanced worker recovers it; replayed records are idempotent by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from agents.settings import Settings
+from agents.tablestore import TableView
+from stream.deadletters import dead_letter_headers
+from stream.decode.kafka_records import decode_kafka_record
+from stream.events import DeadLetter
+from stream.pairs import decode_outcome, encode_outcome
+from stream.pipeline import PairingStage, StepResult, WindowStage
+from stream.watermark import Watermark
+from stream.windows import WindowKey
+
+log = logging.getLogger("predlog.worker")
+SOURCE_TOPIC_HEADER = "predlog-source-topic"
+DUMPS = orjson.OPT_SORT_KEYS
+
+
+def _headers(message: Any) -> list[tuple[str, bytes]]:
+    h = message.headers or []
+    return list(h.items()) if isinstance(h, dict) else list(h)
+
+
+class Worker:
+    """Builds the Faust app and owns the per-partition stages and the sinks."""
+
+    def __init__(self, settings: Settings, *, es_sink: Any = None,
+                 clock: Any = time.time) -> None:
+        from sinks.prometheus import PrometheusSink
+
+        self.settings = settings
+        self.clock = clock
+        self.es_sink = es_sink
+        self.metrics = PrometheusSink(clock)
+        self.registry = CollectorRegistry()
+        self.registry.register(self.metrics)
+        self.pairing: dict[int, PairingStage] = {}
+        self.windowing: dict[int, WindowStage] = {}
+        self.pair_watermark = Watermark(settings.idle_partition_seconds)
+        self.window_watermarks: dict[int, Watermark] = {}
+        self.model_partition: dict[tuple[str, str, str, str], int] = {}
+        self.app = self._build_app()
+
+    # -- app ----------------------------------------------------------------------------------
+    def _build_app(self) -> faust.App:
+        s = self.settings
+        app = faust.App(
+            s.consumer_group,
+            broker=f"kafka://{s.kafka_bootstrap}",
+            store="memory://",
+            web_host=s.web_host,
+            web_bind=s.web_host,
+            web_port=s.prometheus_port,
+            topic_partitions=s.partitions,
+            topic_replication_factor=1,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            producer_acks=-1,
+            table_standby_replicas=0,
+        )
+        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw",
+                   value_serializer="raw")
+        # Faust's pattern subscription does not work (a known faust-streaming limitation):
+        # subscribe to the external topics that exist at start-up; new ones need a restart.
+        self.external_names = discover_topics(s)
+        self.external = app.topic(*self.external_names, **raw) if self.external_names else None
+        self.events = app.topic(s.topic_events, partitions=s.partitions, **raw)
+        self.pairs = app.topic(s.topic_pairs, partitions=s.partitions, **raw)
+        self.windows_topic = app.topic(s.topic_windows, partitions=s.partitions, **raw)
+        self.dlq = app.topic(s.topic_dlq, partitions=s.partitions, **raw)
+        schema = faust.Schema(key_serializer="json", value_serializer="json")
+        tables = dict(default=None, partitions=s.partitions, schema=schema)
+        self.pending_table = app.Table("pending", **tables)
+        self.windows_table = app.Table("windows", **tables)
+        self.emitted_table = app.Table("emitted", **tables)
+        self.orphans_table = app.Table("orphans", **tables)
+
+        if self.external is not None:
+            app.agent(self.external, name="rekey")(self._rekey_agent)
+        app.agent(self.events, name="pair")(self._pair_agent)
+        app.agent(self.pairs, name="window")(self._window_agent)
+        # Faust calls a page function as fun(view, request); bind self through closures.
+        app.page("/metrics")(lambda view, request: self._metrics_page(view, request))
+        app.page("/healthz")(lambda view, request: self._health_page(view, request))
+        app.page("/readyz")(lambda view, request: self._ready_page(view, request))
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.timer(max(1.0, 2 * s.batch_seconds))(self._tick)
+        return app
+
+    # -- pages ---------------------------------------------------------------------------------
+    async def _metrics_page(self, web, request):
+        # aiohttp wants the charset apart from the content type.
+        return web.bytes(generate_latest(self.registry),
+                         content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def _health_page(self, web, request):
+        return web.json({"status": "ok"})
+
+    async def _ready_page(self, web, request):
+        ready = self.app.consumer is not None and not self.app.rebalancing
+        return web.json({"status": "ready" if ready else "rebalancing"},
+                        status=200 if ready else 503)
+
+    # -- rebalancing -----------------------------------------------------------------------------
+    async def _on_revoked(self, app, revoked, **kwargs) -> None:
+        for tp in revoked:
+            if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
+                del self.pairing[tp.partition]
+                TableView(self.pending_table, tp.partition).clear_local()
+                self.pair_watermark.forget(tp.partition)
+            elif tp.topic == self.settings.topic_pairs and tp.partition in self.windowing:
+                del self.windowing[tp.partition]
+                self.window_watermarks.pop(tp.partition, None)
+                for table in (self.windows_table, self.emitted_table, self.orphans_table):
+                    TableView(table, tp.partition).clear_local()
+                gone = tp.partition
+                self.metrics.retain(lambda k, gone=gone: self.model_partition.get(k) != gone)
+
+    def _ensure_stages(self) -> None:
+        """Stages (and their recovered state) for every assigned partition, also idle ones."""
+        s = self.settings
+        for tp in self.app.consumer.assignment():
+            if tp.topic == s.topic_events:
+                self._pairing_stage(tp.partition)
+            elif tp.topic == s.topic_pairs:
+                self._window_stage(tp.partition)
+
+    def _pairing_stage(self, partition: int) -> PairingStage:
+        stage = self.pairing.get(partition)
+        if stage is None:  # first batch after (re)assignment: the table is recovered
+            stage = PairingStage(self.settings.pairing_ttl_seconds,
+                                 TableView(self.pending_table, partition))
+            self.pairing[partition] = stage
+        return stage
+
+    def _window_stage(self, partition: int) -> WindowStage:
+        stage = self.windowing.get(partition)
+        if stage is None:
+            s = self.settings
+            stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
+                                                      s.pairing_ttl_seconds),
+                                TableView(self.windows_table, partition),
+                                TableView(self.emitted_table, partition),
+                                TableView(self.orphans_table, partition))
+            self.windowing[partition] = stage
+            self.window_watermarks.setdefault(partition, Watermark(s.idle_partition_seconds))
+        return stage
+
+    async def _dead_letter(self, dl: DeadLetter) -> None:
+        self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
+        await self.dlq.send(value=dl.raw, headers=dead_letter_headers(dl))
+
+    # -- agents ----------------------------------------------------------------------------------
+    async def _rekey_agent(self, stream) -> None:
+        s = self.settings
+        async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
+            for event in batch:
+                msg = event.message
+                self.metrics.consumed[msg.topic] += 1
+                headers = _headers(msg)
+                item = decode_kafka_record(msg.topic, msg.key, msg.value, headers,
+                                           msg.timestamp * 1000.0, partition=msg.partition,
+                                           offset=msg.offset)
+                if isinstance(item, DeadLetter):
+                    await self._dead_letter(item)
+                    continue
+                await self.events.send(
+                    key=item.request_id.encode(), value=msg.value,
+                    headers=[*headers, (SOURCE_TOPIC_HEADER, msg.topic.encode())],
+                    timestamp=msg.timestamp)
+
+    async def _pair_agent(self, stream) -> None:
+        s = self.settings
+        async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
+            touched: set[int] = set()
+            for event in batch:
+                msg = event.message
+                self.metrics.consumed[msg.topic] += 1
+                headers = _headers(msg)
+                source = dict(headers).get(SOURCE_TOPIC_HEADER)
+                topic = source.decode() if source else msg.topic
+                if source:
+                    headers = [(k, v) for k, v in headers if k != SOURCE_TOPIC_HEADER]
+                item = decode_kafka_record(topic, msg.key, msg.value, headers,
+                                           msg.timestamp * 1000.0, partition=msg.partition,
+                                           offset=msg.offset)
+                if isinstance(item, DeadLetter):
+                    await self._dead_letter(item)
+                    continue
+                self.pair_watermark.update(msg.partition, item.event_time)
+                stage = self._pairing_stage(msg.partition)
+                touched.add(msg.partition)
+                for outcome in stage.process(item):
+                    await self._send_outcome(outcome, msg.partition)
+            wm = self._watermark(self.pair_watermark)
+            for partition in sorted(touched | set(self.pairing)):
+                for outcome in self._pairing_stage(partition).expire(wm):
+                    await self._send_outcome(outcome, partition)
+
+    def _watermark(self, marks: Watermark) -> float:
+        wm = marks.get()
+        lag = self.settings.wall_clock_lag_seconds
+        return max(wm, self.clock() - lag) if lag is not None else wm
+
+    async def _tick(self) -> None:
+        """Advance time without new input: expire pairs, close windows (idle streams)."""
+        if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+            return
+        self._ensure_stages()
+        wm = self._watermark(self.pair_watermark)
+        for partition, stage in list(self.pairing.items()):
+            for outcome in stage.expire(wm):
+                await self._send_outcome(outcome, partition)
+        results: dict[int, StepResult] = defaultdict(StepResult)
+        for partition, stage in list(self.windowing.items()):
+            marks = self.window_watermarks.get(partition)
+            if marks is not None:
+                stage.close_ready(self._watermark(marks), results[partition])
+        if any(r.summaries for r in results.values()):
+            await self._deliver(results)
+
+    async def _send_outcome(self, outcome, partition: int) -> None:
+        m = outcome.model
+        await self.pairs.send(key=f"{m.namespace}|{m.model}".encode(),
+                              value=encode_outcome(outcome, partition,
+                                                   self._watermark(self.pair_watermark)))
+
+    async def _window_agent(self, stream) -> None:
+        s = self.settings
+        async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
+            results: dict[int, StepResult] = defaultdict(StepResult)
+            for event in batch:
+                msg = event.message
+                outcome, source, wm = decode_outcome(msg.value)
+                stage = self._window_stage(msg.partition)
+                marks = self.window_watermarks.setdefault(
+                    msg.partition, Watermark(s.idle_partition_seconds))
+                if wm != float("-inf"):
+                    marks.update(source, wm)
+                stage.add(outcome, results[msg.partition])
+            for partition, stage in self.windowing.items():
+                marks = self.window_watermarks.get(partition)
+                if marks is not None:
+                    stage.close_ready(self._watermark(marks), results[partition])
+            await self._deliver(results)
+
+    async def _deliver(self, results: dict[int, StepResult]) -> None:
+        es = self.es_sink
+        for partition, result in results.items():
+            for pair in result.pairs:
+                self.model_partition[self.metrics.key(pair)] = partition
+                self.metrics.add_pair(pair)
+                if es is not None:
+                    es.add_pair(pair)
+            for pair in result.late:
+                self.metrics.add_late(pair)
+            for orphan in result.orphans:
+                self.metrics.add_orphan(orphan)
+            for key, summary in result.summaries:
+                await self._emit_summary(key, summary)
+        if es is not None and len(es):
+            # Blocks (retrying) while Elasticsearch is down: the batch is not acked and
+            # consumption waits — backpressure. Run in a thread to keep heartbeats going.
+            await asyncio.to_thread(es.flush)
+
+    async def _emit_summary(self, key: WindowKey, summary: dict) -> None:
+        self.metrics.add_summary(summary, key.end)
+        if self.es_sink is not None:
+            self.es_sink.add_summary(key, summary)
+        await self.windows_topic.send(key=key.id.encode(),
+                                      value=orjson.dumps(summary, option=DUMPS))
+
+
+def discover_topics(settings: Settings) -> list[str]:
+    """External logger topics that exist now and match the configured pattern."""
+    import re
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                             request_timeout_ms=15000)
+    try:
+        topics = consumer.topics()
+    finally:
+        consumer.close()
+    pattern = re.compile(settings.external_topics_pattern)
+    names = sorted(t for t in topics if pattern.match(t))
+    log.info("external logger topics: %s", ", ".join(names) or "none")
+    return names
+
+
+def make_es_sink(settings: Settings):
+    if not settings.elasticsearch_url:
+        return None
+    from elasticsearch import Elasticsearch
+
+    from sinks.elasticsearch import ElasticsearchSink
+
+    api_key = settings.elasticsearch_api_key
+    client = Elasticsearch(settings.elasticsearch_url, request_timeout=30,
+                           api_key=api_key.get_secret_value() if api_key else None)
+    sink = ElasticsearchSink(client, index_template=settings.elasticsearch_index_template)
+    sink.install_templates()
+    return sink
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    worker = Worker(settings, es_sink=make_es_sink(settings))
+    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
