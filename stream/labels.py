@@ -1,0 +1,260 @@
+"""Joining delayed ground-truth labels to the predictions they judge.
+
+A `Prediction` is one output row of a successful response: request id, row, who
+served it, the request's event time, the id of the window it was counted in
+(`stream.windows.WindowKey.id`) and the raw output row. A `Label`
+(`stream.decode.labels`) names the same (request id, row). `LabelJoiner` meets the
+two in either arrival order and returns a `JoinedLabel` for every meeting; the
+window layer attributes it to `prediction.window_id` and, if that window was
+already emitted, emits a revision. The joiner decides nothing about windows.
+
+- Key: (request id, row). In a multi-node Seldon graph every node logs its own
+  prediction under the same request id; one label joins each node's prediction
+  (a prediction is identified by key and `ModelRef`), so every node is judged.
+- Duplicates: the first label of a key wins; later ones are counted in
+  `duplicate_labels` and ignored, even if their value differs (Seldon logs feedback
+  once per graph node; a topic may redeliver). A repeated prediction of the same
+  node is ignored the same way (`duplicate_predictions`).
+- Horizon: an entry lives while ``watermark <= time + horizon_seconds``
+  (prediction: its request time; label: its label time or — without one — the
+  watermark of the first `expire` after it arrived). `expire(watermark)` drops the
+  rest: labels that never met a prediction are returned and counted in
+  `unmatched_labels` by source; predictions that never met a label count as
+  `unlabelled_predictions`. That is the bound on state; the watermark is event time
+  from the driver, never the wall clock.
+- Label delay: `JoinedLabel.delay` = label time − prediction time (None without a
+  label time); negative delays (clock skew) are kept as they are.
+- State lives in an injected mapping of compact JSON-able lists (a dict in replay,
+  a changelogged table in workers); `rebuild_index` restores the rest after a
+  restart. The counters in `get()` are this process's.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from stream.decode.labels import Label
+from stream.events import EventKind, ModelRef, PredictionEvent
+from stream.pairs import Pair
+from stream.windows import WindowKey
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One predicted row, as the window layer counted it."""
+
+    request_id: str
+    row: int
+    model: ModelRef
+    time: float  # the request's event time, epoch seconds
+    window_id: str  # the window the row counts in: `WindowKey.id`
+    output: Any  # the response's output row (class, value or probabilities)
+    output_names: tuple[str, ...] | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.request_id, self.row)
+
+    @staticmethod
+    def rows_of(pair: Pair, window: WindowKey) -> list[Prediction]:
+        """One prediction per output row of a successful pair.
+
+        >>> m = ModelRef("iris", "ns", "clf", version="v1")
+        >>> pair = Pair(m, "r1", 2.5, 3.0, outputs=[[0.2, 0.8], [0.9, 0.1]])
+        >>> [(p.key, p.output, p.window_id) for p in
+        ...  Prediction.rows_of(pair, WindowKey("ns", "iris", "v1", "clf", 0.0, 60.0))]
+        [(('r1', 0), [0.2, 0.8], 'ns|iris|v1|clf|0'), (('r1', 1), [0.9, 0.1], 'ns|iris|v1|clf|0')]
+        """
+        if not pair.succeeded or not pair.outputs:
+            return []
+        return [Prediction(pair.request_id, i, pair.model, pair.request_time, window.id, out,
+                           pair.output_names) for i, out in enumerate(pair.outputs)]
+
+    @staticmethod
+    def rows_of_response(response: PredictionEvent, time: float, window_id: str
+                         ) -> list[Prediction]:
+        """One prediction per output row of a successful response event."""
+        if response.kind is not EventKind.RESPONSE or response.error is not None:
+            return []
+        return [Prediction(response.request_id, i, response.model, time, window_id, out,
+                           response.output_names) for i, out in enumerate(response.outputs)]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedLabel:
+    """A prediction and its label."""
+
+    prediction: Prediction
+    label: Label
+
+    @property
+    def delay(self) -> float | None:
+        """Label time − prediction time, seconds (None without a label time)."""
+        return None if self.label.time is None else self.label.time - self.prediction.time
+
+
+@dataclass(slots=True)
+class JoinStats:
+    joined: int = 0
+    duplicate_labels: int = 0
+    duplicate_predictions: int = 0
+    unmatched_labels: Counter = field(default_factory=Counter)  # by label source
+    unlabelled_predictions: int = 0
+    pending_predictions: int = 0
+    pending_labels: int = 0
+
+
+def _pkey(p: Prediction) -> str:
+    m = p.model
+    return f"p|{p.row}|{m.namespace}|{m.model}|{m.version}|{m.node}|{m.predictor}|{p.request_id}"
+
+
+def _pstate(p: Prediction, labelled: bool = False) -> list:
+    m = p.model
+    return [p.time, p.request_id, p.row, m.model, m.namespace, m.node, m.predictor, m.version,
+            p.window_id, p.output, p.output_names, labelled]
+
+
+def _prediction(s: list) -> Prediction:
+    names = tuple(s[10]) if s[10] is not None else None
+    return Prediction(s[1], s[2], ModelRef(s[3], s[4], s[5], s[6], s[7]), s[0], s[8], s[9], names)
+
+
+def _label(s: list) -> Label:
+    return Label(s[1], s[2], s[3], s[4], s[5])
+
+
+class LabelJoiner:
+    """Joins predictions and labels by (request id, row) within a horizon.
+
+    >>> j = LabelJoiner(horizon_seconds=3600)
+    >>> m = ModelRef("iris", "prod")
+    >>> j.update(Label("r2", 0, 1, 20.0, "topic"))       # label first: waits
+    []
+    >>> [x.delay for x in j.update(Prediction("r2", 0, m, 15.0, "w0", [1]))]
+    [5.0]
+    >>> j.update(Prediction("r1", 0, m, 10.0, "w0", [0]))  # prediction first: waits
+    []
+    >>> [(x.prediction.window_id, x.label.value) for x in j.update(Label("r1", 0, 0, 70.0, "file"))]
+    [('w0', 0)]
+    >>> j.update(Label("r1", 0, 1, 80.0, "file"))        # duplicate: first wins
+    []
+    >>> j.update(Label("zz", 0, 1, 80.0, "topic"))
+    []
+    >>> [x.request_id for x in j.expire(watermark=10_000.0)]
+    ['zz']
+    >>> s = j.get(); (s.joined, s.duplicate_labels, dict(s.unmatched_labels), s.pending_labels)
+    (2, 1, {'topic': 1}, 0)
+    """
+
+    def __init__(self, horizon_seconds: float,
+                 store: MutableMapping[str, list] | None = None) -> None:
+        if not horizon_seconds >= 0:
+            raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds!r}")
+        self.horizon_seconds = float(horizon_seconds)
+        self._store: MutableMapping[str, list] = {} if store is None else store
+        self._stats = JoinStats()
+        self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        """Re-derive the in-memory indexes from the store (after a restart or rebalance)."""
+        self._by_key: dict[Key, set[str]] = defaultdict(set)  # (rid, row) → prediction keys
+        self._heap: list[tuple[float, str]] = []
+        self._unanchored: list[str] = []
+        self._watermark = float("-inf")
+        for skey, s in self._store.items():
+            if skey.startswith("p|"):
+                self._by_key[(s[1], s[2])].add(skey)
+                heapq.heappush(self._heap, (s[0] + self.horizon_seconds, skey))
+            elif s[0] is None:
+                self._unanchored.append(skey)
+            else:
+                heapq.heappush(self._heap, (s[0] + self.horizon_seconds, skey))
+
+    def update(self, item: Prediction | Label) -> list[JoinedLabel]:
+        """Add a prediction or a label; return the pairs it completes."""
+        if isinstance(item, Prediction):
+            return self._add_prediction(item)
+        if isinstance(item, Label):
+            return self._add_label(item)
+        raise TypeError(f"expected a Prediction or a Label, got {type(item).__name__}")
+
+    def _add_prediction(self, p: Prediction) -> list[JoinedLabel]:
+        skey = _pkey(p)
+        if skey in self._store:
+            self._stats.duplicate_predictions += 1
+            return []
+        lkey = f"l|{p.row}|{p.request_id}"
+        label = self._store.get(lkey)
+        self._store[skey] = _pstate(p, labelled=label is not None)
+        self._by_key[p.key].add(skey)
+        heapq.heappush(self._heap, (p.time + self.horizon_seconds, skey))
+        if label is None:
+            return []
+        if not label[6]:
+            self._store[lkey] = [*label[:6], True]
+        self._stats.joined += 1
+        return [JoinedLabel(p, _label(label))]
+
+    def _add_label(self, label: Label) -> list[JoinedLabel]:
+        lkey = f"l|{label.row}|{label.request_id}"
+        if lkey in self._store:
+            self._stats.duplicate_labels += 1
+            return []
+        joined = []
+        for skey in sorted(self._by_key.get(label.key, ())):
+            s = self._store[skey]
+            if not s[11]:
+                self._store[skey] = [*s[:11], True]
+            joined.append(JoinedLabel(_prediction(s), label))
+        self._store[lkey] = [label.time, label.request_id, label.row, label.value, label.time,
+                             label.source, bool(joined)]
+        if label.time is None:
+            self._unanchored.append(lkey)
+        else:
+            heapq.heappush(self._heap, (label.time + self.horizon_seconds, lkey))
+        self._stats.joined += len(joined)
+        return joined
+
+    def expire(self, watermark: float) -> list[Label]:
+        """Drop entries older than `watermark − horizon`; return labels that never joined."""
+        self._watermark = max(self._watermark, watermark)
+        for lkey in self._unanchored:
+            s = self._store.get(lkey)
+            if s is not None and s[0] is None:
+                self._store[lkey] = [self._watermark, *s[1:]]
+                heapq.heappush(self._heap, (self._watermark + self.horizon_seconds, lkey))
+        self._unanchored.clear()
+        unmatched: list[Label] = []
+        while self._heap and self._heap[0][0] < self._watermark:
+            deadline, skey = heapq.heappop(self._heap)
+            s = self._store.get(skey)
+            if s is None or s[0] is None or s[0] + self.horizon_seconds != deadline:
+                continue
+            del self._store[skey]
+            if skey.startswith("p|"):
+                keys = self._by_key.get((s[1], s[2]), set())
+                keys.discard(skey)
+                if not keys:
+                    self._by_key.pop((s[1], s[2]), None)
+                if not s[11]:
+                    self._stats.unlabelled_predictions += 1
+            elif not s[6]:
+                self._stats.unmatched_labels[s[5]] += 1
+                unmatched.append(_label(s))
+        return unmatched
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def get(self) -> JoinStats:
+        """Counters so far and the current number of waiting entries."""
+        preds = sum(1 for k in self._store if k.startswith("p|"))
+        return replace(self._stats, unmatched_labels=Counter(self._stats.unmatched_labels),
+                       pending_predictions=preds, pending_labels=len(self._store) - preds)
