@@ -15,6 +15,10 @@ from rich.table import Table
 app = typer.Typer(help="predlog: streaming prediction-log processor.", no_args_is_help=True)
 console = Console(width=max(Console().width, 110))
 
+from agents.reference_cli import app as reference_app  # noqa: E402
+
+app.add_typer(reference_app, name="reference", help="Build reference profiles for drift.")
+
 STACK_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "stack" / "stack.sh"
 
 

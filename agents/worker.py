@@ -35,7 +35,7 @@ from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
 from stream.decode.kafka_records import decode_kafka_record
 from stream.events import DeadLetter
-from stream.pairs import decode_outcome, encode_outcome
+from stream.pairs import decode_outcome, encode_heartbeat, encode_outcome
 from stream.pipeline import PairingStage, StepResult, WindowStage
 from stream.watermark import Watermark
 from stream.windows import WindowKey
@@ -240,6 +240,12 @@ class Worker:
         for partition, stage in list(self.pairing.items()):
             for outcome in stage.expire(wm):
                 await self._send_outcome(outcome, partition)
+        if wm != float("-inf"):
+            # Watermark heartbeats: every stage-2 partition learns how far each stage-1
+            # partition has got, also when no pair of its models came from there.
+            for source in self.pairing:
+                for target in range(self.settings.partitions):
+                    await self.pairs.send(value=encode_heartbeat(source, wm), partition=target)
         results: dict[int, StepResult] = defaultdict(StepResult)
         for partition, stage in list(self.windowing.items()):
             marks = self.window_watermarks.get(partition)
@@ -262,11 +268,10 @@ class Worker:
                 msg = event.message
                 outcome, source, wm = decode_outcome(msg.value)
                 stage = self._window_stage(msg.partition)
-                marks = self.window_watermarks.setdefault(
-                    msg.partition, Watermark(s.idle_partition_seconds))
                 if wm != float("-inf"):
-                    marks.update(source, wm)
-                stage.add(outcome, results[msg.partition])
+                    self.window_watermarks[msg.partition].update(source, wm)
+                if outcome is not None:
+                    stage.add(outcome, results[msg.partition])
             for partition, stage in self.windowing.items():
                 marks = self.window_watermarks.get(partition)
                 if marks is not None:

@@ -97,9 +97,17 @@ def encode_outcome(outcome: Pair | OrphanResponse, source: int, watermark: float
     return orjson.dumps([source, wm, *body])
 
 
-def decode_outcome(raw: bytes) -> tuple[Pair | OrphanResponse, int, float]:
+def encode_heartbeat(source: int, watermark: float) -> bytes:
+    """A watermark-only record: stage 1 tells every stage-2 partition how far it has got."""
+    return orjson.dumps([source, watermark if watermark != float("-inf") else None, "h", None])
+
+
+def decode_outcome(raw: bytes) -> tuple[Pair | OrphanResponse | None, int, float]:
+    """(outcome or None for a heartbeat, source partition, watermark)."""
     source, wm, kind, state = orjson.loads(raw)
     watermark = float("-inf") if wm is None else wm
+    if kind == "h":
+        return None, source, watermark
     if kind == "o":
         return (OrphanResponse(ModelRef(*state[:5]), state[5], state[6]), source, watermark)
     return Pair.from_state(state), source, watermark
