@@ -5,6 +5,12 @@ when a batch (`take_events`) mixes partitions. This view writes every change to 
 changelog partition it was made for, and prefixes keys with that partition, so a
 worker that is assigned the partition after a rebalance or a restart finds exactly
 that partition's state in the recovered table.
+
+Changes apply to the local table at once but reach the changelog only at
+`flush_changelog()`, which the worker calls after the outputs those changes stand for
+were delivered. A crash in between leaves the older state in the changelog: the
+restarted worker produces the same outputs again (downstream keys make that
+idempotent) instead of losing them.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ class TableView(MutableMapping):
         self.table = table
         self.partition = partition
         self.prefix = f"{partition}|"
+        self._changes: dict[str, Any] = {}
 
     @property
     def _data(self) -> Any:
@@ -35,12 +42,12 @@ class TableView(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         full = self.prefix + key
         self._data[full] = value
-        self.table.send_changelog(self.partition, full, value)
+        self._changes[full] = value
 
     def __delitem__(self, key: str) -> None:
         full = self.prefix + key
         del self._data[full]
-        self.table.send_changelog(self.partition, full, None, value_serializer="raw")
+        self._changes[full] = None
 
     def __iter__(self) -> Iterator[str]:
         n = len(self.prefix)
@@ -48,6 +55,16 @@ class TableView(MutableMapping):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+    def flush_changelog(self) -> int:
+        """Send the changes since the last flush (the last value of each key) to the changelog."""
+        changes, self._changes = self._changes, {}
+        for key, value in changes.items():
+            if value is None:
+                self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+            else:
+                self.table.send_changelog(self.partition, key, value)
+        return len(changes)
 
     def clear_local(self) -> None:
         """Forget this partition's keys locally (revoked); the changelog keeps them."""

@@ -65,9 +65,12 @@ class Worker:
         self.registry.register(self.metrics)
         self.pairing: dict[int, PairingStage] = {}
         self.windowing: dict[int, WindowStage] = {}
-        self.pair_watermark = Watermark(settings.idle_partition_seconds)
+        self.pair_watermark = Watermark(settings.idle_partition_seconds, clock=clock)
+        # How far each stage-1 partition has expired; what it may promise stage 2.
+        self.expired_through: dict[int, float] = {}
         self.window_watermarks: dict[int, Watermark] = {}
         self.model_partition: dict[tuple[str, str, str, str], int] = {}
+        self.views: dict[tuple[str, int], tuple[TableView, ...]] = {}
         self.app = self._build_app()
 
     # -- app ----------------------------------------------------------------------------------
@@ -102,7 +105,6 @@ class Worker:
         self.pending_table = app.Table("pending", **tables)
         self.windows_table = app.Table("windows", **tables)
         self.emitted_table = app.Table("emitted", **tables)
-        self.orphans_table = app.Table("orphans", **tables)
 
         if self.external is not None:
             app.agent(self.external, name="rekey")(self._rekey_agent)
@@ -135,30 +137,36 @@ class Worker:
         for tp in revoked:
             if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
                 del self.pairing[tp.partition]
-                TableView(self.pending_table, tp.partition).clear_local()
+                self.expired_through.pop(tp.partition, None)
+                for view in self.views.pop(("pair", tp.partition), ()):
+                    view.clear_local()
                 self.pair_watermark.forget(tp.partition)
             elif tp.topic == self.settings.topic_pairs and tp.partition in self.windowing:
                 del self.windowing[tp.partition]
                 self.window_watermarks.pop(tp.partition, None)
-                for table in (self.windows_table, self.emitted_table, self.orphans_table):
-                    TableView(table, tp.partition).clear_local()
+                for view in self.views.pop(("window", tp.partition), ()):
+                    view.clear_local()
                 gone = tp.partition
                 self.metrics.retain(lambda k, gone=gone: self.model_partition.get(k) != gone)
 
     def _ensure_stages(self) -> None:
         """Stages (and their recovered state) for every assigned partition, also idle ones."""
         s = self.settings
+        events = set()
         for tp in self.app.consumer.assignment():
             if tp.topic == s.topic_events:
                 self._pairing_stage(tp.partition)
+                events.add(tp.partition)
             elif tp.topic == s.topic_pairs:
                 self._window_stage(tp.partition)
+        self.pair_watermark.expect(events)
 
     def _pairing_stage(self, partition: int) -> PairingStage:
         stage = self.pairing.get(partition)
         if stage is None:  # first batch after (re)assignment: the table is recovered
-            stage = PairingStage(self.settings.pairing_ttl_seconds,
-                                 TableView(self.pending_table, partition))
+            view = TableView(self.pending_table, partition)
+            self.views[("pair", partition)] = (view,)
+            stage = PairingStage(self.settings.pairing_ttl_seconds, view)
             self.pairing[partition] = stage
         return stage
 
@@ -166,14 +174,24 @@ class Worker:
         stage = self.windowing.get(partition)
         if stage is None:
             s = self.settings
+            views = (TableView(self.windows_table, partition),
+                     TableView(self.emitted_table, partition))
+            self.views[("window", partition)] = views
             stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
-                                                      s.pairing_ttl_seconds),
-                                TableView(self.windows_table, partition),
-                                TableView(self.emitted_table, partition),
-                                TableView(self.orphans_table, partition))
+                                                      s.pairing_ttl_seconds), *views)
             self.windowing[partition] = stage
-            self.window_watermarks.setdefault(partition, Watermark(s.idle_partition_seconds))
+            marks = Watermark(s.idle_partition_seconds, clock=self.clock)
+            marks.expect(range(s.partitions))  # every stage-1 partition reports to us
+            self.window_watermarks.setdefault(partition, marks)
         return stage
+
+    async def _commit_point(self, kind: str) -> None:
+        """Outputs first, then state: deliver what was sent, then write the changelog."""
+        await self.app.producer.flush()
+        for (k, _), views in list(self.views.items()):
+            if k == kind:
+                for view in views:
+                    view.flush_changelog()
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
         self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
@@ -201,6 +219,7 @@ class Worker:
     async def _pair_agent(self, stream) -> None:
         s = self.settings
         async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
+            self._ensure_stages()
             touched: set[int] = set()
             for event in batch:
                 msg = event.message
@@ -221,10 +240,8 @@ class Worker:
                 touched.add(msg.partition)
                 for outcome in stage.process(item):
                     await self._send_outcome(outcome, msg.partition)
-            wm = self._watermark(self.pair_watermark)
-            for partition in sorted(touched | set(self.pairing)):
-                for outcome in self._pairing_stage(partition).expire(wm):
-                    await self._send_outcome(outcome, partition)
+            await self._expire_pairs()
+            await self._commit_point("pair")
 
     def _watermark(self, marks: Watermark) -> float:
         wm = marks.get()
@@ -236,16 +253,14 @@ class Worker:
         if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
             return
         self._ensure_stages()
-        wm = self._watermark(self.pair_watermark)
-        for partition, stage in list(self.pairing.items()):
-            for outcome in stage.expire(wm):
-                await self._send_outcome(outcome, partition)
-        if wm != float("-inf"):
-            # Watermark heartbeats: every stage-2 partition learns how far each stage-1
-            # partition has got, also when no pair of its models came from there.
-            for source in self.pairing:
+        await self._expire_pairs()
+        # Watermark heartbeats: every stage-2 partition learns how far each stage-1
+        # partition has got, also when no pair of its models came from there.
+        for source, wm in list(self.expired_through.items()):
+            if source in self.pairing and wm != float("-inf"):
                 for target in range(self.settings.partitions):
                     await self.pairs.send(value=encode_heartbeat(source, wm), partition=target)
+        await self._commit_point("pair")
         results: dict[int, StepResult] = defaultdict(StepResult)
         for partition, stage in list(self.windowing.items()):
             marks = self.window_watermarks.get(partition)
@@ -253,16 +268,28 @@ class Worker:
                 stage.close_ready(self._watermark(marks), results[partition])
         if any(r.summaries for r in results.values()):
             await self._deliver(results)
+            await self._commit_point("window")
+
+    async def _expire_pairs(self) -> None:
+        """Resolve what the watermark passed, then let each partition promise that far."""
+        wm = self._watermark(self.pair_watermark)
+        for partition, stage in list(self.pairing.items()):
+            for outcome in stage.expire(wm):
+                await self._send_outcome(outcome, partition)
+            self.expired_through[partition] = wm
 
     async def _send_outcome(self, outcome, partition: int) -> None:
+        # The watermark sent along is how far this partition has *expired*, never more:
+        # stage 2 must not close a window whose unanswered requests are still pending here.
         m = outcome.model
+        wm = self.expired_through.get(partition, float("-inf"))
         await self.pairs.send(key=f"{m.namespace}|{m.model}".encode(),
-                              value=encode_outcome(outcome, partition,
-                                                   self._watermark(self.pair_watermark)))
+                              value=encode_outcome(outcome, partition, wm))
 
     async def _window_agent(self, stream) -> None:
         s = self.settings
         async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
+            self._ensure_stages()
             results: dict[int, StepResult] = defaultdict(StepResult)
             for event in batch:
                 msg = event.message
@@ -277,6 +304,7 @@ class Worker:
                 if marks is not None:
                     stage.close_ready(self._watermark(marks), results[partition])
             await self._deliver(results)
+            await self._commit_point("window")
 
     async def _deliver(self, results: dict[int, StepResult]) -> None:
         es = self.es_sink

@@ -22,7 +22,7 @@ from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
 from stream.summary import serving_summary
 from stream.watermark import Watermark
-from stream.windows import WindowBook, WindowKey
+from stream.windows import LATE, NEW, WindowBook, WindowKey
 
 # A hook adding fields to a summary (drift, performance): (key, pairs) -> dict of fields.
 SummaryExtension = Callable[[WindowKey, list[Pair]], dict[str, Any]]
@@ -70,34 +70,33 @@ class WindowStage:
     def __init__(self, window_seconds: float, hold: float,
                  windows: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, float] | None = None,
-                 orphans: MutableMapping[str, int] | None = None,
                  extensions: list[SummaryExtension] | None = None) -> None:
         self.book = WindowBook(window_seconds, hold, windows, emitted)
-        self._orphans: MutableMapping[str, int] = {} if orphans is None else orphans
         self.extensions = extensions if extensions is not None else [no_reference]
 
     def add(self, outcome: Outcome, result: StepResult) -> None:
+        """File an outcome; a pair seen before (a redelivery) is dropped silently."""
         if isinstance(outcome, OrphanResponse):
-            result.orphans.append(outcome)
             key = self.book.key_of(Pair(outcome.model, outcome.request_id,
                                         outcome.response_time))
-            if not self.book.is_emitted(key):
-                self._orphans[key.id] = self._orphans.get(key.id, 0) + 1
-        elif self.book.add(outcome):
+            if self.book.add_orphan(key, outcome.request_id):
+                result.orphans.append(outcome)
+            return
+        status = self.book.add(outcome)
+        if status == NEW:
             result.pairs.append(outcome)
-        else:
+        elif status == LATE:
             result.late.append(outcome)
 
     def close_ready(self, watermark: float, result: StepResult) -> None:
-        for key, pairs in self.book.take_ready(watermark):
-            result.summaries.append((key, self.summarize(key, pairs)))
+        for key, pairs, orphans in self.book.take_ready(watermark):
+            result.summaries.append((key, self.summarize(key, pairs, orphans)))
 
     def close_all(self, result: StepResult) -> None:
-        for key, pairs in self.book.take_all():
-            result.summaries.append((key, self.summarize(key, pairs)))
+        for key, pairs, orphans in self.book.take_all():
+            result.summaries.append((key, self.summarize(key, pairs, orphans)))
 
-    def summarize(self, key: WindowKey, pairs: list[Pair]) -> dict[str, Any]:
-        orphans = self._orphans.pop(key.id, 0) if key.id in self._orphans else 0
+    def summarize(self, key: WindowKey, pairs: list[Pair], orphans: int = 0) -> dict[str, Any]:
         summary = serving_summary(key, pairs, orphan_responses=orphans)
         for ext in self.extensions:
             summary.update(ext(key, pairs))
@@ -112,7 +111,6 @@ class PipelineStores:
     pending: MutableMapping[str, list] = field(default_factory=dict)
     windows: MutableMapping[str, list] = field(default_factory=dict)
     emitted: MutableMapping[str, float] = field(default_factory=dict)
-    orphans: MutableMapping[str, int] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -135,8 +133,7 @@ class Pipeline:
         self.stores = stores or PipelineStores()
         self.pairing = PairingStage(pairing_ttl, self.stores.pending)
         self.windows = WindowStage(window_seconds, max(lateness, pairing_ttl),
-                                   self.stores.windows, self.stores.emitted,
-                                   self.stores.orphans, extensions)
+                                   self.stores.windows, self.stores.emitted, extensions)
         self.watermark = Watermark(idle_timeout=idle_timeout, clock=clock)
 
     def process(self, event: PredictionEvent, partition: Hashable = 0) -> StepResult:

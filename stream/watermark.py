@@ -3,7 +3,10 @@
 The watermark is the smallest of the per-partition maxima of event time, so a
 window is not closed while one partition still lags behind. A partition that has
 been idle (by the injected wall clock) longer than `idle_timeout` stops holding the
-watermark back. Replay uses one partition, so its watermark is the maximum time seen.
+watermark back. When the partitions to expect are known (`expect`), the watermark
+waits until each of them has reported, or the idle timeout has passed since they were
+expected: a freshly started or rebalanced worker must not run ahead on the first
+partition that delivers. Replay uses one partition: the maximum time seen.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ class Watermark:
     20.0
     >>> w.update(0, 60.0); w.get()  # partition 1 has been idle for 100 s
     60.0
+    >>> w = Watermark(idle_timeout=30, clock=lambda: 0.0)
+    >>> w.expect({0, 1}); w.update(0, 50.0); w.get()  # partition 1 has not reported yet
+    -inf
     """
 
     def __init__(self, idle_timeout: float = 30.0,
@@ -30,6 +36,15 @@ class Watermark:
         self._clock = clock
         self._max: dict[Hashable, float] = {}
         self._seen: dict[Hashable, float] = {}
+        self._expected: frozenset = frozenset()
+        self._expected_since = 0.0
+
+    def expect(self, partitions) -> None:
+        """Wait for these partitions before advancing (after an assignment)."""
+        partitions = frozenset(partitions)
+        if partitions != self._expected:
+            self._expected = partitions
+            self._expected_since = self._clock()
 
     def update(self, partition: Hashable, event_time: float) -> None:
         if event_time > self._max.get(partition, float("-inf")):
@@ -46,5 +61,8 @@ class Watermark:
         if not self._max:
             return float("-inf")
         now = self._clock()
+        if (self._expected - self._max.keys()
+                and now - self._expected_since <= self.idle_timeout):
+            return float("-inf")
         active = [t for p, t in self._max.items() if now - self._seen[p] <= self.idle_timeout]
         return min(active) if active else max(self._max.values())

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 from stream.pairs import Pair
 
+NEW, DUPLICATE, LATE = "new", "duplicate", "late"
+ORPHAN = "~orphan~"  # prefix of the request id of an orphan response's key
+
 
 @dataclass(frozen=True, slots=True)
 class WindowKey:
@@ -54,14 +57,14 @@ class WindowBook:
     >>> from stream.events import ModelRef
     >>> book = WindowBook(size=60, hold=10)
     >>> m = ModelRef("iris", "ns", "clf", version="v1")
-    >>> book.add(Pair(m, "r1", 5.0, 5.1))
-    True
+    >>> book.add(Pair(m, "r1", 5.0, 5.1)), book.add(Pair(m, "r1", 5.0, 5.1))
+    ('new', 'duplicate')
     >>> book.ready(watermark=69.0)
     []
-    >>> [(k.start, len(pairs)) for k, pairs in book.take_ready(watermark=70.0)]
+    >>> [(k.start, len(pairs)) for k, pairs, _ in book.take_ready(watermark=70.0)]
     [(0.0, 1)]
-    >>> book.add(Pair(m, "r2", 6.0, 6.1))  # its window was already taken: late
-    False
+    >>> book.add(Pair(m, "r2", 6.0, 6.1))  # its window was already taken
+    'late'
     """
 
     def __init__(self, size: float, hold: float,
@@ -93,16 +96,27 @@ class WindowBook:
     def is_emitted(self, key: WindowKey) -> bool:
         return key.id in self._emitted
 
-    def add(self, pair: Pair) -> bool:
-        """Store a pair in its window; False when that window was already taken (late)."""
+    def add(self, pair: Pair) -> str:
+        """Store a pair in its window: "new", "duplicate" (seen before) or "late"."""
         key = self.key_of(pair)
         wid = key.id
         if wid in self._emitted:
-            return False
+            return LATE
         skey = f"{wid}|{pair.key}"
+        if skey in self._store:
+            return DUPLICATE
+        self._store[skey] = pair.to_state()
+        self._index[wid].add(skey)
+        return NEW
+
+    def add_orphan(self, key: WindowKey, request_id: str) -> bool:
+        """Count a response without request in its window (idempotent); False if late."""
+        if key.id in self._emitted:
+            return False
+        skey = f"{key.id}|{ORPHAN}{request_id}|{key.node}"
         if skey not in self._store:
-            self._store[skey] = pair.to_state()
-            self._index[wid].add(skey)
+            self._store[skey] = [0]
+            self._index[key.id].add(skey)
         return True
 
     def open_windows(self) -> list[WindowKey]:
@@ -112,24 +126,31 @@ class WindowBook:
         keys = [k for k in self.open_windows() if k.end + self.hold <= watermark]
         return sorted(keys, key=lambda k: (k.start, k.id))
 
-    def take(self, key: WindowKey) -> list[Pair]:
-        """Remove a window's pairs (sorted by request time, then id) and mark it emitted."""
+    def take(self, key: WindowKey) -> tuple[list[Pair], int]:
+        """Remove a window's pairs (sorted by request time, then id) and its orphan count,
+        and mark it emitted."""
         skeys = self._index.pop(key.id, set())
-        pairs = [Pair.from_state(self._store.pop(s)) for s in skeys]
+        pairs, orphans = [], 0
+        for s in skeys:
+            state = self._store.pop(s)
+            if s.split("|", 6)[5].startswith(ORPHAN):
+                orphans += 1
+            else:
+                pairs.append(Pair.from_state(state))
         self._emitted[key.id] = key.end
         pairs.sort(key=lambda p: (p.request_time, p.request_id, p.model.node))
-        return pairs
+        return pairs, orphans
 
-    def take_ready(self, watermark: float) -> list[tuple[WindowKey, list[Pair]]]:
-        out = [(k, self.take(k)) for k in self.ready(watermark)]
+    def take_ready(self, watermark: float) -> list[tuple[WindowKey, list[Pair], int]]:
+        out = [(k, *self.take(k)) for k in self.ready(watermark)]
         if out:
             self._prune_emitted(watermark)
         return out
 
-    def take_all(self) -> list[tuple[WindowKey, list[Pair]]]:
+    def take_all(self) -> list[tuple[WindowKey, list[Pair], int]]:
         """Close every open window (end of a replay)."""
         keys = sorted(self.open_windows(), key=lambda k: (k.start, k.id))
-        return [(k, self.take(k)) for k in keys]
+        return [(k, *self.take(k)) for k in keys]
 
     def _prune_emitted(self, watermark: float) -> None:
         horizon = watermark - self.emitted_retention
