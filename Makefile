@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test unit integration lint stack-up stack-down stack-status lock proto clean
+.PHONY: venv demo test unit integration lint stack-up stack-down stack-status lock proto clean \
+	deploy-tools deploy-test image image-test
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
@@ -26,15 +27,29 @@ unit: venv
 
 # Starts the stack (installing Kafka, Elasticsearch, Prometheus, Alertmanager and
 # MLflow where missing), runs every test, and stops the stack even when tests fail.
-test: venv
+test: venv deploy-tools
 	@set -o pipefail; trap '$(BIN)/predlog stack down' EXIT; \
 	  $(BIN)/predlog stack up && $(BIN)/pytest
 
 integration: venv
 	$(BIN)/pytest -m integration
 
+# kubectl (kustomize), promtool, amtool for the deploy tests.
+deploy-tools:
+	deploy/tools/ensure-tools.sh
+
+deploy-test: venv deploy-tools
+	$(BIN)/pytest tests/deploy -m "not image and not integration"
+
+# The container image, built with buildah on a debootstrap base (no Docker engine here).
+image:
+	deploy/tools/ensure-tools.sh --image && deploy/image/build.sh
+
+image-test: venv
+	deploy/tools/ensure-tools.sh --image && $(BIN)/pytest tests/deploy -m image
+
 lint: venv
-	$(BIN)/ruff check stream agents sinks tests
+	$(BIN)/ruff check stream agents sinks tests bench
 
 stack-up: venv
 	$(BIN)/predlog stack up

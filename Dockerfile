@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+# predlog container image: one image for `predlog worker` and `predlog ingest`.
+#
+#   deploy/image/build.sh                 # builds it here with buildah (no registry pulls)
+#   docker build --build-arg BASE_IMAGE=python:3.11-slim-bookworm -t predlog .
+#
+# BASE_IMAGE must provide python3.11 with the venv module and CA certificates
+# (Debian bookworm's python3 + python3-venv + ca-certificates, or python:3.11-slim-bookworm).
+# Both stages use the same base, so the venv's interpreter symlinks stay valid.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# ---- build: a venv with predlog and its locked dependencies -----------------
+FROM ${BASE_IMAGE} AS build
+# Optional: a CA bundle path for pip (mount the host's certificate directory at build
+# time when the index is reached through an intercepting proxy) and an index URL.
+ARG PIP_CERT
+ARG PIP_INDEX_URL
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python3 -m venv /opt/predlog
+WORKDIR /src
+# Dependencies first (cache layer keyed on the lock), then the sources.
+COPY pyproject.toml constraints.txt README.md ./
+COPY stream ./stream
+COPY agents ./agents
+COPY sinks ./sinks
+RUN set -eu; \
+    [ -n "${PIP_CERT:-}" ] && export PIP_CERT || unset PIP_CERT; \
+    [ -n "${PIP_INDEX_URL:-}" ] && export PIP_INDEX_URL || unset PIP_INDEX_URL; \
+    /opt/predlog/bin/pip install -q -c constraints.txt . ; \
+    /opt/predlog/bin/pip check; \
+    # pip itself is not needed at run time
+    /opt/predlog/bin/pip uninstall -q -y pip; \
+    # byte-compile once here: the runtime root filesystem is read-only
+    /opt/predlog/bin/python -m compileall -q /opt/predlog/lib >/dev/null || true; \
+    /opt/predlog/bin/predlog --help >/dev/null
+
+# ---- runtime -----------------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+LABEL org.opencontainers.image.title="predlog" \
+      org.opencontainers.image.description="Streaming prediction-log processor for ML models" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
+RUN groupadd --system --gid 10001 predlog \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/predlog \
+            --no-create-home --shell /usr/sbin/nologin predlog \
+ && mkdir -p /var/lib/predlog \
+ && chown 10001:10001 /var/lib/predlog
+COPY --from=build /opt/predlog /opt/predlog
+ENV PATH=/opt/predlog/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/var/lib/predlog \
+    MPLCONFIGDIR=/tmp/matplotlib
+# Faust keeps its table state (RocksDB/memory changelog caches) relative to the working
+# directory; Kubernetes mounts an emptyDir here (and at /tmp) under a read-only root.
+WORKDIR /var/lib/predlog
+USER 10001:10001
+# worker web/metrics port, ingest gateway port
+EXPOSE 6066 8085
+ENTRYPOINT ["predlog"]
+CMD ["--help"]
