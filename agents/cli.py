@@ -26,6 +26,17 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _references(values: list[str]) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        model, sep, path = value.rpartition("=")
+        ref = Path(path)
+        if not ref.is_file():
+            raise typer.BadParameter(f"no such reference file: {ref}", param_hint="--reference")
+        out[model if sep else "*"] = ref
+    return out
+
+
 @app.command()
 def replay(
     inputs: Annotated[
@@ -33,19 +44,34 @@ def replay(
         typer.Argument(help="NDJSON log files (.gz too). Default: the bundled sample."),
     ] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out/replay"),
-    window: Annotated[str, typer.Option(help="Window size, e.g. 5m.")] = "5m",
+    window: Annotated[str, typer.Option(help="Window size, e.g. 5m, 1d.")] = "5m",
     lateness: Annotated[str | None, typer.Option(help="Allowed lateness (default 60s).")] = None,
     pairing_ttl: Annotated[
         str | None, typer.Option(help="Wait this long for a response (default 300s).")
     ] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(help="[MODEL=]FILE: a reference (CSV/Parquet or built profile); "
+                          "repeatable; without MODEL= it applies to every model."),
+    ] = None,
+    labels: Annotated[
+        list[Path] | None, typer.Option(help="Labels file (CSV or NDJSON); repeatable.")
+    ] = None,
+    task: Annotated[str, typer.Option(help="auto | classification | regression")] = "auto",
+    reports: Annotated[
+        int, typer.Option(help="Evidently HTML report every N drift windows per model (0: none).")
+    ] = 0,
+    mlflow: Annotated[bool, typer.Option(help="Log MLflow runs to OUT/mlflow.db.")] = True,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: on a tty).")
+                        ] = None,
 ) -> None:
     """Replay historical prediction logs in-process (no servers) and summarize per model."""
     from agents.durations import parse_duration
-    from agents.replay import SAMPLE, replay_files
+    from agents.replay import SAMPLE, ReplayOptions, replay_files
     from agents.settings import load_settings
 
     paths = list(inputs or [SAMPLE])
-    for p in paths:
+    for p in [*paths, *(labels or [])]:
         if not p.is_file():
             raise typer.BadParameter(f"no such file: {p}", param_hint="INPUTS")
     try:
@@ -56,15 +82,30 @@ def replay(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    result = replay_files(paths, settings, out)
-    table = Table(title=f"predlog replay: {result.lines} log lines, {result.windows} window "
-                        f"summaries (window {window})")
+    options = ReplayOptions(references=_references(reference or []), labels=list(labels or []),
+                            task=task, report_every=reports, mlflow=mlflow,
+                            progress=console.is_terminal if progress is None else progress)
+    result = replay_files(paths, settings, out, options)
+    print_replay_table(result, window)
+    where = ["windows.jsonl", "predictions.jsonl", "dead-letters.jsonl", "metrics.prom"]
+    if mlflow:
+        where.append(f"mlflow.db ({result.mlflow_runs} runs written)")
+    console.print(f"outputs in {out}/: " + ", ".join(where))
+    if result.reports:
+        console.print(f"Evidently drift reports: {len(result.reports)} in {out / 'reports'}/, "
+                      f"e.g. {result.reports[-1]}")
+
+
+def print_replay_table(result, window: str) -> None:
+    title = (f"predlog replay: {result.lines:,} log lines, {result.windows:,} windows "
+             f"(window {window}), {result.revisions:,} revisions, {result.labels:,} labels")
+    table = Table(title=title)
     table.add_column("namespace/model", no_wrap=True)
     for col in ("windows", "requests", "predictions", "error rate", "p95 latency",
                 "drifted windows", "accuracy"):
         table.add_column(col, justify="right")
     for (ns, model), t in result.totals.get().items():
-        table.add_row(f"{ns}/{model}", str(t.windows), str(t.requests), str(t.predictions),
+        table.add_row(f"{ns}/{model}", str(t.windows), f"{t.requests:,}", f"{t.predictions:,}",
                       _fmt(t.error_rate, ".1%"), _fmt(t.p95_latency, ".3f") + " s",
                       str(t.drifted_windows), _fmt(t.accuracy, ".3f"))
     console.print(table)
@@ -72,7 +113,6 @@ def replay(
     if dls:
         reasons = ", ".join(f"{r}: {n}" for r, n in sorted(dls.items()))
         console.print(f"dead letters: {sum(dls.values())} ({reasons})")
-    console.print(f"outputs in {out}/: windows.jsonl, predictions.jsonl, dead-letters.jsonl")
 
 
 @app.command()

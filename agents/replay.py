@@ -1,15 +1,21 @@
 """In-process replay of historical logs: files → decoders → the `stream/` pipeline → files.
 
-Runs the same `stream.pipeline.Pipeline` as the workers, with dict stores and one
-partition, and writes to an output directory:
-- `windows.jsonl`: one window summary per model, version, node and window;
+Runs the same `stream.pipeline.Pipeline` as the workers (dict stores, one partition)
+and writes to an output directory:
+- `windows.jsonl`: one window summary per model, version, node and window (and again,
+  with `revision` n, when late labels change a window's performance);
 - `predictions.jsonl`: the documents the Elasticsearch sink would index (`_index`, `_id`);
-- `dead-letters.jsonl`: lines no decoder could read, with reason and file/line.
+- `dead-letters.jsonl`: input no decoder could read, with reason and file/line;
+- `metrics.prom`: OpenMetrics with timestamps, for `promtool tsdb create-blocks-from`;
+- `mlflow.db` + `mlartifacts/`: the seed's monitoring runs in a local tracking store;
+- `reports/`: Evidently HTML drift reports (every n-th drift window per model).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +23,11 @@ import orjson
 
 from agents.settings import Settings
 from agents.sources import iter_file_lines
+from stream.decode.labels import Label, decode_label_lines
 from stream.decode.lines import decode_line
 from stream.documents import index_name, prediction_documents
 from stream.events import DeadLetter
+from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
 from stream.pipeline import Pipeline, StepResult
 from stream.totals import RunTotals
 
@@ -28,13 +36,28 @@ DUMPS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 @dataclass
+class ReplayOptions:
+    references: dict[str, Path] = field(default_factory=dict)  # model (or "*") → file
+    labels: list[Path] = field(default_factory=list)
+    task: str = "auto"
+    report_every: int = 0  # an Evidently report every n-th drift window per model; 0: none
+    mlflow: bool = True
+    progress: bool = False
+    label_horizon: float = 30 * 86400.0
+
+
+@dataclass
 class ReplayResult:
     totals: RunTotals
     lines: int = 0
     windows: int = 0
+    revisions: int = 0
     predictions: int = 0
+    labels: int = 0
     late: int = 0
     orphans: int = 0
+    reports: list[Path] = field(default_factory=list)
+    mlflow_runs: int = 0
     dead_letters: Counter = field(default_factory=Counter)
 
 
@@ -49,13 +72,17 @@ def dead_letter_record(dl: DeadLetter) -> dict:
 
 
 class ReplayWriter:
-    """Writes a replay's outputs; every record is a sorted-key JSON line (deterministic)."""
+    """Writes a replay's file outputs; every record is a sorted-key JSON line."""
 
     def __init__(self, out_dir: Path) -> None:
+        from sinks.openmetrics_file import OpenMetricsFileSink
+
         out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out_dir
         self.windows = open(out_dir / "windows.jsonl", "wb")  # noqa: SIM115 - closed in close()
         self.predictions = open(out_dir / "predictions.jsonl", "wb")  # noqa: SIM115
         self.dead = open(out_dir / "dead-letters.jsonl", "wb")  # noqa: SIM115
+        self.metrics = OpenMetricsFileSink()
 
     def write(self, step: StepResult) -> None:
         for pair in step.pairs:
@@ -65,6 +92,7 @@ class ReplayWriter:
                                                     option=DUMPS))
         for _key, summary in step.summaries:
             self.windows.write(orjson.dumps(summary, option=DUMPS))
+            self.metrics.add_summary(summary)
 
     def dead_letter(self, dl: DeadLetter) -> None:
         self.dead.write(orjson.dumps(dead_letter_record(dl), option=DUMPS))
@@ -72,28 +100,121 @@ class ReplayWriter:
     def close(self) -> None:
         for fh in (self.windows, self.predictions, self.dead):
             fh.close()
+        self.metrics.write(self.out_dir / "metrics.prom")
+
+
+def load_monitoring(options: ReplayOptions) -> Monitoring:
+    from agents.reference_cli import load_reference
+
+    models = {name: ModelConfig(reference=load_reference(path), task=options.task)
+              for name, path in options.references.items()}
+    models.setdefault(ANY_MODEL, ModelConfig(task=options.task))
+    return Monitoring(models, label_horizon=options.label_horizon,
+                      report_every=options.report_every)
+
+
+def _labels(paths: list[Path], result: ReplayResult, writer: ReplayWriter | None
+            ) -> tuple[list[tuple[float, int, Label]], list[Label]]:
+    """Labels with a time (as a heap by time) and without one (fed at the end)."""
+    timed, untimed = [], []
+    for path in paths:
+        with open(path, "rb") as fh:
+            for item in decode_label_lines(fh, str(path)):
+                if isinstance(item, DeadLetter):
+                    result.dead_letters[item.reason] += 1
+                    if writer is not None:
+                        writer.dead_letter(item)
+                elif item.time is None:
+                    untimed.append(item)
+                else:
+                    timed.append((item.time, len(timed), item))
+    heapq.heapify(timed)
+    return timed, untimed
+
+
+def _progress_lines(paths: list[Path], enabled: bool) -> Iterator:
+    if not enabled:
+        yield from iter_file_lines(paths)
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    total = sum(p.stat().st_size for p in paths)
+    columns = (TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TextColumn("{task.fields[events]:,} events · {task.fields[rate]:,.0f}/s"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("replay", total=total, events=0, rate=0.0)
+        done, n = 0, 0
+        for path in paths:
+            size = path.stat().st_size
+            for line, coords, position in iter_file_lines(paths=[path], positions=True):
+                n += 1
+                if n % 5000 == 0:
+                    elapsed = progress.tasks[0].elapsed or 1e-9
+                    progress.update(task, completed=done + position, events=n, rate=n / elapsed)
+                yield line, coords
+            done += size
+        elapsed = progress.tasks[0].elapsed or 1e-9
+        progress.update(task, completed=total, events=n, rate=n / elapsed)
 
 
 def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = None,
-                 advance_every: int = 1000) -> ReplayResult:
+                 options: ReplayOptions | None = None, advance_every: int = 1000) -> ReplayResult:
+    options = options or ReplayOptions(mlflow=False)
+    monitoring = load_monitoring(options)
     pipeline = Pipeline(settings.window_seconds, settings.allowed_lateness_seconds,
-                        settings.pairing_ttl_seconds)
+                        settings.pairing_ttl_seconds, monitoring=monitoring)
     result = ReplayResult(totals=RunTotals())
     writer = ReplayWriter(out_dir) if out_dir is not None else None
+    mlflow = reports = None
+    if out_dir is not None and options.mlflow:
+        from sinks.mlflow_sink import MlflowSink
+
+        mlflow = MlflowSink(f"sqlite:///{(out_dir / 'mlflow.db').resolve()}",
+                            artifact_root=str((out_dir / "mlartifacts").resolve()))
+    if out_dir is not None and options.report_every:
+        from sinks.evidently_report import EvidentlyReportSink
+
+        reports = EvidentlyReportSink(out_dir / "reports")
+    timed_labels, untimed_labels = _labels(options.labels, result, writer)
 
     def consume(step: StepResult) -> None:
         for pair in step.pairs:
             result.totals.add_pair(pair)
-        for _key, summary in step.summaries:
+        report_paths = {}
+        if reports is not None:
+            for key, profile, frame in monitoring.report_frames:
+                name = f"{key.namespace}-{key.model}-{key.version}-{key.node}-{key.start:.0f}"
+                report_paths[key.id] = reports.add(name, profile, frame)
+            monitoring.report_frames.clear()
+            result.reports += reports.flush()
+        for key, summary in step.summaries:
             result.totals.add_summary(summary)
-        result.windows += len(step.summaries)
+            if summary.get("revision"):
+                result.revisions += 1
+            else:
+                result.windows += 1
+            if mlflow is not None:
+                path = report_paths.get(key.id)
+                mlflow.add(summary, str(path) if path else None)
         result.late += len(step.late)
         result.orphans += len(step.orphans)
         if writer is not None:
             writer.write(step)
 
+    def feed_labels(until: float) -> None:
+        while timed_labels and timed_labels[0][0] <= until:
+            pipeline.process_label(heapq.heappop(timed_labels)[2])
+            result.labels += 1
+
     try:
-        for line, coords in iter_file_lines(paths):
+        for line, coords in _progress_lines(paths, options.progress):
             result.lines += 1
             item = decode_line(line, coords)
             if isinstance(item, DeadLetter):
@@ -101,10 +222,19 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 if writer is not None:
                     writer.dead_letter(item)
                 continue
+            feed_labels(item.event_time)
             consume(pipeline.process(item))
             if result.lines % advance_every == 0:
                 consume(pipeline.advance())
+                if mlflow is not None:
+                    result.mlflow_runs += mlflow.flush()
+        feed_labels(float("inf"))
+        for label in untimed_labels:
+            pipeline.process_label(label)
+            result.labels += 1
         consume(pipeline.finish())
+        if mlflow is not None:
+            result.mlflow_runs += mlflow.flush()
     finally:
         if writer is not None:
             writer.close()

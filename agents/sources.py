@@ -9,16 +9,20 @@ from pathlib import Path
 from stream.events import SourceCoords
 
 
-def open_lines(path: Path) -> Iterator[bytes]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        yield from fh
+def open_lines(path: Path) -> Iterator[tuple[bytes, int]]:
+    """Lines of a file with the position reached in the file on disk (compressed bytes)."""
+    with open(path, "rb") as raw:
+        fh = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        for line in fh:
+            yield line, raw.tell()
 
 
-def iter_file_lines(paths: list[Path]) -> Iterator[tuple[bytes, SourceCoords]]:
-    """Yield every non-blank line of every file, with its path and 1-based line number."""
+def iter_file_lines(paths: list[Path], positions: bool = False) -> Iterator[tuple]:
+    """Yield every non-blank line of every file, with its path and 1-based line number
+    (and, with `positions`, how far into the file on disk the reader is)."""
     for path in paths:
-        for number, line in enumerate(open_lines(path), start=1):
+        for number, (line, pos) in enumerate(open_lines(path), start=1):
             line = line.strip()
             if line:
-                yield line, SourceCoords(kind="file", path=str(path), line=number)
+                coords = SourceCoords(kind="file", path=str(path), line=number)
+                yield (line, coords, pos) if positions else (line, coords)

@@ -17,7 +17,9 @@ from collections.abc import Callable, Hashable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.decode.labels import Label, feedback_labels
 from stream.events import EventKind, PredictionEvent
+from stream.monitoring import Monitoring
 from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
 from stream.summary import serving_summary
@@ -70,9 +72,13 @@ class WindowStage:
     def __init__(self, window_seconds: float, hold: float,
                  windows: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, float] | None = None,
-                 extensions: list[SummaryExtension] | None = None) -> None:
+                 extensions: list[SummaryExtension] | None = None,
+                 monitoring: Monitoring | None = None) -> None:
         self.book = WindowBook(window_seconds, hold, windows, emitted)
-        self.extensions = extensions if extensions is not None else [no_reference]
+        self.monitoring = monitoring
+        if extensions is None:
+            extensions = [monitoring.extension] if monitoring is not None else [no_reference]
+        self.extensions = extensions
 
     def add(self, outcome: Outcome, result: StepResult) -> None:
         """File an outcome; a pair seen before (a redelivery) is dropped silently."""
@@ -85,16 +91,31 @@ class WindowStage:
         status = self.book.add(outcome)
         if status == NEW:
             result.pairs.append(outcome)
+            if self.monitoring is not None:
+                self.monitoring.on_pair(outcome, self.book.key_of(outcome))
         elif status == LATE:
             result.late.append(outcome)
 
     def close_ready(self, watermark: float, result: StepResult) -> None:
         for key, pairs, orphans in self.book.take_ready(watermark):
-            result.summaries.append((key, self.summarize(key, pairs, orphans)))
+            self._emit(key, self.summarize(key, pairs, orphans), result)
+        self._revise(result)
+        if self.monitoring is not None:
+            self.monitoring.expire(watermark)
 
     def close_all(self, result: StepResult) -> None:
         for key, pairs, orphans in self.book.take_all():
-            result.summaries.append((key, self.summarize(key, pairs, orphans)))
+            self._emit(key, self.summarize(key, pairs, orphans), result)
+        self._revise(result)
+
+    def _emit(self, key: WindowKey, summary: dict[str, Any], result: StepResult) -> None:
+        result.summaries.append((key, summary))
+        if self.monitoring is not None:
+            self.monitoring.on_emitted(key, summary)
+
+    def _revise(self, result: StepResult) -> None:
+        if self.monitoring is not None:
+            result.summaries += self.monitoring.revisions()
 
     def summarize(self, key: WindowKey, pairs: list[Pair], orphans: int = 0) -> dict[str, Any]:
         summary = serving_summary(key, pairs, orphan_responses=orphans)
@@ -129,20 +150,34 @@ class Pipeline:
     def __init__(self, window_seconds: float, lateness: float, pairing_ttl: float,
                  stores: PipelineStores | None = None,
                  extensions: list[SummaryExtension] | None = None,
+                 monitoring: Monitoring | None = None,
                  idle_timeout: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.stores = stores or PipelineStores()
         self.pairing = PairingStage(pairing_ttl, self.stores.pending)
         self.windows = WindowStage(window_seconds, max(lateness, pairing_ttl),
-                                   self.stores.windows, self.stores.emitted, extensions)
+                                   self.stores.windows, self.stores.emitted, extensions,
+                                   monitoring)
+        self.monitoring = monitoring
         self.watermark = Watermark(idle_timeout=idle_timeout, clock=clock)
 
     def process(self, event: PredictionEvent, partition: Hashable = 0) -> StepResult:
         """Feed one event; returns what became final because of it."""
         self.watermark.update(partition, event.event_time)
         result = StepResult()
+        if event.kind is EventKind.FEEDBACK:
+            if self.monitoring is not None:
+                for label in feedback_labels(event):
+                    if isinstance(label, Label):
+                        self.monitoring.on_label(label)
+            return result
         for outcome in self.pairing.process(event):
             self.windows.add(outcome, result)
         return result
+
+    def process_label(self, label: Label) -> None:
+        """A ground-truth label (labels topic or file); joins its prediction when it can."""
+        if self.monitoring is not None:
+            self.monitoring.on_label(label)
 
     def advance(self) -> StepResult:
         """Expire pairs and close windows up to the current watermark (call per batch)."""

@@ -49,6 +49,7 @@ class RunTotals:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], ModelTotals] = defaultdict(ModelTotals)
         self._window_nodes: dict[tuple[str, str], str] = {}
+        self._latest: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
 
     def add_pair(self, pair: Pair) -> None:
         if not pair.entry:
@@ -63,20 +64,24 @@ class RunTotals:
             t.latencies.append(pair.latency)
 
     def add_summary(self, summary: dict[str, Any]) -> None:
+        """A window summary; a revision replaces the window's earlier one."""
         key = (summary["namespace"], summary["model"])
         # Count each window once per deployment: the node of the first summary seen.
         node = self._window_nodes.setdefault(key, summary.get("node", ""))
-        if summary.get("node", "") != node or summary.get("revision", 0):
+        if summary.get("node", "") != node:
             return
-        t = self._models[key]
-        t.windows += 1
-        drift = summary.get("drift") or {}
-        if drift.get("dataset_drift"):
-            t.drifted_windows += 1
-        perf = summary.get("performance") or {}
-        if perf.get("labels") and perf.get("accuracy") is not None:
-            t.labels += perf["labels"]
-            t.correct += perf["accuracy"] * perf["labels"]
+        wid = f"{summary['version']}|{summary['window_start']}"
+        self._latest[key][wid] = summary
 
     def get(self) -> dict[tuple[str, str], ModelTotals]:
+        for key, windows in self._latest.items():
+            t = self._models[key]
+            t.windows, t.drifted_windows, t.labels, t.correct = len(windows), 0, 0, 0.0
+            for summary in windows.values():
+                if (summary.get("drift") or {}).get("dataset_drift"):
+                    t.drifted_windows += 1
+                perf = summary.get("performance") or {}
+                if perf.get("labels") and perf.get("accuracy") is not None:
+                    t.labels += perf["labels"]
+                    t.correct += perf["accuracy"] * perf["labels"]
         return dict(sorted(self._models.items()))

@@ -1,0 +1,193 @@
+"""Drift, ground truth and performance for the windows of one window stage.
+
+`Monitoring` plugs into `WindowStage` as its summary extension and hears about every
+new pair and every label:
+- drift: the window's logged input rows (answered or not) and successful outputs
+  against the model's reference profile (`stream.drift.WindowDrift`), plus river
+  early warnings fed with the window's rows in request order;
+- labels: predictions and labels meet in a `LabelJoiner` (either order, within the
+  horizon); each joined label counts in the window of its prediction;
+- performance: `WindowPerformance` of the window's joined labels. A label that joins
+  after its window was emitted makes that window due for a revision: `revisions()`
+  returns the summary again with `revision` + 1 and the new performance.
+
+The prediction value compared with the reference's prediction column is the output
+itself when a row holds one value, the positive-class probability when it holds two
+probabilities (binary classifier), else the index of the largest value (the class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stream.decode.labels import Label
+from stream.drift.reference import ReferenceProfile
+from stream.drift.window import WindowDrift
+from stream.labels import JoinedLabel, LabelJoiner, Prediction
+from stream.pairs import Pair
+from stream.performance import WindowPerformance
+from stream.windows import WindowKey
+
+ANY_MODEL = "*"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How one model is monitored."""
+
+    reference: ReferenceProfile | None = None
+    task: str = "auto"
+    classes: tuple | None = None
+    threshold: float = 0.5
+
+
+def prediction_value(output: list[Any] | None) -> Any:
+    """The value drift compares for one output row (see the module docstring).
+
+    >>> [prediction_value(o) for o in ([0.3], [0.2, 0.8], [0.1, 0.7, 0.2], ["cat"], None)]
+    [0.3, 0.8, 1, 'cat', None]
+    """
+    if not output:
+        return None
+    if len(output) == 1:
+        return output[0]
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in output):
+        if len(output) == 2 and abs(sum(output) - 1.0) <= 0.01:
+            return output[1]
+        return max(range(len(output)), key=output.__getitem__)
+    return None
+
+
+class Monitoring:
+    def __init__(self, models: Mapping[str, ModelConfig] | None = None, *,
+                 label_horizon: float = 7 * 86400.0, drift_min_rows: int = 30,
+                 drift_cap: int = 50_000, early_warning: str | None = "adwin",
+                 seed: int = 0, report_every: int = 0) -> None:
+        if report_every < 0:
+            raise ValueError("report_every must be >= 0")
+        self.report_every = report_every  # keep the window frame of every n-th drift window
+        self.report_frames: list[tuple[WindowKey, ReferenceProfile, Any]] = []
+        self._drift_windows: dict[str, int] = {}
+        self.models = dict(models or {})
+        self.label_horizon = label_horizon
+        self.drift_min_rows = drift_min_rows
+        self.drift_cap = drift_cap
+        self.early_warning = early_warning
+        self.seed = seed
+        self.joiner = LabelJoiner(label_horizon)
+        self._perf: dict[str, WindowPerformance] = {}
+        self._predictions: dict[str, int] = {}
+        self._emitted: dict[str, tuple[WindowKey, dict[str, Any]]] = {}
+        self._due: set[str] = set()
+        self.joined: list[JoinedLabel] = []  # since the last `take_joined`
+
+    def config_for(self, model: str) -> ModelConfig:
+        return self.models.get(model) or self.models.get(ANY_MODEL) or ModelConfig()
+
+    # -- input ------------------------------------------------------------------------------
+    def on_pair(self, pair: Pair, key: WindowKey) -> None:
+        if pair.succeeded:
+            self._predictions[key.id] = (self._predictions.get(key.id, 0)
+                                         + len(pair.outputs or ()))
+        for prediction in Prediction.rows_of(pair, key):
+            self._joined(self.joiner.update(prediction))
+
+    def on_label(self, label: Label) -> None:
+        self._joined(self.joiner.update(label))
+
+    def _joined(self, joined: list[JoinedLabel]) -> None:
+        for j in joined:
+            wid = j.prediction.window_id
+            perf = self._perf.get(wid)
+            if perf is None:
+                cfg = self.config_for(j.prediction.model.model)
+                perf = self._perf[wid] = WindowPerformance(cfg.task, cfg.classes, cfg.threshold)
+            perf.update(j)
+            self.joined.append(j)
+            if wid in self._emitted:
+                self._due.add(wid)
+
+    def take_joined(self) -> list[JoinedLabel]:
+        out, self.joined = self.joined, []
+        return out
+
+    # -- summaries ------------------------------------------------------------------------------
+    def extension(self, key: WindowKey, pairs: list[Pair]) -> dict[str, Any]:
+        """The drift, prediction drift, early-warning and performance parts of a summary."""
+        out: dict[str, Any] = {}
+        reference = self.config_for(key.model).reference
+        if reference is None:
+            out["drift"] = {"status": "no_reference"}
+            out["prediction_drift"] = None
+        else:
+            out.update(self._drift(key, reference, pairs))
+        out["performance"] = self._performance(key)
+        return out
+
+    def _drift(self, key: WindowKey, reference: ReferenceProfile, pairs: list[Pair]
+               ) -> dict[str, Any]:
+        window = WindowDrift(reference, min_rows=self.drift_min_rows, cap=self.drift_cap,
+                             seed=self.seed)
+        warnings = None
+        if self.early_warning:
+            from stream.drift.early import EarlyWarnings
+
+            warnings = EarlyWarnings(self.early_warning, features=list(reference.features))
+        for p in pairs:
+            if p.rows:
+                names = p.feature_names if (p.feature_names and len(p.feature_names)
+                                            == len(p.rows[0])) else None
+                window.update(names, p.rows)
+                if warnings is not None:
+                    warnings.update(names or list(reference.features), p.rows)
+            if p.succeeded and p.outputs and reference.prediction is not None:
+                values = [prediction_value(o) for o in p.outputs]
+                window.update_predictions(values)
+                if warnings is not None:
+                    warnings.update_predictions(values)
+        drift, prediction_drift = window.get()
+        out = {"drift": drift, "prediction_drift": prediction_drift}
+        if self.report_every and "dataset_drift" in drift:
+            n = self._drift_windows.get(key.model, 0)
+            self._drift_windows[key.model] = n + 1
+            if n % self.report_every == 0:
+                self.report_frames.append((key, reference, window.current_frame()))
+        if warnings is not None:
+            out["early_warnings"] = {k: bool(v) for k, v in sorted(warnings.get().items())}
+        return out
+
+    def _performance(self, key: WindowKey) -> dict[str, Any]:
+        perf = self._perf.get(key.id)
+        predictions = self._predictions.get(key.id, 0)
+        if perf is None:
+            return {"labels": 0, "label_coverage": 0.0 if predictions else None}
+        return perf.get(predictions=predictions)
+
+    def on_emitted(self, key: WindowKey, summary: dict[str, Any]) -> None:
+        self._emitted[key.id] = (key, summary)
+        self._due.discard(key.id)
+
+    def revisions(self) -> list[tuple[WindowKey, dict[str, Any]]]:
+        """Summaries of emitted windows that got new labels, with the next revision number."""
+        out = []
+        for wid in sorted(self._due):
+            key, summary = self._emitted[wid]
+            revised = dict(summary)
+            revised["performance"] = self._performance(key)
+            revised["revision"] = summary.get("revision", 0) + 1
+            self._emitted[wid] = (key, revised)
+            out.append((key, revised))
+        self._due.clear()
+        return out
+
+    def expire(self, watermark: float) -> list[Label]:
+        """Forget windows past the label horizon; returns labels that never joined."""
+        unmatched = self.joiner.expire(watermark)
+        horizon = watermark - self.label_horizon
+        for wid in [w for w, (k, _) in self._emitted.items() if k.end < horizon]:
+            del self._emitted[wid]
+            self._perf.pop(wid, None)
+            self._predictions.pop(wid, None)
+        return unmatched
