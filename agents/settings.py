@@ -46,13 +46,19 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: float = Field(60.0, ge=0)
     pairing_ttl_seconds: float = Field(300.0, gt=0)
 
+    # Monitoring: "[MODEL=]FILE,..." reference profiles (CSV/Parquet or built .npz)
+    references: str = ""
+    task: str = Field("auto", pattern="^(auto|classification|regression)$")
+    label_horizon_seconds: float = Field(7 * 86400.0, gt=0)
+    drift_min_rows: int = Field(30, ge=1)
+
     # Sinks
     elasticsearch_url: str = "http://127.0.0.1:19200"  # "" disables the sink
     elasticsearch_api_key: SecretStr | None = None
     elasticsearch_index_template: str = "predlog-predictions-{namespace}-{model}-{date}"
     web_host: str = "127.0.0.1"  # the worker's /metrics, /healthz, /readyz
     prometheus_port: int = Field(6066, ge=1, le=65535)
-    mlflow_tracking_uri: str = "http://127.0.0.1:15000"
+    mlflow_tracking_uri: str = ""  # e.g. http://127.0.0.1:15000; "" disables the MLflow sink
 
     # HTTP ingest gateway
     ingest_host: str = "127.0.0.1"
@@ -68,6 +74,19 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"bootstrap server {server!r} is not host:port")
         return value
+
+
+def parse_references(value: str) -> dict[str, str]:
+    """`"iris=/r/iris.npz,*=/r/any.csv"` → {"iris": ..., "*": ...}.
+
+    >>> parse_references("iris=/r/iris.npz, /r/all.csv")
+    {'iris': '/r/iris.npz', '*': '/r/all.csv'}
+    """
+    out = {}
+    for item in filter(None, (x.strip() for x in value.split(","))):
+        model, sep, path = item.rpartition("=")
+        out[model if sep else "*"] = path
+    return out
 
 
 def load_settings(**overrides: object) -> Settings:

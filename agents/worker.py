@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -34,14 +35,24 @@ from agents.settings import Settings
 from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
 from stream.decode.kafka_records import decode_kafka_record
-from stream.events import DeadLetter
-from stream.pairs import decode_outcome, encode_heartbeat, encode_outcome
+from stream.decode.labels import decode_label_record, feedback_labels
+from stream.events import DeadLetter, EventKind, SourceCoords
+from stream.labels import JoinedLabel, LabelJoiner, Prediction
+from stream.pairs import (
+    Pair,
+    decode_outcome,
+    encode_heartbeat,
+    encode_joined,
+    encode_outcome,
+    joined_from_state,
+)
 from stream.pipeline import PairingStage, StepResult, WindowStage
 from stream.watermark import Watermark
 from stream.windows import WindowKey
 
 log = logging.getLogger("predlog.worker")
 SOURCE_TOPIC_HEADER = "predlog-source-topic"
+KIND_HEADER = "predlog-kind"
 DUMPS = orjson.OPT_SORT_KEYS
 
 
@@ -71,6 +82,13 @@ class Worker:
         self.window_watermarks: dict[int, Watermark] = {}
         self.model_partition: dict[tuple[str, str, str, str], int] = {}
         self.views: dict[tuple[str, int], tuple[TableView, ...]] = {}
+        self.monitoring = make_monitoring(settings)
+        # A batch and a timer tick never interleave on one stage: a commit point must
+        # write to the changelog only state whose outputs were already delivered.
+        self.pair_lock = asyncio.Lock()
+        self.window_lock = asyncio.Lock()
+        self.joiners: dict[int, LabelJoiner] = {}
+        self.mlflow = make_mlflow_sink(settings)
         self.app = self._build_app()
 
     # -- app ----------------------------------------------------------------------------------
@@ -94,8 +112,8 @@ class Worker:
                    value_serializer="raw")
         # Faust's pattern subscription does not work (a known faust-streaming limitation):
         # subscribe to the external topics that exist at start-up; new ones need a restart.
-        self.external_names = discover_topics(s)
-        self.external = app.topic(*self.external_names, **raw) if self.external_names else None
+        self.external_names = [*discover_topics(s), s.topic_labels]
+        self.external = app.topic(*self.external_names, **raw)
         self.events = app.topic(s.topic_events, partitions=s.partitions, **raw)
         self.pairs = app.topic(s.topic_pairs, partitions=s.partitions, **raw)
         self.windows_topic = app.topic(s.topic_windows, partitions=s.partitions, **raw)
@@ -105,9 +123,11 @@ class Worker:
         self.pending_table = app.Table("pending", **tables)
         self.windows_table = app.Table("windows", **tables)
         self.emitted_table = app.Table("emitted", **tables)
+        self.labeljoin_table = app.Table("labeljoin", **tables)  # stage 1: label joins
+        self.labels_table = app.Table("labels", **tables)  # stage 2: joined labels per window
+        self.summaries_table = app.Table("summaries", **tables)  # stage 2: for revisions
 
-        if self.external is not None:
-            app.agent(self.external, name="rekey")(self._rekey_agent)
+        app.agent(self.external, name="rekey")(self._rekey_agent)
         app.agent(self.events, name="pair")(self._pair_agent)
         app.agent(self.pairs, name="window")(self._window_agent)
         # Faust calls a page function as fun(view, request); bind self through closures.
@@ -137,6 +157,7 @@ class Worker:
         for tp in revoked:
             if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
                 del self.pairing[tp.partition]
+                self.joiners.pop(tp.partition, None)
                 self.expired_through.pop(tp.partition, None)
                 for view in self.views.pop(("pair", tp.partition), ()):
                     view.clear_local()
@@ -165,7 +186,9 @@ class Worker:
         stage = self.pairing.get(partition)
         if stage is None:  # first batch after (re)assignment: the table is recovered
             view = TableView(self.pending_table, partition)
-            self.views[("pair", partition)] = (view,)
+            joins = TableView(self.labeljoin_table, partition)
+            self.views[("pair", partition)] = (view, joins)
+            self.joiners[partition] = LabelJoiner(self.settings.label_horizon_seconds, joins)
             stage = PairingStage(self.settings.pairing_ttl_seconds, view)
             self.pairing[partition] = stage
         return stage
@@ -176,9 +199,17 @@ class Worker:
             s = self.settings
             views = (TableView(self.windows_table, partition),
                      TableView(self.emitted_table, partition))
-            self.views[("window", partition)] = views
+            labels = TableView(self.labels_table, partition)
+            summaries = TableView(self.summaries_table, partition)
+            self.views[("window", partition)] = (*views, labels, summaries)
             stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
-                                                      s.pairing_ttl_seconds), *views)
+                                                      s.pairing_ttl_seconds), *views,
+                                monitoring=self.monitoring, join_labels=False)
+            # Recovered state: joined labels first, then the windows they may revise.
+            for state in labels.values():
+                self.monitoring.add_joined(joined_from_state(state))
+            for wid, summary in summaries.items():
+                self.monitoring.restore_emitted(WindowKey.parse(wid, s.window_seconds), summary)
             self.windowing[partition] = stage
             marks = Watermark(s.idle_partition_seconds, clock=self.clock)
             marks.expect(range(s.partitions))  # every stage-1 partition reports to us
@@ -205,6 +236,17 @@ class Worker:
                 msg = event.message
                 self.metrics.consumed[msg.topic] += 1
                 headers = _headers(msg)
+                if msg.topic == s.topic_labels:
+                    label = decode_label_record(
+                        msg.value or b"", fallback_time=msg.timestamp,
+                        coords=SourceCoords("kafka", msg.topic, msg.partition, msg.offset))
+                    if isinstance(label, DeadLetter):
+                        await self._dead_letter(label)
+                    else:
+                        await self.events.send(key=label.request_id.encode(), value=msg.value,
+                                               headers=[(KIND_HEADER, b"label")],
+                                               timestamp=msg.timestamp)
+                    continue
                 item = decode_kafka_record(msg.topic, msg.key, msg.value, headers,
                                            msg.timestamp * 1000.0, partition=msg.partition,
                                            offset=msg.offset)
@@ -219,29 +261,48 @@ class Worker:
     async def _pair_agent(self, stream) -> None:
         s = self.settings
         async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
-            self._ensure_stages()
-            touched: set[int] = set()
-            for event in batch:
-                msg = event.message
-                self.metrics.consumed[msg.topic] += 1
-                headers = _headers(msg)
-                source = dict(headers).get(SOURCE_TOPIC_HEADER)
-                topic = source.decode() if source else msg.topic
-                if source:
-                    headers = [(k, v) for k, v in headers if k != SOURCE_TOPIC_HEADER]
-                item = decode_kafka_record(topic, msg.key, msg.value, headers,
-                                           msg.timestamp * 1000.0, partition=msg.partition,
-                                           offset=msg.offset)
-                if isinstance(item, DeadLetter):
-                    await self._dead_letter(item)
-                    continue
-                self.pair_watermark.update(msg.partition, item.event_time)
-                stage = self._pairing_stage(msg.partition)
-                touched.add(msg.partition)
-                for outcome in stage.process(item):
-                    await self._send_outcome(outcome, msg.partition)
-            await self._expire_pairs()
-            await self._commit_point("pair")
+            async with self.pair_lock:
+                await self._pair_batch(batch)
+
+    async def _pair_batch(self, batch) -> None:
+        self._ensure_stages()
+        touched: set[int] = set()
+        for event in batch:
+            msg = event.message
+            self.metrics.consumed[msg.topic] += 1
+            headers = _headers(msg)
+            if dict(headers).get(KIND_HEADER) == b"label":
+                label = decode_label_record(msg.value, fallback_time=msg.timestamp)
+                if not isinstance(label, DeadLetter):
+                    self._pairing_stage(msg.partition)
+                    await self._join(msg.partition, label)
+                continue
+            source = dict(headers).get(SOURCE_TOPIC_HEADER)
+            topic = source.decode() if source else msg.topic
+            if source:
+                headers = [(k, v) for k, v in headers if k != SOURCE_TOPIC_HEADER]
+            item = decode_kafka_record(topic, msg.key, msg.value, headers,
+                                       msg.timestamp * 1000.0, partition=msg.partition,
+                                       offset=msg.offset)
+            if isinstance(item, DeadLetter):
+                await self._dead_letter(item)
+                continue
+            self.pair_watermark.update(msg.partition, item.event_time)
+            stage = self._pairing_stage(msg.partition)
+            touched.add(msg.partition)
+            if item.kind is EventKind.FEEDBACK:
+                for label in feedback_labels(item):
+                    if not isinstance(label, DeadLetter):
+                        await self._join(msg.partition, label)
+                continue
+            for outcome in stage.process(item):
+                await self._send_outcome(outcome, msg.partition)
+                if isinstance(outcome, Pair) and outcome.succeeded:
+                    key = self._window_key(outcome)
+                    for prediction in Prediction.rows_of(outcome, key):
+                        await self._join(msg.partition, prediction)
+        await self._expire_pairs()
+        await self._commit_point("pair")
 
     def _watermark(self, marks: Watermark) -> float:
         wm = marks.get()
@@ -252,7 +313,13 @@ class Worker:
         """Advance time without new input: expire pairs, close windows (idle streams)."""
         if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
             return
-        self._ensure_stages()
+        async with self.pair_lock:
+            self._ensure_stages()
+            await self._tick_pairs()
+        async with self.window_lock:
+            await self._tick_windows()
+
+    async def _tick_pairs(self) -> None:
         await self._expire_pairs()
         # Watermark heartbeats: every stage-2 partition learns how far each stage-1
         # partition has got, also when no pair of its models came from there.
@@ -261,6 +328,8 @@ class Worker:
                 for target in range(self.settings.partitions):
                     await self.pairs.send(value=encode_heartbeat(source, wm), partition=target)
         await self._commit_point("pair")
+
+    async def _tick_windows(self) -> None:
         results: dict[int, StepResult] = defaultdict(StepResult)
         for partition, stage in list(self.windowing.items()):
             marks = self.window_watermarks.get(partition)
@@ -270,12 +339,28 @@ class Worker:
             await self._deliver(results)
             await self._commit_point("window")
 
+    def _window_key(self, pair: Pair) -> WindowKey:
+        size = self.settings.window_seconds
+        m = pair.model
+        return WindowKey(m.namespace, m.model, m.version, m.node,
+                         float(math.floor(pair.request_time / size) * size), size)
+
+    async def _join(self, partition: int, item) -> None:
+        """A prediction or a label into this partition's joiner; joined labels go to stage 2."""
+        for joined in self.joiners[partition].update(item):
+            m = joined.prediction.model
+            await self.pairs.send(key=f"{m.namespace}|{m.model}".encode(),
+                                  value=encode_joined(joined, partition, self.expired_through
+                                                      .get(partition, float("-inf"))))
+
     async def _expire_pairs(self) -> None:
         """Resolve what the watermark passed, then let each partition promise that far."""
         wm = self._watermark(self.pair_watermark)
         for partition, stage in list(self.pairing.items()):
             for outcome in stage.expire(wm):
                 await self._send_outcome(outcome, partition)
+            for label in self.joiners[partition].expire(wm):
+                self.metrics.add_unmatched_label(label.source)
             self.expired_through[partition] = wm
 
     async def _send_outcome(self, outcome, partition: int) -> None:
@@ -289,22 +374,42 @@ class Worker:
     async def _window_agent(self, stream) -> None:
         s = self.settings
         async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
-            self._ensure_stages()
-            results: dict[int, StepResult] = defaultdict(StepResult)
-            for event in batch:
-                msg = event.message
-                outcome, source, wm = decode_outcome(msg.value)
-                stage = self._window_stage(msg.partition)
-                if wm != float("-inf"):
-                    self.window_watermarks[msg.partition].update(source, wm)
-                if outcome is not None:
-                    stage.add(outcome, results[msg.partition])
-            for partition, stage in self.windowing.items():
-                marks = self.window_watermarks.get(partition)
-                if marks is not None:
-                    stage.close_ready(self._watermark(marks), results[partition])
-            await self._deliver(results)
-            await self._commit_point("window")
+            async with self.window_lock:
+                await self._window_batch(batch)
+
+    async def _window_batch(self, batch) -> None:
+        self._ensure_stages()
+        results: dict[int, StepResult] = defaultdict(StepResult)
+        for event in batch:
+            msg = event.message
+            outcome, source, wm = decode_outcome(msg.value)
+            stage = self._window_stage(msg.partition)
+            if wm != float("-inf"):
+                self.window_watermarks[msg.partition].update(source, wm)
+            if isinstance(outcome, JoinedLabel):
+                self._add_joined(msg.partition, outcome)
+            elif outcome is not None:
+                stage.add(outcome, results[msg.partition])
+        for partition, stage in self.windowing.items():
+            marks = self.window_watermarks.get(partition)
+            if marks is not None:
+                stage.close_ready(self._watermark(marks), results[partition])
+        await self._deliver(results)
+        await self._commit_point("window")
+
+    def _add_joined(self, partition: int, joined: JoinedLabel) -> None:
+        """Keep a joined label with its window (idempotent by request id and row)."""
+        p = joined.prediction
+        labels = self.views[("window", partition)][2]
+        key = f"{p.window_id}|{p.request_id}|{p.row}"
+        if key in labels:
+            return
+        m = p.model
+        labels[key] = [m.model, m.namespace, m.node, m.predictor, m.version, p.request_id, p.row,
+                       p.time, p.window_id, p.output, p.output_names, joined.label.value,
+                       joined.label.time, joined.label.source]
+        self.monitoring.add_joined(joined)
+        self.metrics.add_joined(joined)
 
     async def _deliver(self, results: dict[int, StepResult]) -> None:
         es = self.es_sink
@@ -320,6 +425,14 @@ class Worker:
                 self.metrics.add_orphan(orphan)
             for key, summary in result.summaries:
                 await self._emit_summary(key, summary)
+                self.views[("window", partition)][3][key.id] = summary
+        if self.mlflow is not None and len(self.mlflow):
+            models = {s["model"] for r in results.values() for _, s in r.summaries}
+            await asyncio.to_thread(self.mlflow.flush)
+            for model in models:
+                cmp = await asyncio.to_thread(self.mlflow.compare_with_training, model)
+                if cmp.get("status") == "ok":
+                    self.metrics.degradation[model] = cmp["degradation"]
         if es is not None and len(es):
             # Blocks (retrying) while Elasticsearch is down: the batch is not acked and
             # consumption waits — backpressure. Run in a thread to keep heartbeats going.
@@ -327,10 +440,33 @@ class Worker:
 
     async def _emit_summary(self, key: WindowKey, summary: dict) -> None:
         self.metrics.add_summary(summary, key.end)
+        if self.mlflow is not None:
+            self.mlflow.add(summary)
         if self.es_sink is not None:
             self.es_sink.add_summary(key, summary)
         await self.windows_topic.send(key=key.id.encode(),
                                       value=orjson.dumps(summary, option=DUMPS))
+
+
+def make_mlflow_sink(settings: Settings):
+    if not settings.mlflow_tracking_uri:
+        return None
+    from sinks.mlflow_sink import MlflowSink
+
+    return MlflowSink(settings.mlflow_tracking_uri)
+
+
+def make_monitoring(settings: Settings):
+    """Drift against the configured references, and performance, for the window stage."""
+    from agents.reference_cli import load_reference
+    from agents.settings import parse_references
+    from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
+
+    models = {name: ModelConfig(reference=load_reference(path), task=settings.task)
+              for name, path in parse_references(settings.references).items()}
+    models.setdefault(ANY_MODEL, ModelConfig(task=settings.task))
+    return Monitoring(models, label_horizon=settings.label_horizon_seconds,
+                      drift_min_rows=settings.drift_min_rows)
 
 
 def discover_topics(settings: Settings) -> list[str]:

@@ -154,6 +154,9 @@ class MlflowSink:
         with self._lock:
             self._buffer.append((dict(summary), report_html_path))
 
+    def __len__(self) -> int:
+        return len(self._buffer)
+
     def flush(self) -> int:
         """Write the buffered windows; return how many. Raises after the last retry."""
         with self._lock:

@@ -88,6 +88,10 @@ class PrometheusSink(Collector):
         self.dead_letters: dict[tuple[str, str], int] = defaultdict(int)
         self.consumed: dict[str, int] = defaultdict(int)
         self.consumer_lag: dict[tuple[str, int], int] = {}
+        self.labels_joined: dict[ModelKey, int] = defaultdict(int)
+        self.label_delay: dict[str, Histogram] = {}
+        self.labels_unmatched: dict[str, int] = defaultdict(int)
+        self.degradation: dict[str, float] = {}
 
     @staticmethod
     def key(pair: Pair | OrphanResponse) -> ModelKey:
@@ -123,10 +127,21 @@ class PrometheusSink(Collector):
     def add_summary(self, summary: dict[str, Any], window_end: float) -> None:
         key = (summary["namespace"], summary["model"], summary["version"], summary["node"])
         s = self._models[key]
-        s.windows += 1
+        if not summary.get("revision"):
+            s.windows += 1
         if s.last_window_end is None or window_end >= s.last_window_end:
             s.last_summary = summary
             s.last_window_end = window_end
+
+    def add_joined(self, joined: Any) -> None:
+        m = joined.prediction.model
+        self.labels_joined[(m.namespace, m.model, m.version, m.node)] += 1
+        if joined.delay is not None:
+            hist = self.label_delay.setdefault(m.model, Histogram(LABEL_DELAY_BUCKETS))
+            hist.observe(joined.delay)
+
+    def add_unmatched_label(self, source: str) -> None:
+        self.labels_unmatched[source] += 1
 
     def add_dead_letter(self, reason: str, source: str) -> None:
         self.dead_letters[(reason, source)] += 1
@@ -245,3 +260,23 @@ class PrometheusSink(Collector):
         for (topic, part), n in sorted(self.consumer_lag.items()):
             g_clag.add_metric([topic, str(part)], n)
         yield from (c_dl, c_con, g_clag)
+        base = ["model_name", "model_version", "namespace", "node"]
+        c_lj = CounterMetricFamily("predlog_labels_joined", "Labels joined to a prediction",
+                                   labels=base)
+        for (ns, model, version, node), n in sorted(self.labels_joined.items()):
+            c_lj.add_metric([model, version, ns, node], n)
+        c_lu = CounterMetricFamily("predlog_labels_unmatched",
+                                   "Labels whose request id matched no prediction",
+                                   labels=["source"])
+        for source, n in sorted(self.labels_unmatched.items()):
+            c_lu.add_metric([source], n)
+        h_ld = HistogramMetricFamily("predlog_label_delay_seconds",
+                                     "Label time minus prediction time", labels=["model_name"])
+        for model, hist in sorted(self.label_delay.items()):
+            h_ld.add_metric([model], hist.buckets(), hist.sum)
+        g_deg = GaugeMetricFamily("model_accuracy_degradation",
+                                  "Training test_accuracy minus production accuracy",
+                                  labels=["model_name"])
+        for model, v in sorted(self.degradation.items()):
+            g_deg.add_metric([model], v)
+        yield from (c_lj, c_lu, h_ld, g_deg)

@@ -78,7 +78,6 @@ class Monitoring:
         self.seed = seed
         self.joiner = LabelJoiner(label_horizon)
         self._perf: dict[str, WindowPerformance] = {}
-        self._predictions: dict[str, int] = {}
         self._emitted: dict[str, tuple[WindowKey, dict[str, Any]]] = {}
         self._due: set[str] = set()
         self.joined: list[JoinedLabel] = []  # since the last `take_joined`
@@ -87,10 +86,10 @@ class Monitoring:
         return self.models.get(model) or self.models.get(ANY_MODEL) or ModelConfig()
 
     # -- input ------------------------------------------------------------------------------
-    def on_pair(self, pair: Pair, key: WindowKey) -> None:
-        if pair.succeeded:
-            self._predictions[key.id] = (self._predictions.get(key.id, 0)
-                                         + len(pair.outputs or ()))
+    def on_pair(self, pair: Pair, key: WindowKey, join: bool = True) -> None:
+        """A new pair of a window; `join=False` when labels are joined elsewhere."""
+        if not join:
+            return
         for prediction in Prediction.rows_of(pair, key):
             self._joined(self.joiner.update(prediction))
 
@@ -109,6 +108,10 @@ class Monitoring:
             if wid in self._emitted:
                 self._due.add(wid)
 
+    def add_joined(self, joined: JoinedLabel) -> None:
+        """A label joined elsewhere (a worker's stage 1) counts in its prediction's window."""
+        self._joined([joined])
+
     def take_joined(self) -> list[JoinedLabel]:
         out, self.joined = self.joined, []
         return out
@@ -123,7 +126,8 @@ class Monitoring:
             out["prediction_drift"] = None
         else:
             out.update(self._drift(key, reference, pairs))
-        out["performance"] = self._performance(key)
+        predictions = sum(len(p.outputs or ()) for p in pairs if p.succeeded)
+        out["performance"] = self._performance(key, predictions)
         return out
 
     def _drift(self, key: WindowKey, reference: ReferenceProfile, pairs: list[Pair]
@@ -158,9 +162,8 @@ class Monitoring:
             out["early_warnings"] = {k: bool(v) for k, v in sorted(warnings.get().items())}
         return out
 
-    def _performance(self, key: WindowKey) -> dict[str, Any]:
+    def _performance(self, key: WindowKey, predictions: int) -> dict[str, Any]:
         perf = self._perf.get(key.id)
-        predictions = self._predictions.get(key.id, 0)
         if perf is None:
             return {"labels": 0, "label_coverage": 0.0 if predictions else None}
         return perf.get(predictions=predictions)
@@ -175,12 +178,24 @@ class Monitoring:
         for wid in sorted(self._due):
             key, summary = self._emitted[wid]
             revised = dict(summary)
-            revised["performance"] = self._performance(key)
+            revised["performance"] = self._performance(key, self._scored(summary))
             revised["revision"] = summary.get("revision", 0) + 1
             self._emitted[wid] = (key, revised)
             out.append((key, revised))
         self._due.clear()
         return out
+
+    @staticmethod
+    def _scored(summary: dict[str, Any]) -> int:
+        """Output rows of the window's successful pairs, as its first emission counted them."""
+        perf = summary.get("performance") or {}
+        if perf.get("label_coverage") and perf.get("labels"):
+            return round(perf["labels"] / perf["label_coverage"])
+        return int(summary.get("predictions", 0))
+
+    def restore_emitted(self, key: WindowKey, summary: dict[str, Any]) -> None:
+        """After a restart: an emitted window that may still be revised."""
+        self._emitted[key.id] = (key, summary)
 
     def expire(self, watermark: float) -> list[Label]:
         """Forget windows past the label horizon; returns labels that never joined."""
@@ -189,5 +204,4 @@ class Monitoring:
         for wid in [w for w, (k, _) in self._emitted.items() if k.end < horizon]:
             del self._emitted[wid]
             self._perf.pop(wid, None)
-            self._predictions.pop(wid, None)
         return unmatched

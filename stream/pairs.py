@@ -97,17 +97,39 @@ def encode_outcome(outcome: Pair | OrphanResponse, source: int, watermark: float
     return orjson.dumps([source, wm, *body])
 
 
+def encode_joined(joined: Any, source: int, watermark: float) -> bytes:
+    """A label joined to a prediction in stage 1, for the prediction's window in stage 2."""
+    p, label = joined.prediction, joined.label
+    m = p.model
+    state = [m.model, m.namespace, m.node, m.predictor, m.version, p.request_id, p.row, p.time,
+             p.window_id, p.output, p.output_names, label.value, label.time, label.source]
+    return orjson.dumps([source, watermark if watermark != float("-inf") else None, "l",
+                         state])
+
+
+def joined_from_state(state: list) -> Any:
+    from stream.decode.labels import Label
+    from stream.labels import JoinedLabel, Prediction
+
+    names = tuple(state[10]) if state[10] is not None else None
+    prediction = Prediction(state[5], state[6], ModelRef(*state[:5]), state[7], state[8],
+                            state[9], names)
+    return JoinedLabel(prediction, Label(state[5], state[6], state[11], state[12], state[13]))
+
+
 def encode_heartbeat(source: int, watermark: float) -> bytes:
     """A watermark-only record: stage 1 tells every stage-2 partition how far it has got."""
     return orjson.dumps([source, watermark if watermark != float("-inf") else None, "h", None])
 
 
-def decode_outcome(raw: bytes) -> tuple[Pair | OrphanResponse | None, int, float]:
-    """(outcome or None for a heartbeat, source partition, watermark)."""
+def decode_outcome(raw: bytes) -> tuple[Any, int, float]:
+    """(a Pair, OrphanResponse or JoinedLabel, or None for a heartbeat; source; watermark)."""
     source, wm, kind, state = orjson.loads(raw)
     watermark = float("-inf") if wm is None else wm
     if kind == "h":
         return None, source, watermark
+    if kind == "l":
+        return joined_from_state(state), source, watermark
     if kind == "o":
         return (OrphanResponse(ModelRef(*state[:5]), state[5], state[6]), source, watermark)
     return Pair.from_state(state), source, watermark

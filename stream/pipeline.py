@@ -73,9 +73,10 @@ class WindowStage:
                  windows: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, float] | None = None,
                  extensions: list[SummaryExtension] | None = None,
-                 monitoring: Monitoring | None = None) -> None:
+                 monitoring: Monitoring | None = None, join_labels: bool = True) -> None:
         self.book = WindowBook(window_seconds, hold, windows, emitted)
         self.monitoring = monitoring
+        self.join_labels = join_labels  # False in workers: stage 1 joins, by request id
         if extensions is None:
             extensions = [monitoring.extension] if monitoring is not None else [no_reference]
         self.extensions = extensions
@@ -92,7 +93,7 @@ class WindowStage:
         if status == NEW:
             result.pairs.append(outcome)
             if self.monitoring is not None:
-                self.monitoring.on_pair(outcome, self.book.key_of(outcome))
+                self.monitoring.on_pair(outcome, self.book.key_of(outcome), self.join_labels)
         elif status == LATE:
             result.late.append(outcome)
 
