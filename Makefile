@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/predlog replay
+	$(BIN)/predlog demo
 
 unit: venv
 	$(BIN)/pytest -m "not integration"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +47,9 @@ class EvidentlyReportSink:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         while self._queue:
             path, profile, current = self._queue[0]
-            html = drift_report_html(profile, current, drift_share=self.drift_share)
+            with warnings.catch_warnings():  # Evidently's plots divide by zero on flat columns
+                warnings.simplefilter("ignore", RuntimeWarning)
+                html = drift_report_html(profile, current, drift_share=self.drift_share)
             tmp = path.with_suffix(".html.tmp")
             tmp.write_text(html, encoding="utf-8")
             os.replace(tmp, path)

