@@ -276,6 +276,9 @@ class WindowPerformance:
         self.task, self.classes, self.threshold = task, classes, threshold
         self._rows: list[tuple[Any, tuple[str, ...] | None, Any, float | None]] = []
 
+    def __len__(self) -> int:
+        return len(self._rows)
+
     def update(self, joined: JoinedLabel) -> None:
         p = joined.prediction
         self._rows.append((p.output, p.output_names, joined.label.value, joined.delay))

@@ -107,16 +107,16 @@ class WindowStage:
     def close_all(self, result: StepResult) -> None:
         for key, pairs, orphans in self.book.take_all():
             self._emit(key, self.summarize(key, pairs, orphans), result)
-        self._revise(result)
+        self._revise(result, final=True)
 
     def _emit(self, key: WindowKey, summary: dict[str, Any], result: StepResult) -> None:
         result.summaries.append((key, summary))
         if self.monitoring is not None:
             self.monitoring.on_emitted(key, summary)
 
-    def _revise(self, result: StepResult) -> None:
+    def _revise(self, result: StepResult, final: bool = False) -> None:
         if self.monitoring is not None:
-            result.summaries += self.monitoring.revisions()
+            result.summaries += self.monitoring.revisions(final)
 
     def summarize(self, key: WindowKey, pairs: list[Pair], orphans: int = 0) -> dict[str, Any]:
         summary = serving_summary(key, pairs, orphan_responses=orphans)
