@@ -64,13 +64,38 @@ def replay(
     mlflow: Annotated[bool, typer.Option(help="Log MLflow runs to OUT/mlflow.db.")] = True,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: on a tty).")
                         ] = None,
+    from_elasticsearch: Annotated[
+        str | None, typer.Option(help="Read predlog prediction or seldon-request-logger "
+                                      "documents from this Elasticsearch URL instead of files.")
+    ] = None,
+    index: Annotated[str, typer.Option(help="Index name or pattern for --from-elasticsearch.")
+                     ] = "predlog-predictions-*",
+    from_kafka: Annotated[
+        str | None, typer.Option(help="Read a Kafka topic from this bootstrap (host:port).")
+    ] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Topic for --from-kafka (default: the events topic).")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="--from-*: from this time (ISO 8601, "
+                                                   "inclusive).")] = None,
+    end: Annotated[str | None, typer.Option(help="--from-*: to this time (ISO 8601, "
+                                                 "exclusive).")] = None,
+    to_kafka: Annotated[
+        bool, typer.Option("--to-kafka", help="Republish the files' events to Kafka "
+                           "(PREDLOG_KAFKA_BOOTSTRAP, PREDLOG_TOPIC_EVENTS) with their "
+                           "original timestamps, for live workers, instead of replaying.")
+    ] = False,
 ) -> None:
     """Replay historical prediction logs in-process (no servers) and summarize per model."""
     from agents.durations import parse_duration
     from agents.replay import SAMPLE, ReplayOptions, replay_files
     from agents.settings import load_settings
 
-    paths = list(inputs or [SAMPLE])
+    remote = from_elasticsearch or from_kafka
+    if remote and (inputs or to_kafka or (from_elasticsearch and from_kafka)):
+        raise typer.BadParameter("give INPUT files, --from-elasticsearch or --from-kafka; "
+                                 "--to-kafka republishes files")
+    paths = [] if remote else list(inputs or [SAMPLE])
     for p in [*paths, *(labels or [])]:
         if not p.is_file():
             raise typer.BadParameter(f"no such file: {p}", param_hint="INPUTS")
@@ -82,10 +107,15 @@ def replay(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if to_kafka:
+        _republish(paths, settings)
+        return
+    source = _remote_source(settings, from_elasticsearch, index, from_kafka, topic, start, end)
     options = ReplayOptions(references=_references(reference or []), labels=list(labels or []),
                             task=task, report_every=reports, mlflow=mlflow,
                             progress=console.is_terminal if progress is None else progress)
-    result = replay_files(paths, settings, out, options)
+    result = replay_files(paths, settings, out, options,
+                          events=source.iter_events() if source is not None else None)
     print_replay_table(result, window)
     where = ["windows.jsonl", "predictions.jsonl", "dead-letters.jsonl", "metrics.prom"]
     if mlflow:
@@ -94,6 +124,51 @@ def replay(
     if result.reports:
         console.print(f"Evidently drift reports: {len(result.reports)} in {out / 'reports'}/, "
                       f"e.g. {result.reports[-1]}")
+
+
+def _remote_source(settings, from_elasticsearch: str | None, index: str,
+                   from_kafka: str | None, topic: str | None, start: str | None,
+                   end: str | None):
+    """The `--from-elasticsearch` / `--from-kafka` source, or None to read files."""
+    if not (from_elasticsearch or from_kafka):
+        return None
+    from stream.eventtime import parse_rfc3339
+
+    if not (start and end):
+        raise typer.BadParameter("--start and --end are required with --from-*")
+    try:
+        if parse_rfc3339(start) >= parse_rfc3339(end):
+            raise typer.BadParameter("--start must be before --end")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--start/--end") from None
+    if from_kafka:
+        from agents.replay_sources import KafkaSource
+
+        return KafkaSource(from_kafka, topic or settings.topic_events, start, end)
+    from elasticsearch import Elasticsearch
+
+    from agents.replay_sources import ElasticsearchSource
+
+    key = settings.elasticsearch_api_key
+    client = Elasticsearch(from_elasticsearch, request_timeout=60,
+                           api_key=key.get_secret_value() if key else None)
+    return ElasticsearchSource(client, index, start, end)
+
+
+def _republish(paths: list[Path], settings) -> None:
+    from agents.to_kafka import republish_files
+    from stream.eventtime import format_utc
+
+    r = republish_files(paths, settings)
+    span = (f", event time {format_utc(r.first_time)} – {format_utc(r.last_time)}"
+            if r.first_time is not None else "")
+    kinds = ", ".join(f"{k}: {n:,}" for k, n in sorted(r.events.items()))
+    console.print(f"republished {sum(r.events.values()):,} events ({kinds}) from {r.lines:,} "
+                  f"lines to {settings.topic_events} on {settings.kafka_bootstrap}{span}")
+    if r.dead_letters:
+        reasons = ", ".join(f"{k}: {n}" for k, n in sorted(r.dead_letters.items()))
+        console.print(f"dead letters to {settings.topic_dlq}: {sum(r.dead_letters.values())} "
+                      f"({reasons})")
 
 
 def print_replay_table(result, window: str) -> None:

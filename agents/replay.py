@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from agents.sources import iter_file_lines
 from stream.decode.labels import Label, decode_label_lines
 from stream.decode.lines import decode_line
 from stream.documents import index_name, prediction_documents
-from stream.events import DeadLetter
+from stream.events import DeadLetter, PredictionEvent
 from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
 from stream.pipeline import Pipeline, StepResult
 from stream.totals import RunTotals
@@ -165,7 +165,10 @@ def _progress_lines(paths: list[Path], enabled: bool) -> Iterator:
 
 
 def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = None,
-                 options: ReplayOptions | None = None, advance_every: int = 1000) -> ReplayResult:
+                 options: ReplayOptions | None = None, advance_every: int = 1000,
+                 events: Iterable[PredictionEvent | DeadLetter] | None = None) -> ReplayResult:
+    """Replay `paths`, or, given `events` (an `agents.replay_sources` source's
+    `iter_events()`), those decoded events instead of the files."""
     options = options or ReplayOptions(mlflow=False)
     monitoring = load_monitoring(options)
     pipeline = Pipeline(settings.window_seconds, settings.allowed_lateness_seconds,
@@ -214,9 +217,10 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             result.labels += 1
 
     try:
-        for line, coords in _progress_lines(paths, options.progress):
+        items = events if events is not None else (
+            decode_line(line, coords) for line, coords in _progress_lines(paths, options.progress))
+        for item in items:
             result.lines += 1
-            item = decode_line(line, coords)
             if isinstance(item, DeadLetter):
                 result.dead_letters[item.reason] += 1
                 if writer is not None:
