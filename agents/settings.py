@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     task: str = Field("auto", pattern="^(auto|classification|regression)$")
     label_horizon_seconds: float = Field(7 * 86400.0, gt=0)
     drift_min_rows: int = Field(30, ge=1)
+    # An Evidently HTML report every N drift windows per model (0: none), written to
+    # reports_dir off the event loop and attached to the window's MLflow run.
+    report_every: int = Field(0, ge=0)
+    reports_dir: str = "predlog-reports"
 
     # Sinks
     elasticsearch_url: str = "http://127.0.0.1:19200"  # "" disables the sink

@@ -423,8 +423,9 @@ class Worker:
                 self.metrics.add_late(pair)
             for orphan in result.orphans:
                 self.metrics.add_orphan(orphan)
+            reports = await self._reports() if result.summaries else {}
             for key, summary in result.summaries:
-                await self._emit_summary(key, summary)
+                await self._emit_summary(key, summary, reports.get(key.id))
                 self.views[("window", partition)][3][key.id] = summary
         if self.mlflow is not None and len(self.mlflow):
             models = {s["model"] for r in results.values() for _, s in r.summaries}
@@ -438,10 +439,25 @@ class Worker:
             # consumption waits — backpressure. Run in a thread to keep heartbeats going.
             await asyncio.to_thread(es.flush)
 
-    async def _emit_summary(self, key: WindowKey, summary: dict) -> None:
+    async def _reports(self) -> dict[str, str]:
+        """Evidently HTML reports of the windows the monitoring picked, off the event loop."""
+        frames, self.monitoring.report_frames = self.monitoring.report_frames, []
+        if not frames:
+            return {}
+        from sinks.evidently_report import EvidentlyReportSink
+
+        sink = EvidentlyReportSink(self.settings.reports_dir)
+        paths = {key.id: str(sink.add(f"{key.namespace}-{key.model}-{key.version}-{key.node}-"
+                                      f"{key.start:.0f}", profile, frame))
+                 for key, profile, frame in frames}
+        await asyncio.to_thread(sink.flush)
+        return paths
+
+    async def _emit_summary(self, key: WindowKey, summary: dict,
+                            report: str | None = None) -> None:
         self.metrics.add_summary(summary, key.end)
         if self.mlflow is not None:
-            self.mlflow.add(summary)
+            self.mlflow.add(summary, report)
         if self.es_sink is not None:
             self.es_sink.add_summary(key, summary)
         await self.windows_topic.send(key=key.id.encode(),
@@ -466,7 +482,8 @@ def make_monitoring(settings: Settings):
               for name, path in parse_references(settings.references).items()}
     models.setdefault(ANY_MODEL, ModelConfig(task=settings.task))
     return Monitoring(models, label_horizon=settings.label_horizon_seconds,
-                      drift_min_rows=settings.drift_min_rows)
+                      drift_min_rows=settings.drift_min_rows,
+                      report_every=settings.report_every)
 
 
 def discover_topics(settings: Settings) -> list[str]:
