@@ -41,7 +41,8 @@ class Deployment:
 
     @property
     def topics(self) -> dict[str, str]:
-        return {name: f"it{self.suffix}.{name}" for name in ("events", "pairs", "windows", "dlq")}
+        return {name: f"it{self.suffix}.{name}"
+                for name in ("events", "pairs", "windows", "dlq", "labels")}
 
     def env(self, port: int) -> dict[str, str]:
         t = self.topics
@@ -50,6 +51,7 @@ class Deployment:
                     PREDLOG_CONSUMER_GROUP=f"it{self.suffix}",
                     PREDLOG_TOPIC_EVENTS=t["events"], PREDLOG_TOPIC_PAIRS=t["pairs"],
                     PREDLOG_TOPIC_WINDOWS=t["windows"], PREDLOG_TOPIC_DLQ=t["dlq"],
+                    PREDLOG_TOPIC_LABELS=t["labels"],
                     PREDLOG_EXTERNAL_TOPICS_PATTERN=f"^it{self.suffix}\\.external$",
                     PREDLOG_PARTITIONS=str(PARTITIONS),
                     PREDLOG_WINDOW_SECONDS=str(self.window),
