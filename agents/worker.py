@@ -53,6 +53,7 @@ from stream.windows import WindowKey
 log = logging.getLogger("predlog.worker")
 SOURCE_TOPIC_HEADER = "predlog-source-topic"
 KIND_HEADER = "predlog-kind"
+FLUSH_TIMEOUT_SECONDS = 120.0
 DUMPS = orjson.OPT_SORT_KEYS
 
 
@@ -76,7 +77,9 @@ class Worker:
         self.registry.register(self.metrics)
         self.pairing: dict[int, PairingStage] = {}
         self.windowing: dict[int, WindowStage] = {}
-        self.pair_watermark = Watermark(settings.idle_partition_seconds, clock=clock)
+        self.last_offsets: dict[tuple[str, int], int] = {}
+        self.pair_watermark = Watermark(settings.idle_partition_seconds, clock=clock,
+                                        caught_up=self._events_caught_up)
         # How far each stage-1 partition has expired; what it may promise stage 2.
         self.expired_through: dict[int, float] = {}
         self.window_watermarks: dict[int, Watermark] = {}
@@ -108,6 +111,9 @@ class Worker:
             producer_acks=-1,
             # Batch producer requests: a batch sends many outcomes and changelog records.
             producer_linger=0.02,
+            # A send that never completes must not block every stage for Faust's default
+            # 20 minutes: fail it, and let the commit point's timeout restart the worker.
+            producer_request_timeout=60.0,
             producer_max_batch_size=512 * 1024,
             table_standby_replicas=0,
         )
@@ -173,6 +179,24 @@ class Worker:
                 gone = tp.partition
                 self.metrics.retain(lambda k, gone=gone: self.model_partition.get(k) != gone)
 
+    def _caught_up(self, topic: str, partition: int) -> bool:
+        """Has this worker read everything the broker has in the partition?"""
+        from faust.types import TP
+
+        tp = TP(topic, partition)
+        try:
+            high = self.app.consumer.highwater(tp)
+        except Exception:  # not assigned or not fetched yet
+            return False
+        if high is None:
+            return False
+        lag = max(0, high - (self.last_offsets.get((topic, partition), -1) + 1))
+        self.metrics.consumer_lag[(topic, partition)] = lag
+        return lag == 0
+
+    def _events_caught_up(self, partition) -> bool:
+        return self._caught_up(self.settings.topic_events, partition)
+
     def _ensure_stages(self) -> None:
         """Stages (and their recovered state) for every assigned partition, also idle ones."""
         s = self.settings
@@ -214,14 +238,22 @@ class Worker:
             for wid, summary in summaries.items():
                 self.monitoring.restore_emitted(WindowKey.parse(wid, s.window_seconds), summary)
             self.windowing[partition] = stage
-            marks = Watermark(s.idle_partition_seconds, clock=self.clock)
-            marks.expect(range(s.partitions))  # every stage-1 partition reports to us
+            # Every stage-1 partition reports here (pairs or heartbeats), so a source is never
+            # idle: a quiet one still sends heartbeats; a dead one holds until reassigned.
+            marks = Watermark(float("inf"), clock=self.clock)
+            marks.expect(range(s.partitions))
             self.window_watermarks.setdefault(partition, marks)
         return stage
 
     async def _commit_point(self, kind: str) -> None:
         """Outputs first, then state: deliver what was sent, then write the changelog."""
-        await self.app.producer.flush()
+        try:
+            await asyncio.wait_for(self.app.producer.flush(), timeout=FLUSH_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            # Nothing of this batch is committed: crash, restart, replay from the changelog.
+            log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
+            await self.app.crash(exc)
+            raise
         for (k, _), views in list(self.views.items()):
             if k == kind:
                 for view in views:
@@ -273,6 +305,7 @@ class Worker:
         for event in batch:
             msg = event.message
             self.metrics.consumed[msg.topic] += 1
+            self.last_offsets[(msg.topic, msg.partition)] = msg.offset
             headers = _headers(msg)
             if dict(headers).get(KIND_HEADER) == b"label":
                 label = decode_label_record(msg.value, fallback_time=msg.timestamp)
@@ -385,6 +418,7 @@ class Worker:
         results: dict[int, StepResult] = defaultdict(StepResult)
         for event in batch:
             msg = event.message
+            self.last_offsets[(msg.topic, msg.partition)] = msg.offset
             outcome, source, wm = decode_outcome(msg.value)
             stage = self._window_stage(msg.partition)
             if wm != float("-inf"):

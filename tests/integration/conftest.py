@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -36,7 +37,8 @@ def stack() -> StackEndpoints:
         prometheus_url=f"http://127.0.0.1:{_port('PROMETHEUS', 19090)}",
         alertmanager_url=f"http://127.0.0.1:{_port('ALERTMANAGER', 19093)}",
         mlflow_url=f"http://127.0.0.1:{_port('MLFLOW', 15000)}",
-        alert_webhook_port=19095,
+        alert_webhook_port=int(urlsplit(os.environ.get(
+            "PREDLOG_STACK_ALERT_WEBHOOK_URL", "http://127.0.0.1:19095/alerts")).port or 19095),
         stack_dir=os.environ.get("PREDLOG_STACK_DIR", os.path.join(repo, ".stack")),
     )
 
