@@ -56,14 +56,23 @@ class TableView(MutableMapping):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def flush_changelog(self) -> int:
-        """Send the changes since the last flush (the last value of each key) to the changelog."""
+    async def flush_changelog(self) -> int:
+        """Send the changes since the last flush (the last value of each key) to the changelog.
+
+        Sent straight to the Kafka producer, not through Faust's table buffer: that buffer's
+        flush gives up after 0.1 s with records still queued, so Faust could commit input
+        offsets whose state never reached the changelog (seen as lost pairs after SIGKILL).
+        The producer flush before the next offset commit covers these sends.
+        """
         changes, self._changes = self._changes, {}
+        topic = self.table.changelog_topic
         for key, value in changes.items():
-            if value is None:
-                self.table.send_changelog(self.partition, key, None, value_serializer="raw")
+            if value is None:  # a tombstone
+                await topic.send(key=key, value=None, partition=self.partition,
+                                 key_serializer="json", value_serializer="raw")
             else:
-                self.table.send_changelog(self.partition, key, value)
+                await topic.send(key=key, value=value, partition=self.partition,
+                                 key_serializer="json", value_serializer="json")
         return len(changes)
 
     def clear_local(self) -> None:

@@ -257,7 +257,7 @@ class Worker:
         for (k, _), views in list(self.views.items()):
             if k == kind:
                 for view in views:
-                    view.flush_changelog()
+                    await view.flush_changelog()
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
         self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")

@@ -276,7 +276,12 @@ class PrometheusSink(Collector):
             h_ld.add_metric([model], hist.buckets(), hist.sum)
         g_deg = GaugeMetricFamily("model_accuracy_degradation",
                                   "Training test_accuracy minus production accuracy",
-                                  labels=["model_name"])
-        for model, v in sorted(self.degradation.items()):
-            g_deg.add_metric([model], v)
+                                  labels=["model_name", "model_version", "namespace"])
+        # The comparison is per model (its MLflow experiments are); every version series of
+        # the model carries it, so joins on (model_name, model_version) find it.
+        seen = set()
+        for ns, model, version, _node in sorted(self._models):
+            if model in self.degradation and (ns, model, version) not in seen:
+                seen.add((ns, model, version))
+                g_deg.add_metric([model, version, ns], self.degradation[model])
         yield from (c_lj, c_lu, h_ld, g_deg)
