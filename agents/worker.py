@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -48,7 +47,7 @@ from stream.pairs import (
 )
 from stream.pipeline import PairingStage, StepResult, WindowStage
 from stream.watermark import Watermark
-from stream.windows import WindowKey
+from stream.windows import WindowKey, window_key
 
 log = logging.getLogger("predlog.worker")
 SOURCE_TOPIC_HEADER = "predlog-source-topic"
@@ -334,7 +333,7 @@ class Worker:
             for outcome in stage.process(item):
                 await self._send_outcome(outcome, msg.partition)
                 if isinstance(outcome, Pair) and outcome.succeeded:
-                    key = self._window_key(outcome)
+                    key = window_key(outcome, self.settings.window_seconds)
                     for prediction in Prediction.rows_of(outcome, key):
                         await self._join(msg.partition, prediction)
         await self._expire_pairs()
@@ -374,12 +373,6 @@ class Worker:
         if any(r.summaries for r in results.values()):
             await self._deliver(results)
             await self._commit_point("window")
-
-    def _window_key(self, pair: Pair) -> WindowKey:
-        size = self.settings.window_seconds
-        m = pair.model
-        return WindowKey(m.namespace, m.model, m.version, m.node,
-                         float(math.floor(pair.request_time / size) * size), size)
 
     async def _join(self, partition: int, item) -> None:
         """A prediction or a label into this partition's joiner; joined labels go to stage 2."""

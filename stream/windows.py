@@ -51,6 +51,18 @@ class WindowKey:
         return cls(ns, model, version, node, float(start), size)
 
 
+def window_key(pair: Pair, size: float) -> WindowKey:
+    """The window a pair counts in: its model, version, node and request time.
+
+    >>> from stream.events import ModelRef
+    >>> window_key(Pair(ModelRef("iris", "ns", "clf", version="v1"), "r", 65.0), 60.0).id
+    'ns|iris|v1|clf|60'
+    """
+    m = pair.model
+    start = math.floor(pair.request_time / size) * size
+    return WindowKey(m.namespace, m.model, m.version, m.node, float(start), size)
+
+
 class WindowBook:
     """Assigns pairs to windows and hands out the windows the watermark has closed.
 
@@ -89,9 +101,7 @@ class WindowBook:
             self._index[wid].add(key)
 
     def key_of(self, pair: Pair) -> WindowKey:
-        m = pair.model
-        start = math.floor(pair.request_time / self.size) * self.size
-        return WindowKey(m.namespace, m.model, m.version, m.node, float(start), self.size)
+        return window_key(pair, self.size)
 
     def is_emitted(self, key: WindowKey) -> bool:
         return key.id in self._emitted
