@@ -24,7 +24,6 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -63,21 +62,6 @@ class Budget:
         if left <= 0:
             pytest.fail("the test's time budget is used up")
         return min(timeout, left)
-
-
-@dataclass
-class LiveDeployment(Deployment):
-    """A `Deployment` with its own labels topic and extra worker settings."""
-
-    extra_env: dict = field(default_factory=dict)
-
-    @property
-    def topics(self) -> dict[str, str]:
-        return {**super().topics, "labels": f"it{self.suffix}.labels"}
-
-    def env(self, port: int) -> dict[str, str]:
-        return {**super().env(port), "PREDLOG_TOPIC_LABELS": self.topics["labels"],
-                **self.extra_env}
 
 
 def _webhook_port(stack) -> int:
@@ -144,7 +128,7 @@ def e2e_rules(stack):
 def deployment(stack, tmp_path):
     reference = tmp_path / "reference.csv"
     write_reference_csv(reference, reference_rows(500, seed=1))
-    dep = LiveDeployment(stack, window=WINDOW, ttl=3.0, lateness=2.0)
+    dep = Deployment(stack, window=WINDOW, ttl=3.0, lateness=2.0)
     dep.model = f"e2e{dep.suffix}"
     dep.extra_env = {"PREDLOG_REFERENCES": f"{dep.model}={reference}",
                      "PREDLOG_WALL_CLOCK_LAG_SECONDS": str(LAG),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -30,19 +29,6 @@ from tests.integration.workers import PARTITIONS, Deployment
 REPO = Path(__file__).resolve().parents[2]
 ES_SCRIPT = REPO / "deploy" / "stack" / "elasticsearch.sh"
 OUTAGE_SECONDS = 30.0
-
-
-@dataclass
-class IsolatedDeployment(Deployment):
-    """Its own labels topic too (the worker subscribes to it), and no MLflow sink."""
-
-    @property
-    def topics(self) -> dict[str, str]:
-        return {**super().topics, "labels": f"it{self.suffix}.labels"}
-
-    def env(self, port: int) -> dict[str, str]:
-        return {**super().env(port), "PREDLOG_TOPIC_LABELS": self.topics["labels"],
-                "PREDLOG_MLFLOW_TRACKING_URI": ""}
 
 
 def _es_script(stack, action: str, timeout: float) -> None:
@@ -84,7 +70,8 @@ def test_elasticsearch_down_30s_mid_stream_loses_nothing(stack):
     stream = generate(n=2000, seconds=1200.0)
     expected = oracle(stream, WINDOW)
     rows = sum(len(r.rows) for r in stream.requests)
-    dep = IsolatedDeployment(stack, window=WINDOW, ttl=30.0, lateness=10.0)
+    dep = Deployment(stack, window=WINDOW, ttl=30.0, lateness=10.0,
+                     extra_env={"PREDLOG_MLFLOW_TRACKING_URI": ""})
     dep.create_topics()
     es_stopped = False
     try:

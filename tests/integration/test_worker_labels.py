@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -32,17 +32,7 @@ SERVING_FIELDS_IGNORED = ("performance", "revision")
 
 @dataclass
 class LabelledDeployment(Deployment):
-    """A `Deployment` with its own labels topic (PREDLOG_TOPIC_LABELS) and extra settings."""
-
-    extra_env: dict = field(default_factory=dict)
-
-    @property
-    def topics(self) -> dict[str, str]:
-        return {**super().topics, "labels": f"it{self.suffix}.labels"}
-
-    def env(self, port: int) -> dict[str, str]:
-        return {**super().env(port), "PREDLOG_TOPIC_LABELS": self.topics["labels"],
-                **self.extra_env}
+    """A `Deployment` that also produces to its labels topic."""
 
     def produce_labels(self, records) -> None:
         """Label records (key = request id, so a key's repeats stay in order)."""

@@ -38,6 +38,7 @@ class Deployment:
     procs: list = field(default_factory=list)
     logs: list = field(default_factory=list)
     target_files: list = field(default_factory=list)
+    extra_env: dict = field(default_factory=dict)  # more PREDLOG_* settings for the workers
 
     @property
     def topics(self) -> dict[str, str]:
@@ -46,7 +47,7 @@ class Deployment:
 
     def env(self, port: int) -> dict[str, str]:
         t = self.topics
-        return dict(os.environ,
+        env = dict(os.environ,
                     PREDLOG_KAFKA_BOOTSTRAP=self.stack.kafka_bootstrap,
                     PREDLOG_CONSUMER_GROUP=f"it{self.suffix}",
                     PREDLOG_TOPIC_EVENTS=t["events"], PREDLOG_TOPIC_PAIRS=t["pairs"],
@@ -62,6 +63,7 @@ class Deployment:
                         f"it{self.suffix}-predictions-{{namespace}}-{{model}}-{{date}}"),
                     PREDLOG_PROMETHEUS_PORT=str(port),
                     PREDLOG_BATCH_SECONDS="0.3")
+        return {**env, **self.extra_env}
 
     def create_topics(self) -> None:
         admin = KafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
