@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, le=1024)  # of predlog's own topics and tables
     consumer_group: str = "predlog"
+    # Faust's working directory (table metadata); "" = Faust's default, ./<group>-data.
+    data_dir: str = ""
     batch_size: int = Field(1000, ge=1)
     batch_seconds: float = Field(0.5, gt=0)
     idle_partition_seconds: float = Field(30.0, gt=0)

@@ -30,6 +30,7 @@ import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agents.faust_recovery import SeekFirstTableManager
 from agents.settings import Settings
 from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
@@ -100,6 +101,7 @@ class Worker:
             s.consumer_group,
             broker=f"kafka://{s.kafka_bootstrap}",
             store="memory://",
+            **({"datadir": s.data_dir} if s.data_dir else {}),
             web_host=s.web_host,
             web_bind=s.web_host,
             web_port=s.prometheus_port,
@@ -115,6 +117,8 @@ class Worker:
             producer_request_timeout=60.0,
             producer_max_batch_size=512 * 1024,
             table_standby_replicas=0,
+            # Seek stream partitions before resuming them after a recovery (see the module).
+            TableManager=SeekFirstTableManager,
         )
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw",
                    value_serializer="raw")

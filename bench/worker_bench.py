@@ -260,7 +260,8 @@ def run_worker(args, names: dict[str, str], group: str, total: int, expected: in
                PREDLOG_PARTITIONS=str(args.partitions),
                PREDLOG_WINDOW_SECONDS=str(WINDOW),
                PREDLOG_ELASTICSEARCH_URL="", PREDLOG_MLFLOW_TRACKING_URI="",
-               PREDLOG_PROMETHEUS_PORT=str(port))
+               PREDLOG_PROMETHEUS_PORT=str(port),
+               PREDLOG_DATA_DIR=str(log_path.with_suffix(".data")))
     cmd = [sys.executable]
     if args.profile:
         cmd += ["-m", "cProfile", "-o", str(Path(args.profile).resolve())]

@@ -103,10 +103,6 @@ def test_one_worker_matches_the_oracle_prometheus_and_elasticsearch(stack, strea
     assert "evidently_dataset_drift" in text or "model_window_requests" in text
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug (issue 4 open): after SIGKILL and restart a run sometimes misses pairs of the "
-    "last window or stalls before closing it (about 1 run in 3 on 2 cores); the restart "
-    "exactness of the changelogged state is not yet reliable"))
 def test_sigkill_and_restart_gives_the_same_summaries(stack, stream, deployment):
     expected = oracle(stream, WINDOW)
     proc, _ = deployment.start_worker()

@@ -62,7 +62,8 @@ class Deployment:
                     PREDLOG_ELASTICSEARCH_INDEX_TEMPLATE=(
                         f"it{self.suffix}-predictions-{{namespace}}-{{model}}-{{date}}"),
                     PREDLOG_PROMETHEUS_PORT=str(port),
-                    PREDLOG_BATCH_SECONDS="0.3")
+                    PREDLOG_BATCH_SECONDS="0.3",
+                    PREDLOG_DATA_DIR=str(Path(self.stack.stack_dir) / f"worker-it{self.suffix}"))
         return {**env, **self.extra_env}
 
     def create_topics(self) -> None:
