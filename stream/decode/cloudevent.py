@@ -37,22 +37,16 @@ def normalize_headers(headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) ->
     {'type': 't', 'id': 'e1'}
     """
     # Fast paths for what consumers hand us: a Kafka header list of (str, UTF-8 bytes)
-    # and a dict of str values. A topic's records carry the same header names again
-    # and again, so their normalized names are looked up once per name tuple; the
-    # values are decoded in one C-level map. Anything else (str or invalid UTF-8
-    # values, odd items) raises here and takes the general loop, which decides.
+    # and a dict of str values, with names seen before (a topic's records repeat the
+    # same few). Anything else (a new name, str or invalid UTF-8 values in a list,
+    # odd items) raises here and takes the loop below, which decides and learns names.
     try:
-        if type(headers) is list and headers:
-            names, values = zip(*headers, strict=True)
-            keys = _KEY_TUPLES.get(names) or _key_tuple(names)
-            return dict(zip(keys, map(bytes.decode, values), strict=True))
-        if type(headers) is dict and headers:
-            names = tuple(headers)
-            keys = _KEY_TUPLES.get(names) or _key_tuple(names)
-            values = headers.values()
-            "".join(values)  # TypeError unless every value is a str (str(v) is then v)
-            return dict(zip(keys, values, strict=True))
-    except (TypeError, ValueError):  # UnicodeDecodeError is a ValueError
+        if type(headers) is list:
+            return {_NAMES[k]: bytes.decode(v) for k, v in headers}
+        if type(headers) is dict:
+            "".join(headers.values())  # TypeError unless every value is a str (then str(v) is v)
+            return {_NAMES[k]: v for k, v in headers.items()}
+    except (KeyError, TypeError, ValueError):  # UnicodeDecodeError is a ValueError
         pass
     return _normalize_each(headers)
 
@@ -65,12 +59,11 @@ def _normalize_each(headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> d
         name = _NAMES.get(k)
         if name is None:
             name = _attribute_name(k)
-        out[name] = v.decode("utf-8", "replace") if type(v) is bytes else str(v)
+        out[name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
     return out
 
 
 _NAMES: dict[str, str] = {}
-_KEY_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def _attribute_name(header: str) -> str:
@@ -80,13 +73,6 @@ def _attribute_name(header: str) -> str:
     if len(_NAMES) < 4096:  # header names repeat; cache them, bounded
         _NAMES[header] = name
     return name
-
-
-def _key_tuple(names: tuple[str, ...]) -> tuple[str, ...]:
-    keys = tuple(_NAMES.get(k) or _attribute_name(k) for k in names)
-    if len(_KEY_TUPLES) < 1024:  # one entry per header layout; bounded
-        _KEY_TUPLES[names] = keys
-    return keys
 
 
 def image_tag(image: str) -> str:

@@ -14,6 +14,7 @@ numbers are finite (orjson refuses NaN and infinity).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from stream.decode.bodies import Body
@@ -69,7 +70,9 @@ def seldon_ndarray_body(obj: Any, response: bool) -> Body | None:
         if paths:
             if type(paths) is not dict:
                 return None
-            request_path = {k: str(v) for k, v in paths.items()}
+            # orjson's keys are str; so are the values, as a rule (then str(v) is v)
+            request_path = paths if _all_str(paths.values()) else {
+                k: str(v) for k, v in paths.items()}
         puid = meta.get("puid")
         if puid:
             request_id = str(puid)
@@ -86,7 +89,7 @@ def _flat(values: list[Any]) -> bool:
         return list not in map(type, values)
 
 
-def _all_str(values: list[Any]) -> bool:
+def _all_str(values: Iterable[Any]) -> bool:
     """Every element is a str (then `map(str, ...)` would change nothing)."""
     try:
         "".join(values)
