@@ -14,8 +14,12 @@ from stream.decode.tensors import as_rows, flatten, join_tensors, reshape_rows
 from stream.events import DecodeError
 
 
-class Body(msgspec.Struct):
-    """What a body says, whatever its protocol (a Struct: built once per event, in C)."""
+class Body(msgspec.Struct, gc=False):
+    """What a body says, whatever its protocol.
+
+    A Struct, built in C once per event; short-lived and never in a reference cycle
+    (it holds parsed JSON and strings), so not tracked by the garbage collector.
+    """
 
     names: tuple[str, ...] | None = None
     rows: list[list[Any]] = msgspec.field(default_factory=list)

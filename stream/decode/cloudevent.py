@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stream.decode.bodies import Body, parse_body
-from stream.decode.fastbody import seldon_ndarray_body
+from stream.decode.fastbody import seldon_message_body
 from stream.decode.jsonbody import loads
 from stream.events import DecodeError, EventKind, ModelRef, PredictionEvent
 from stream.eventtime import parse_rfc3339
@@ -185,7 +185,7 @@ def decode_attributes(
         truth, reward, body = _feedback(obj)
     else:
         response = kind is _RESPONSE
-        body = seldon_ndarray_body(obj, response)
+        body = seldon_message_body(obj, response)
         if body is None:
             body = parse_body(obj, response=response)
     request_id = request_id or fallback_request_id or body.request_id

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from stream.decode import cloudevent, seldon_v2
 from stream.decode.bodies import parse_body
 from stream.decode.cloudevent import _normalize_each, normalize_headers
-from stream.decode.fastbody import seldon_ndarray_body
+from stream.decode.fastbody import seldon_message_body
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.lines import decode_line
 from stream.decode.oip.inference_pb2 import ModelInferRequest, ModelInferResponse
@@ -40,7 +40,7 @@ def general_paths(monkeypatch):
     """Switch the fast paths off: decoding then takes only the general paths."""
     def decode_general(fn, *args, **kwargs):
         with monkeypatch.context() as m:
-            m.setattr(cloudevent, "seldon_ndarray_body", lambda obj, response: None)
+            m.setattr(cloudevent, "seldon_message_body", lambda obj, response: None)
             m.setattr(cloudevent, "normalize_headers", _normalize_each)
             m.setattr(seldon_v2, "raw_tensor_rows", lambda tensors, raw: None)
             m.setattr(seldon_v2, "normalize_headers", _normalize_each)
@@ -85,6 +85,14 @@ def _kafka_cases():
         (req, {"data": {"ndarray": [[], []]}}),
         (req, {"data": {"names": "a", "ndarray": [[1]]}}),
         (req, {"data": {"tensor": {"shape": [1, 2], "values": [1, 2]}}}),
+        (req, {"data": {"tensor": {"shape": [2], "values": [1.5, 2]}}}),
+        (resp, {"data": {"tensor": {"shape": [2], "values": [1.5, 2]}}}),
+        (resp, {"data": {"names": ["a", "b"],
+                         "tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]}}}),
+        (req, {"data": {"tensor": {"shape": [2, 2], "values": [1, 2, 3]}}}),
+        (req, {"data": {"tensor": {"shape": [2.0, 1], "values": [1, 2]}}}),
+        (req, {"data": {"tensor": {"shape": [1, 2], "values": [[1, 2]]}}}),
+        (req, {"data": {"tensor": [1, 2]}}),
         (req, {"strData": "hello"}),
         (resp, {"status": {"status": "FAILURE", "info": "boom", "code": 500}, "data": {}}),
         (resp, {"data": {"ndarray": [[1]]}, "meta": {"requestPath": ["x"]}}),
@@ -163,11 +171,20 @@ metas = st.none() | st.fixed_dictionaries({}, optional={
     "puid": st.text(max_size=4) | st.integers(-5, 5),
     "tags": st.dictionaries(st.text(max_size=3), scalars, max_size=2),
 }) | st.text(max_size=3)
+tensors = st.fixed_dictionaries({
+    "shape": st.lists(st.integers(-1, 4), max_size=3) | st.lists(st.booleans() | st.floats(0, 3),
+                                                             max_size=2) | scalars,
+    "values": ndarrays}) | st.builds(  # consistent ones: [n, w] or [k] and n * w values
+    lambda n, w, flat, values: {"shape": [n * w] if flat else [n, w], "values": values[: n * w]},
+    st.integers(1, 3), st.integers(1, 3), st.booleans(), st.lists(scalars, min_size=9, max_size=9))
+datas = st.fixed_dictionaries({"ndarray": ndarrays}) | st.fixed_dictionaries(
+    {"tensor": tensors}) | st.fixed_dictionaries({"ndarray": ndarrays, "tensor": tensors}) | (
+    st.just({}))
 seldon_bodies = st.builds(
-    lambda nd, nm, meta, extra: {
-        "data": {"ndarray": nd, **({"names": nm} if nm is not None else {})},
+    lambda data, nm, meta, extra: {
+        "data": {**data, **({"names": nm} if nm is not None else {})},
         **({"meta": meta} if meta is not None else {}), **extra},
-    ndarrays, names, metas,
+    datas, names, metas,
     st.just({}) | st.sampled_from([{"strData": "s"}, {"status": {"status": "FAILURE"}},
                                    {"error": "e"}, {"jsonData": 1}]),
 )
@@ -177,7 +194,7 @@ seldon_bodies = st.builds(
 @given(seldon_bodies, st.booleans())
 def test_fast_seldon_body_equals_the_general_one(body, response):
     obj = orjson.loads(orjson.dumps(body))  # what decoders see: orjson's own output
-    fast = seldon_ndarray_body(obj, response)
+    fast = seldon_message_body(obj, response)
     obj = orjson.loads(orjson.dumps(body))
     try:
         general = parse_body(obj, response=response)
@@ -261,5 +278,7 @@ def test_raw_tensor_fast_path_answers_the_common_shapes():
         m = _tensor_message("FP32", shape, np.array([1, 2, 3][: max(1, math.prod(shape))],
                                                    dtype="<f4").tobytes(), False)
         assert raw_tensor_rows(m.outputs, m.raw_output_contents) is not None, shape
-    body = json.dumps({"data": {"names": ["a"], "ndarray": [[1.5]]}, "meta": {}})
-    assert seldon_ndarray_body(orjson.loads(body), True) is not None
+    for data in ({"names": ["a"], "ndarray": [[1.5]]}, {"ndarray": [0.5, 1]},
+                 {"tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]}}):
+        body = json.dumps({"data": data, "meta": {"requestPath": {"m": "img:1"}}})
+        assert seldon_message_body(orjson.loads(body), True) is not None, data
