@@ -20,6 +20,7 @@ from stream.decode.seldon_v2 import TOPIC as V2_TOPIC
 from stream.decode.seldon_v2 import decode_v2_record
 from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
 
+_BYTES = (bytes, bytearray)  # a tuple: `bytes | bytearray` is rebuilt on every call
 MLSERVER_TYPES = {
     "input": "io.seldon.serving.inference.request",
     "output": "io.seldon.serving.inference.response",
@@ -29,7 +30,7 @@ MLSERVER_TYPES = {
 def _key_text(key: bytes | str | None) -> str:
     if key is None:
         return ""
-    return key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else str(key)
+    return key.decode("utf-8", "replace") if isinstance(key, _BYTES) else str(key)
 
 
 def decode_kafka_record(

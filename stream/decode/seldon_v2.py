@@ -21,6 +21,7 @@ from stream.decode.oip.inference_pb2 import ModelInferRequest, ModelInferRespons
 from stream.decode.oiptensors import raw_tensor_rows, tensors_to_rows
 from stream.events import DecodeError, EventKind, ModelRef, PredictionEvent
 
+_BYTES = (bytes, bytearray)  # a tuple: `bytes | bytearray` is rebuilt on every call
 TOPIC = re.compile(r"^seldon\.(?P<ns>[^.]+)\.model\.(?P<model>.+)\.(?P<dir>inputs|outputs)$")
 
 
@@ -55,7 +56,7 @@ def request_id_from_key(key: bytes | str | None) -> str:
     """
     if key is None:
         return ""
-    text = key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else str(key)
+    text = key.decode("utf-8", "replace") if isinstance(key, _BYTES) else str(key)
     return text.rsplit(".", 1)[-1]
 
 
