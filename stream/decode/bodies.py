@@ -6,21 +6,27 @@ and error, whatever the protocol. It raises `DecodeError` for shapes it cannot r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from stream.decode.tensors import as_rows, flatten, join_tensors, reshape_rows
 from stream.events import DecodeError
 
 
-@dataclass(slots=True)
-class Body:
+class Body(msgspec.Struct, gc=False):
+    """What a body says, whatever its protocol.
+
+    A Struct, built in C once per event; short-lived and never in a reference cycle
+    (it holds parsed JSON and strings), so not tracked by the garbage collector.
+    """
+
     names: tuple[str, ...] | None = None
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: list[list[Any]] = msgspec.field(default_factory=list)
     protocol: str = ""
     model_name: str = ""  # OIP model_name
     version: str = ""  # OIP model_version
-    request_path: dict[str, str] = field(default_factory=dict)  # Seldon meta.requestPath
+    request_path: dict[str, str] = msgspec.field(default_factory=dict)  # Seldon meta.requestPath
     request_id: str = ""  # OIP id or Seldon meta.puid
     error: str | None = None
     error_type: str | None = None

@@ -20,6 +20,7 @@ from stream.decode.seldon_v2 import TOPIC as V2_TOPIC
 from stream.decode.seldon_v2 import decode_v2_record
 from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
 
+_BYTES = (bytes, bytearray)  # a tuple: `bytes | bytearray` is rebuilt on every call
 MLSERVER_TYPES = {
     "input": "io.seldon.serving.inference.request",
     "output": "io.seldon.serving.inference.response",
@@ -29,7 +30,7 @@ MLSERVER_TYPES = {
 def _key_text(key: bytes | str | None) -> str:
     if key is None:
         return ""
-    return key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else str(key)
+    return key.decode("utf-8", "replace") if isinstance(key, _BYTES) else str(key)
 
 
 def decode_kafka_record(
@@ -43,17 +44,16 @@ def decode_kafka_record(
     offset: int = -1,
 ) -> PredictionEvent | DeadLetter:
     """Decode one consumed record; a record no decoder can read becomes a `DeadLetter`."""
-    coords = SourceCoords(kind="kafka", topic=topic, partition=partition, offset=offset)
+    coords = SourceCoords("kafka", topic, partition, offset)
     hdrs = headers or ()
-    raw = value or b""
     try:
         if value is None:
             raise DecodeError("empty_value", "record has no value (tombstone)")
-        if V2_TOPIC.match(topic):
+        route = _ROUTES.get(topic) or _route(topic)
+        if route is _V2:
             event = decode_v2_record(topic, key, value, hdrs, timestamp_ms)
         else:
             attrs = normalize_headers(hdrs)
-            binding = "specversion" in attrs  # Seldon v1 Kafka mode has no specversion
             if "structured" in attrs.get("content-type", "") or (
                 not attrs and value.lstrip()[:1] == b"{" and b'"specversion"' in value[:4096]
             ):
@@ -61,11 +61,9 @@ def decode_kafka_record(
                 if isinstance(item, DeadLetter):
                     item.headers = {k: str(v) for k, v in attrs.items()}
                 return item
-            default_type = ""
-            if topic.startswith("mlserver-"):
-                default_type = MLSERVER_TYPES.get(topic.rsplit("-", 1)[-1], "")
-            fmt = "mlserver" if default_type else (
-                "cloudevent-kafka" if binding else "seldon-v1-kafka")
+            default_type, fmt = route
+            if not default_type and "specversion" in attrs:
+                fmt = "cloudevent-kafka"  # Seldon v1 Kafka mode has no specversion
             event = decode_attributes(
                 attrs, value, source_format=fmt, fallback_time=timestamp_ms / 1000.0,
                 default_type=default_type, fallback_request_id=_key_text(key),
@@ -73,10 +71,31 @@ def decode_kafka_record(
         event.source = coords
         return event
     except DecodeError as exc:
-        return DeadLetter(exc.reason, exc.detail, raw, _str_headers(hdrs), coords)
+        return DeadLetter(exc.reason, exc.detail, value or b"", _str_headers(hdrs), coords)
     except Exception as exc:  # a decoder bug must not stop the stream: dead-letter it
         detail = f"{type(exc).__name__}: {exc}"
-        return DeadLetter("decoder_error", detail, raw, _str_headers(hdrs), coords)
+        return DeadLetter("decoder_error", detail, value or b"", _str_headers(hdrs), coords)
+
+
+_V2 = ("", "seldon-v2")
+_ROUTES: dict[str, tuple[str, str]] = {}
+
+
+def _route(topic: str) -> tuple[str, str]:
+    """How a topic's records are read: `_V2`, or (default CloudEvents type, source format).
+
+    A consumer reads a handful of topics; the answer is kept per topic (bounded).
+    """
+    if V2_TOPIC.match(topic):
+        route = _V2
+    else:
+        default_type = ""
+        if topic.startswith("mlserver-"):
+            default_type = MLSERVER_TYPES.get(topic.rsplit("-", 1)[-1], "")
+        route = (default_type, "mlserver" if default_type else "seldon-v1-kafka")
+    if len(_ROUTES) < 1024:
+        _ROUTES[topic] = route
+    return route
 
 
 def _str_headers(hdrs: Iterable[tuple[str, Any]] | dict) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from typing import Any
 
 import numpy as np
@@ -101,3 +102,64 @@ def tensors_to_rows(
                   else content_values(t.contents, t.datatype))
         named.append((t.name, reshape_rows(values, list(t.shape) or [len(values)])))
     return join_tensors(named)
+
+
+def _memoryview_formats() -> dict[str, str]:
+    """Datatypes `memoryview.cast(...).tolist()` reads exactly as numpy does: native
+    formats of the right size, on a little-endian host only (the wire is little-endian)."""
+    if sys.byteorder != "little":
+        return {}
+    wanted = {"UINT8": ("B", 1), "UINT16": ("H", 2), "UINT32": ("I", 4), "UINT64": ("Q", 8),
+              "INT8": ("b", 1), "INT16": ("h", 2), "INT32": ("i", 4), "INT64": ("q", 8),
+              "FP32": ("f", 4), "FP64": ("d", 8)}
+    return {dt: fmt for dt, (fmt, size) in wanted.items() if struct.calcsize(fmt) == size}
+
+
+_FORMATS = _memoryview_formats()
+
+
+def raw_tensor_rows(
+    tensors: Any, raw_contents: Any
+) -> tuple[tuple[str, ...] | None, list[list[Any]]] | None:
+    """`tensors_to_rows` for the common message: one numeric tensor of shape [n, w] or
+    [n] in raw contents. None for anything else, and whenever the general path would
+    have to decide (odd shape or length, NaN/infinity): the caller then uses
+    `tensors_to_rows`, which gives the same result for every message this accepts
+    (tests/unit/test_decode_fastpaths.py).
+
+    >>> from stream.decode.oip.inference_pb2 import ModelInferResponse
+    >>> m = ModelInferResponse()
+    >>> m.outputs.add(name="proba", datatype="FP64", shape=[2, 1]) and None
+    >>> m.raw_output_contents.append(np.array([0.25, 0.75]).tobytes())
+    >>> raw_tensor_rows(m.outputs, m.raw_output_contents)
+    (('proba',), [[0.25], [0.75]])
+    """
+    if len(tensors) != 1 or len(raw_contents) != 1:
+        return None
+    t = tensors[0]
+    fmt = _FORMATS.get(t.datatype)
+    if fmt is None:
+        return None
+    raw = raw_contents[0]
+    try:
+        values = memoryview(raw).cast(fmt).tolist()  # TypeError: not a whole array
+    except TypeError:
+        return None
+    if fmt in "fd" and not math.isfinite(sum(values)):  # finite sum: all finite
+        return None
+    shape = t.shape[:]
+    if len(shape) == 2:
+        n, width = shape
+    elif len(shape) == 1:
+        n, width = shape[0], 1
+    elif not shape:
+        n, width = len(values), 1
+    else:
+        return None
+    if n <= 0 or width <= 0 or n * width != len(values):
+        return None
+    if width == 1:
+        return (t.name,), [[v] for v in values]
+    if n == 1:
+        return None, [values]
+    return None, [values[i : i + width] for i in range(0, n * width, width)]

@@ -18,9 +18,10 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from stream.decode.bodies import parse_body
 from stream.decode.cloudevent import normalize_headers
 from stream.decode.oip.inference_pb2 import ModelInferRequest, ModelInferResponse
-from stream.decode.oiptensors import tensors_to_rows
+from stream.decode.oiptensors import raw_tensor_rows, tensors_to_rows
 from stream.events import DecodeError, EventKind, ModelRef, PredictionEvent
 
+_BYTES = (bytes, bytearray)  # a tuple: `bytes | bytearray` is rebuilt on every call
 TOPIC = re.compile(r"^seldon\.(?P<ns>[^.]+)\.model\.(?P<model>.+)\.(?P<dir>inputs|outputs)$")
 
 
@@ -30,11 +31,21 @@ def parse_topic(topic: str) -> tuple[str, str, EventKind]:
     >>> parse_topic("seldon.prod.model.iris.outputs")
     ('prod', 'iris', <EventKind.RESPONSE: 'response'>)
     """
+    parsed = _TOPICS.get(topic)
+    if parsed is not None:
+        return parsed
     m = TOPIC.match(topic)
     if not m:
         raise DecodeError("unknown_topic", f"{topic!r} is not a Seldon v2 model topic")
     kind = EventKind.REQUEST if m["dir"] == "inputs" else EventKind.RESPONSE
-    return m["ns"], m["model"], kind
+    parsed = m["ns"], m["model"], kind
+    if len(_TOPICS) < 1024:  # a consumer reads a handful of model topics
+        _TOPICS[topic] = parsed
+    return parsed
+
+
+_TOPICS: dict[str, tuple[str, str, EventKind]] = {}
+_REQUEST = EventKind.REQUEST  # enum attribute access is slow
 
 
 def request_id_from_key(key: bytes | str | None) -> str:
@@ -45,7 +56,7 @@ def request_id_from_key(key: bytes | str | None) -> str:
     """
     if key is None:
         return ""
-    text = key.decode("utf-8", "replace") if isinstance(key, bytes | bytearray) else str(key)
+    text = key.decode("utf-8", "replace") if isinstance(key, _BYTES) else str(key)
     return text.rsplit(".", 1)[-1]
 
 
@@ -55,11 +66,12 @@ def _from_proto(raw: bytes, kind: EventKind) -> tuple[Any, tuple | None, list]:
         msg.ParseFromString(raw)
     except ProtobufDecodeError as exc:
         raise DecodeError("invalid_protobuf", str(exc)) from None
-    if kind is EventKind.REQUEST:
-        names, rows = tensors_to_rows(msg.inputs, msg.raw_input_contents)
+    if kind is _REQUEST:
+        tensors, raw_contents = msg.inputs, msg.raw_input_contents
     else:
-        names, rows = tensors_to_rows(msg.outputs, msg.raw_output_contents)
-    return msg, names, rows
+        tensors, raw_contents = msg.outputs, msg.raw_output_contents
+    names_rows = raw_tensor_rows(tensors, raw_contents) or tensors_to_rows(tensors, raw_contents)
+    return msg, *names_rows
 
 
 def _json_object(value: bytes) -> Any | None:
@@ -68,7 +80,7 @@ def _json_object(value: bytes) -> Any | None:
     A protobuf OIP message never starts with `{` (it would be field 15, a group),
     so a value whose first non-blank byte is `{` is JSON.
     """
-    if value.lstrip(b" \t\r\n")[:1] != b"{":
+    if value[:1] != b"{" and value.lstrip(b" \t\r\n")[:1] != b"{":
         return None
     try:
         return orjson.loads(value)
@@ -89,10 +101,10 @@ def decode_v2_record(
 ) -> PredictionEvent:
     """Decode one record of a Seldon v2 model topic. Raises `DecodeError`."""
     namespace, model, kind = parse_topic(topic)
-    attrs = normalize_headers(headers)
+    attrs = normalize_headers(headers) if headers else {}
     obj = _json_object(value)
     if obj is not None:
-        body = parse_body(obj, response=kind is EventKind.RESPONSE)
+        body = parse_body(obj, response=kind is not _REQUEST)
         msg_id, version, names, rows = body.request_id, body.version, body.names, body.rows
         error, error_type, protocol = body.error, body.error_type, "v2-json"
     else:
@@ -101,20 +113,12 @@ def decode_v2_record(
     request_id = attrs.get("x-request-id") or request_id_from_key(key) or msg_id
     if not request_id:
         raise DecodeError("missing_request_id", "no x-request-id header, key or message id")
-    event = PredictionEvent(
-        kind=kind,
-        request_id=request_id,
-        model=ModelRef(model=model, namespace=namespace, node=model, version=version),
-        event_time=timestamp_ms / 1000.0,
-        protocol=protocol,
-        source_format="seldon-v2",
-        error=error,
-        error_type=error_type,
-        raw=value,
-        headers=attrs,
-    )
-    if kind is EventKind.REQUEST:
-        event.feature_names, event.rows = names, rows
-    else:
-        event.output_names, event.outputs = names, rows
-    return event
+    # Positional arguments in PredictionEvent's field order (keywords cost ~0.5 µs).
+    ref = ModelRef(model, namespace, model, "", version)
+    if kind is _REQUEST:
+        return PredictionEvent(kind, request_id, ref, timestamp_ms / 1000.0, protocol,
+                               "seldon-v2", "", names, rows, None, [], None, None,
+                               error, error_type, value, attrs)
+    return PredictionEvent(kind, request_id, ref, timestamp_ms / 1000.0, protocol,
+                           "seldon-v2", "", None, [], names, rows, None, None,
+                           error, error_type, value, attrs)
