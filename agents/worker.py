@@ -27,6 +27,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -40,10 +41,11 @@ from stream.events import DeadLetter, EventKind, SourceCoords
 from stream.labels import JoinedLabel, LabelJoiner, Prediction
 from stream.pairs import (
     Pair,
-    decode_outcome,
+    decode_outcomes,
     encode_heartbeat,
     encode_joined,
     encode_outcome,
+    encode_records,
     joined_from_state,
 )
 from stream.pipeline import PairingStage, StepResult, WindowStage
@@ -91,6 +93,10 @@ class Worker:
         self.pair_lock = asyncio.Lock()
         self.window_lock = asyncio.Lock()
         self.joiners: dict[int, LabelJoiner] = {}
+        # Stage-1 records for `predlog.pairs` by target partition, sent as one message per
+        # partition at the end of a batch or tick (before its commit point).
+        self.outbox: dict[int, list[bytes]] = defaultdict(list)
+        self._targets: dict[bytes, int] = {}
         self.mlflow = make_mlflow_sink(settings)
         self.app = self._build_app()
 
@@ -248,8 +254,26 @@ class Worker:
             self.window_watermarks.setdefault(partition, marks)
         return stage
 
+    def _target(self, key: bytes) -> int:
+        """The `predlog.pairs` partition of a model key: Kafka's default (murmur2) partitioner."""
+        target = self._targets.get(key)
+        if target is None:
+            target = (murmur2(key) & 0x7FFFFFFF) % self.settings.partitions
+            self._targets[key] = target
+        return target
+
+    async def _flush_outbox(self) -> None:
+        outbox, self.outbox = self.outbox, defaultdict(list)
+        producer = self.app.producer
+        topic = self.settings.topic_pairs
+        for target, records in sorted(outbox.items()):
+            for value in encode_records(records):
+                await producer.send(topic, None, value, target, None, None)
+
     async def _commit_point(self, kind: str) -> None:
         """Outputs first, then state: deliver what was sent, then write the changelog."""
+        if kind == "pair":
+            await self._flush_outbox()
         try:
             await asyncio.wait_for(self.app.producer.flush(), timeout=FLUSH_TIMEOUT_SECONDS)
         except TimeoutError as exc:
@@ -257,10 +281,11 @@ class Worker:
             log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
             await self.app.crash(exc)
             raise
+        producer = self.app.producer._ensure_producer()  # aiokafka's, for record batches
         for (k, _), views in list(self.views.items()):
             if k == kind:
                 for view in views:
-                    await view.flush_changelog()
+                    await view.flush_changelog(producer)
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
         self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
@@ -314,7 +339,7 @@ class Worker:
                 label = decode_label_record(msg.value, fallback_time=msg.timestamp)
                 if not isinstance(label, DeadLetter):
                     self._pairing_stage(msg.partition)
-                    await self._join(msg.partition, label)
+                    self._join(msg.partition, label)
                 continue
             source = dict(headers).get(SOURCE_TOPIC_HEADER)
             topic = source.decode() if source else msg.topic
@@ -332,14 +357,14 @@ class Worker:
             if item.kind is EventKind.FEEDBACK:
                 for label in feedback_labels(item):
                     if not isinstance(label, DeadLetter):
-                        await self._join(msg.partition, label)
+                        self._join(msg.partition, label)
                 continue
             for outcome in stage.process(item):
-                await self._send_outcome(outcome, msg.partition)
+                self._send_outcome(outcome, msg.partition)
                 if isinstance(outcome, Pair) and outcome.succeeded:
                     key = window_key(outcome, self.settings.window_seconds)
                     for prediction in Prediction.rows_of(outcome, key):
-                        await self._join(msg.partition, prediction)
+                        self._join(msg.partition, prediction)
         await self._expire_pairs()
         await self._commit_point("pair")
 
@@ -365,7 +390,7 @@ class Worker:
         for source, wm in list(self.expired_through.items()):
             if source in self.pairing and wm != float("-inf"):
                 for target in range(self.settings.partitions):
-                    await self.pairs.send(value=encode_heartbeat(source, wm), partition=target)
+                    self.outbox[target].append(encode_heartbeat(source, wm))
         await self._commit_point("pair")
 
     async def _tick_windows(self) -> None:
@@ -378,31 +403,31 @@ class Worker:
             await self._deliver(results)
             await self._commit_point("window")
 
-    async def _join(self, partition: int, item) -> None:
+    def _join(self, partition: int, item) -> None:
         """A prediction or a label into this partition's joiner; joined labels go to stage 2."""
         for joined in self.joiners[partition].update(item):
             m = joined.prediction.model
-            await self.pairs.send(key=f"{m.namespace}|{m.model}".encode(),
-                                  value=encode_joined(joined, partition, self.expired_through
-                                                      .get(partition, float("-inf"))))
+            target = self._target(f"{m.namespace}|{m.model}".encode())
+            self.outbox[target].append(encode_joined(
+                joined, partition, self.expired_through.get(partition, float("-inf"))))
 
     async def _expire_pairs(self) -> None:
         """Resolve what the watermark passed, then let each partition promise that far."""
         wm = self._watermark(self.pair_watermark)
         for partition, stage in list(self.pairing.items()):
             for outcome in stage.expire(wm):
-                await self._send_outcome(outcome, partition)
+                self._send_outcome(outcome, partition)
             for label in self.joiners[partition].expire(wm):
                 self.metrics.add_unmatched_label(label.source)
             self.expired_through[partition] = wm
 
-    async def _send_outcome(self, outcome, partition: int) -> None:
+    def _send_outcome(self, outcome, partition: int) -> None:
         # The watermark sent along is how far this partition has *expired*, never more:
         # stage 2 must not close a window whose unanswered requests are still pending here.
         m = outcome.model
         wm = self.expired_through.get(partition, float("-inf"))
-        await self.pairs.send(key=f"{m.namespace}|{m.model}".encode(),
-                              value=encode_outcome(outcome, partition, wm))
+        target = self._target(f"{m.namespace}|{m.model}".encode())
+        self.outbox[target].append(encode_outcome(outcome, partition, wm))
 
     async def _window_agent(self, stream) -> None:
         s = self.settings
@@ -416,14 +441,15 @@ class Worker:
         for event in batch:
             msg = event.message
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
-            outcome, source, wm = decode_outcome(msg.value)
             stage = self._window_stage(msg.partition)
-            if wm != float("-inf"):
-                self.window_watermarks[msg.partition].update(source, wm)
-            if isinstance(outcome, JoinedLabel):
-                self._add_joined(msg.partition, outcome)
-            elif outcome is not None:
-                stage.add(outcome, results[msg.partition])
+            marks = self.window_watermarks[msg.partition]
+            for outcome, source, wm in decode_outcomes(msg.value):
+                if wm != float("-inf"):
+                    marks.update(source, wm)
+                if isinstance(outcome, JoinedLabel):
+                    self._add_joined(msg.partition, outcome)
+                elif outcome is not None:
+                    stage.add(outcome, results[msg.partition])
         for partition, stage in self.windowing.items():
             marks = self.window_watermarks.get(partition)
             if marks is not None:

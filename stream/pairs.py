@@ -124,7 +124,11 @@ def encode_heartbeat(source: int, watermark: float) -> bytes:
 
 def decode_outcome(raw: bytes) -> tuple[Any, int, float]:
     """(a Pair, OrphanResponse or JoinedLabel, or None for a heartbeat; source; watermark)."""
-    source, wm, kind, state = orjson.loads(raw)
+    return _from_record(orjson.loads(raw))
+
+
+def _from_record(record: list) -> tuple[Any, int, float]:
+    source, wm, kind, state = record
     watermark = float("-inf") if wm is None else wm
     if kind == "h":
         return None, source, watermark
@@ -133,3 +137,38 @@ def decode_outcome(raw: bytes) -> tuple[Any, int, float]:
     if kind == "o":
         return (OrphanResponse(ModelRef(*state[:5]), state[5], state[6]), source, watermark)
     return Pair.from_state(state), source, watermark
+
+
+def encode_records(records: list[bytes], max_bytes: int = 256 * 1024) -> list[bytes]:
+    """Encoded records → as few `predlog.pairs` messages as fit `max_bytes` each, in order.
+
+    One message per stage-1 batch and stage-2 partition instead of one per outcome: a
+    consumed message costs the stage-2 agent far more than decoding a list.
+
+    >>> m = ModelRef("iris", "ns", "clf", "p", "v1")
+    >>> recs = [encode_outcome(OrphanResponse(m, f"r{i}", 1.0), 0, 2.0) for i in range(3)]
+    >>> [len(decode_outcomes(msg)) for msg in encode_records(recs, max_bytes=120)]
+    [2, 1]
+    >>> decode_outcomes(encode_heartbeat(1, 5.0))  # a single record reads the same way
+    [(None, 1, 5.0)]
+    """
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for rec in records:
+        if chunk and size + len(rec) + 1 > max_bytes:
+            out.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 0
+        chunk.append(rec)
+        size += len(rec) + 1
+    if chunk:
+        out.append(b"[" + b",".join(chunk) + b"]")
+    return out
+
+
+def decode_outcomes(raw: bytes) -> list[tuple[Any, int, float]]:
+    """Every (outcome, source, watermark) of a `predlog.pairs` message, in order."""
+    data = orjson.loads(raw)
+    if data and isinstance(data[0], list):
+        return [_from_record(r) for r in data]
+    return [_from_record(data)]
