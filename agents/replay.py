@@ -83,13 +83,22 @@ class ReplayWriter:
         self.predictions = open(out_dir / "predictions.jsonl", "wb")  # noqa: SIM115
         self.dead = open(out_dir / "dead-letters.jsonl", "wb")  # noqa: SIM115
         self.metrics = OpenMetricsFileSink()
+        self.batch = 2000  # prediction documents per write
+        self._prediction_lines: list[bytes] = []
+
+    def _flush_predictions(self) -> None:
+        self.predictions.write(b"".join(self._prediction_lines))
+        self._prediction_lines.clear()
 
     def write(self, step: StepResult) -> None:
+        lines = self._prediction_lines
         for pair in step.pairs:
             index = index_name(pair)
             for doc_id, doc in prediction_documents(pair):
-                self.predictions.write(orjson.dumps({"_index": index, "_id": doc_id, **doc},
-                                                    option=DUMPS))
+                doc["_index"], doc["_id"] = index, doc_id  # sorted keys: position is moot
+                lines.append(orjson.dumps(doc, option=DUMPS))
+        if len(lines) >= self.batch:
+            self._flush_predictions()
         for _key, summary in step.summaries:
             self.windows.write(orjson.dumps(summary, option=DUMPS))
             self.metrics.add_summary(summary)
@@ -98,6 +107,7 @@ class ReplayWriter:
         self.dead.write(orjson.dumps(dead_letter_record(dl), option=DUMPS))
 
     def close(self) -> None:
+        self._flush_predictions()
         for fh in (self.windows, self.predictions, self.dead):
             fh.close()
         self.metrics.write(self.out_dir / "metrics.prom")
