@@ -49,7 +49,20 @@ def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> d
     """mean/std/min/max of each numeric feature over every logged input row."""
     columns: dict[str, list[float]] = {}
     for p in pairs:
-        for row in p.rows or ():
+        rows = p.rows
+        if not rows:
+            continue
+        width = len(rows[0])
+        names = feature_names_for(p, width, schema)
+        if len(set(names)) == width and all(len(r) == width for r in rows):
+            # Column by column: each column gets its values in the same (row) order.
+            for name, col in zip(names, zip(*rows), strict=True):
+                vals = [float(v) for v in col
+                        if isinstance(v, int | float) and not isinstance(v, bool)]
+                if vals:
+                    columns.setdefault(name, []).extend(vals)
+            continue
+        for row in rows:
             names = feature_names_for(p, len(row), schema)
             for name, v in zip(names, row, strict=False):
                 if isinstance(v, int | float) and not isinstance(v, bool):
