@@ -13,6 +13,7 @@ and writes to an output directory:
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -226,6 +227,13 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             pipeline.process_label(heapq.heappop(timed_labels)[2])
             result.labels += 1
 
+    # Everything alive now (imported modules, the reference, the label heap) lives as long
+    # as the replay: keep the cyclic collector from re-scanning it on every full
+    # collection, and collect less often (the replay makes few cycles; reference counting
+    # frees the rest). Together they saved ~1/4 of a replay's time.
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     try:
         items = events if events is not None else (
             decode_line(line, coords) for line, coords in _progress_lines(paths, options.progress))
@@ -250,6 +258,8 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
         if mlflow is not None:
             result.mlflow_runs += mlflow.flush()
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         if writer is not None:
             writer.close()
     return result
