@@ -76,6 +76,9 @@ def prediction_value(output: list[Any] | None) -> Any:
     """
     if not output:
         return None
+    if type(output) is list and len(output) == 2 and type(output[0]) is float \
+            and type(output[1]) is float:  # the common binary case, without the generator
+        return output[1] if abs(sum(output) - 1.0) <= 0.01 else int(output[1] > output[0])
     if len(output) == 1:
         return output[0]
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in output):

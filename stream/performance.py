@@ -154,6 +154,15 @@ def read_class(output: Any, output_names: Sequence[str] | None = None,
     >>> read_class([0.3]), read_class(["setosa"]), read_class([2.0])
     ((0, [(0, 0.7), (1, 0.3)]), ('setosa', None), (2, None))
     """
+    if type(output) is list and len(output) == 2:  # the common binary case, fast
+        a, b = output
+        if type(a) is float and type(b) is float and math.isfinite(a) and math.isfinite(b):
+            cols = _column_classes(2, output_names, classes)
+            total = float(sum(output))
+            pred = cols[1] if b > a else cols[0]  # first max, as np.argmax
+            if 0 <= a <= 1 and 0 <= b <= 1 and abs(total - 1) <= 0.01:
+                return pred, [(cols[0], a / total), (cols[1], b / total)]
+            return pred, None
     row = _flat(output)
     if len(row) >= 2:
         if not all(_is_num(v) and math.isfinite(v) for v in row):
