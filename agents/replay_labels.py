@@ -30,6 +30,7 @@ import heapq
 import pickle
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,8 @@ class LabelFeed:
                                    item.source))
                         dump.clear_memo()
         self._spill.seek(0)
-        self._load = pickle.Unpickler(self._spill).load
+        # One Unpickler per label: an Unpickler's memo keeps everything it ever loaded.
+        self._load = partial(pickle.load, self._spill)
         self._n = len(times)
         # ready[i]: the smallest time of labels i.. (read label i once the watermark is there)
         arr = np.asarray(times, dtype=np.float64)
