@@ -13,7 +13,7 @@ and writes to an output directory:
 
 from __future__ import annotations
 
-import heapq
+import gc
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import orjson
 
+from agents.replay_labels import LabelFeed
 from agents.settings import Settings
 from agents.sources import iter_file_lines
-from stream.decode.labels import Label, decode_label_lines
 from stream.decode.lines import decode_line
 from stream.documents import index_name, prediction_documents
 from stream.events import DeadLetter, PredictionEvent
@@ -83,13 +83,22 @@ class ReplayWriter:
         self.predictions = open(out_dir / "predictions.jsonl", "wb")  # noqa: SIM115
         self.dead = open(out_dir / "dead-letters.jsonl", "wb")  # noqa: SIM115
         self.metrics = OpenMetricsFileSink()
+        self.batch = 2000  # prediction documents per write
+        self._prediction_lines: list[bytes] = []
+
+    def _flush_predictions(self) -> None:
+        self.predictions.write(b"".join(self._prediction_lines))
+        self._prediction_lines.clear()
 
     def write(self, step: StepResult) -> None:
+        lines = self._prediction_lines
         for pair in step.pairs:
             index = index_name(pair)
             for doc_id, doc in prediction_documents(pair):
-                self.predictions.write(orjson.dumps({"_index": index, "_id": doc_id, **doc},
-                                                    option=DUMPS))
+                doc["_index"], doc["_id"] = index, doc_id  # sorted keys: position is moot
+                lines.append(orjson.dumps(doc, option=DUMPS))
+        if len(lines) >= self.batch:
+            self._flush_predictions()
         for _key, summary in step.summaries:
             self.windows.write(orjson.dumps(summary, option=DUMPS))
             self.metrics.add_summary(summary)
@@ -98,6 +107,7 @@ class ReplayWriter:
         self.dead.write(orjson.dumps(dead_letter_record(dl), option=DUMPS))
 
     def close(self) -> None:
+        self._flush_predictions()
         for fh in (self.windows, self.predictions, self.dead):
             fh.close()
         self.metrics.write(self.out_dir / "metrics.prom")
@@ -111,25 +121,6 @@ def load_monitoring(options: ReplayOptions) -> Monitoring:
     models.setdefault(ANY_MODEL, ModelConfig(task=options.task))
     return Monitoring(models, label_horizon=options.label_horizon,
                       report_every=options.report_every)
-
-
-def _labels(paths: list[Path], result: ReplayResult, writer: ReplayWriter | None
-            ) -> tuple[list[tuple[float, int, Label]], list[Label]]:
-    """Labels with a time (as a heap by time) and without one (fed at the end)."""
-    timed, untimed = [], []
-    for path in paths:
-        with open(path, "rb") as fh:
-            for item in decode_label_lines(fh, str(path)):
-                if isinstance(item, DeadLetter):
-                    result.dead_letters[item.reason] += 1
-                    if writer is not None:
-                        writer.dead_letter(item)
-                elif item.time is None:
-                    untimed.append(item)
-                else:
-                    timed.append((item.time, len(timed), item))
-    heapq.heapify(timed)
-    return timed, untimed
 
 
 def _progress_lines(paths: list[Path], enabled: bool) -> Iterator:
@@ -185,7 +176,11 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
         from sinks.evidently_report import EvidentlyReportSink
 
         reports = EvidentlyReportSink(out_dir / "reports")
-    timed_labels, untimed_labels = _labels(options.labels, result, writer)
+    labels = LabelFeed(options.labels)
+    for dl in labels.dead_letters:
+        result.dead_letters[dl.reason] += 1
+        if writer is not None:
+            writer.dead_letter(dl)
 
     def consume(step: StepResult) -> None:
         for pair in step.pairs:
@@ -212,10 +207,18 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             writer.write(step)
 
     def feed_labels(until: float) -> None:
-        while timed_labels and timed_labels[0][0] <= until:
-            pipeline.process_label(heapq.heappop(timed_labels)[2])
-            result.labels += 1
+        if labels.ready(until):
+            for label in labels.until(until):
+                pipeline.process_label(label)
+                result.labels += 1
 
+    # Everything alive now (imported modules, the reference profiles) lives as long
+    # as the replay: keep the cyclic collector from re-scanning it on every full
+    # collection, and collect less often (the replay makes few cycles; reference counting
+    # frees the rest). Together they saved ~1/4 of a replay's time.
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     try:
         items = events if events is not None else (
             decode_line(line, coords) for line, coords in _progress_lines(paths, options.progress))
@@ -230,16 +233,20 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             consume(pipeline.process(item))
             if result.lines % advance_every == 0:
                 consume(pipeline.advance())
+                monitoring.take_joined()  # nothing here reads them: don't keep them all
                 if mlflow is not None:
                     result.mlflow_runs += mlflow.flush()
         feed_labels(float("inf"))
-        for label in untimed_labels:
+        for label in labels.untimed():
             pipeline.process_label(label)
             result.labels += 1
         consume(pipeline.finish())
         if mlflow is not None:
             result.mlflow_runs += mlflow.flush()
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+        labels.close()
         if writer is not None:
             writer.close()
     return result

@@ -15,6 +15,7 @@ from stream.pairs import Pair
 from stream.summary import feature_names_for
 
 DEFAULT_INDEX_TEMPLATE = "predlog-predictions-{namespace}-{model}-{date}"
+_INDEX_NAMES: dict[tuple, str] = {}
 
 
 def index_name(pair: Pair, template: str = DEFAULT_INDEX_TEMPLATE) -> str:
@@ -24,10 +25,18 @@ def index_name(pair: Pair, template: str = DEFAULT_INDEX_TEMPLATE) -> str:
     >>> index_name(Pair(ModelRef("Iris", "prod"), "r", 1604655309.0))
     'predlog-predictions-prod-iris-2020.11.06'
     """
-    day = datetime.fromtimestamp(pair.request_time, UTC).strftime("%Y.%m.%d")
     m = pair.model
-    return template.format(namespace=m.namespace or "default", model=m.model,
-                           predictor=m.predictor, node=m.node, date=day).lower()
+    # A UTC day is 86,400 s (epoch time has no leap seconds): names repeat per day.
+    key = (template, m.namespace, m.model, m.predictor, m.node, pair.request_time // 86400)
+    name = _INDEX_NAMES.get(key)
+    if name is None or pair.request_time % 86400 > 86399.999999:  # may round to next day
+        if len(_INDEX_NAMES) > 4096:
+            _INDEX_NAMES.clear()
+        day = datetime.fromtimestamp(pair.request_time, UTC).strftime("%Y.%m.%d")
+        name = _INDEX_NAMES[key] = template.format(
+            namespace=m.namespace or "default", model=m.model, predictor=m.predictor,
+            node=m.node, date=day).lower()
+    return name
 
 
 def _scalar(row: list[Any] | None) -> Any:
@@ -50,12 +59,16 @@ def prediction_documents(pair: Pair, schema: tuple[str, ...] | None = None
     rows = pair.rows or [None]
     base = pair.request_id if pair.entry else f"{pair.request_id}-{m.node}"
     outputs = pair.outputs or []
+    timestamp = format_utc(pair.request_time)
+    response_time = format_utc(pair.response_time) if pair.response_time else None
+    output_names = list(pair.output_names) if pair.output_names else None
+    latency = pair.latency
     docs = []
     for n, row in enumerate(rows):
         doc_id = base if len(rows) == 1 else f"{base}-item-{n}"
         output = outputs[n] if n < len(outputs) else None
         doc: dict[str, Any] = {
-            "@timestamp": format_utc(pair.request_time),
+            "@timestamp": timestamp,
             "request_id": pair.request_id,
             "row": n,
             "model_name": m.model,
@@ -64,13 +77,14 @@ def prediction_documents(pair: Pair, schema: tuple[str, ...] | None = None
             "node": m.node,
             "predictor": m.predictor,
             "entry_node": pair.entry,
-            "latency_seconds": pair.latency,
-            "response_time": format_utc(pair.response_time) if pair.response_time else None,
+            "latency_seconds": latency,
+            "response_time": response_time,
             "error": pair.error_type is not None,
             "error_type": pair.error_type,
             "error_message": pair.error,
             "prediction": _scalar(output),
-            "prediction_names": list(pair.output_names) if pair.output_names else None,
+            "prediction_names": output_names if n == 0 or output_names is None
+            else list(output_names),
         }
         if row is not None:
             names = feature_names_for(pair, len(row), schema)

@@ -202,6 +202,46 @@ class LabelJoiner:
         self._stats.joined += 1
         return [JoinedLabel(p, _label(label))]
 
+    def add_pair(self, pair: Pair, window_id: str) -> list[JoinedLabel]:
+        """`update` with each of `Prediction.rows_of(pair, window)`, without building a
+        `Prediction` per row unless it joins (most rows wait for their label).
+
+        >>> j = LabelJoiner(horizon_seconds=3600)
+        >>> _ = j.update(Label("r1", 1, 0, 20.0, "file"))
+        >>> pair = Pair(ModelRef("iris", "ns"), "r1", 15.0, 15.5, outputs=[[1], [0]])
+        >>> [(x.prediction.row, x.prediction.output) for x in j.add_pair(pair, "w0")]
+        [(1, [0])]
+        >>> j.add_pair(pair, "w0"), j.get().duplicate_predictions
+        ([], 2)
+        """
+        if pair.error_type is not None or not pair.outputs:
+            return []
+        m = pair.model
+        rid, t, names = pair.request_id, pair.request_time, pair.output_names
+        middle = f"|{m.namespace}|{m.model}|{m.version}|{m.node}|{m.predictor}|{rid}"
+        store, stats, by_key, heap = self._store, self._stats, self._by_key, self._heap
+        deadline = t + self.horizon_seconds
+        joined: list[JoinedLabel] = []
+        for row, out in enumerate(pair.outputs):
+            skey = f"p|{row}{middle}"
+            if skey in store:
+                stats.duplicate_predictions += 1
+                continue
+            lkey = f"l|{row}|{rid}"
+            label = store.get(lkey)
+            store[skey] = [t, rid, row, m.model, m.namespace, m.node, m.predictor, m.version,
+                           window_id, out, names, label is not None]
+            by_key[(rid, row)].add(skey)
+            heapq.heappush(heap, (deadline, skey))
+            if label is None:
+                continue
+            if not label[6]:
+                store[lkey] = [*label[:6], True]
+            stats.joined += 1
+            joined.append(JoinedLabel(Prediction(rid, row, m, t, window_id, out, names),
+                                      _label(label)))
+        return joined
+
     def _add_label(self, label: Label) -> list[JoinedLabel]:
         lkey = f"l|{label.row}|{label.request_id}"
         if lkey in self._store:

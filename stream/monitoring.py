@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
 from stream.decode.labels import Label
 from stream.drift.reference import ReferenceProfile
 from stream.drift.window import WindowDrift
-from stream.labels import JoinedLabel, LabelJoiner, Prediction
+from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import Pair
 from stream.performance import WindowPerformance
 from stream.windows import WindowKey
@@ -57,12 +58,11 @@ def block_means(rows: list[list[Any]], block: int = EARLY_WARNING_BLOCK) -> list
     """
     out = []
     for i in range(0, len(rows), block):
-        chunk = rows[i:i + block]
-        width = max(len(r) for r in chunk)
         means = []
-        for j in range(width):
-            vals = [r[j] for r in chunk if j < len(r) and isinstance(r[j], int | float)
-                    and not isinstance(r[j], bool) and r[j] == r[j]]
+        # Columns of the block; a short row's missing cells are None, which is skipped.
+        for col in zip_longest(*rows[i:i + block]):
+            vals = [v for v in col if isinstance(v, int | float) and not isinstance(v, bool)
+                    and v == v]
             means.append(sum(vals) / len(vals) if vals else None)
         out.append(means)
     return out
@@ -76,6 +76,9 @@ def prediction_value(output: list[Any] | None) -> Any:
     """
     if not output:
         return None
+    if type(output) is list and len(output) == 2 and type(output[0]) is float \
+            and type(output[1]) is float:  # the common binary case, without the generator
+        return output[1] if abs(sum(output) - 1.0) <= 0.01 else int(output[1] > output[0])
     if len(output) == 1:
         return output[0]
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in output):
@@ -116,8 +119,9 @@ class Monitoring:
         """A new pair of a window; `join=False` when labels are joined elsewhere."""
         if not join:
             return
-        for prediction in Prediction.rows_of(pair, key):
-            self._joined(self.joiner.update(prediction))
+        joined = self.joiner.add_pair(pair, key.id)  # = update() of each Prediction.rows_of
+        if joined:
+            self._joined(joined)
 
     def on_label(self, label: Label) -> None:
         self._joined(self.joiner.update(label))

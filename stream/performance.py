@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from stream import classifier_scores as cs
 from stream.labels import JoinedLabel
 
 TASKS = ("auto", "classification", "regression")
@@ -126,6 +127,24 @@ def column_classes(k: int, output_names: Sequence[str] | None, classes: Sequence
     return list(range(k))
 
 
+_COLUMNS: dict[tuple, list] = {}
+
+
+def _column_classes(k: int, output_names: Sequence[str] | None, classes: Sequence | None
+                    ) -> list:
+    """`column_classes`, memoized (a window's rows share a few output namings)."""
+    try:
+        key = (k, output_names, None if classes is None else tuple(classes))
+        cols = _COLUMNS.get(key)
+    except TypeError:  # unhashable names or classes
+        return column_classes(k, output_names, classes)
+    if cols is None:
+        if len(_COLUMNS) > 1024:
+            _COLUMNS.clear()
+        cols = _COLUMNS[key] = column_classes(k, output_names, classes)
+    return cols
+
+
 def read_class(output: Any, output_names: Sequence[str] | None = None,
                classes: Sequence | None = None, threshold: float = 0.5) -> tuple[Any, list | None]:
     """(predicted class, [(class, probability), ...] or None); ValueError if unscorable.
@@ -135,12 +154,21 @@ def read_class(output: Any, output_names: Sequence[str] | None = None,
     >>> read_class([0.3]), read_class(["setosa"]), read_class([2.0])
     ((0, [(0, 0.7), (1, 0.3)]), ('setosa', None), (2, None))
     """
+    if type(output) is list and len(output) == 2:  # the common binary case, fast
+        a, b = output
+        if type(a) is float and type(b) is float and math.isfinite(a) and math.isfinite(b):
+            cols = _column_classes(2, output_names, classes)
+            total = float(sum(output))
+            pred = cols[1] if b > a else cols[0]  # first max, as np.argmax
+            if 0 <= a <= 1 and 0 <= b <= 1 and abs(total - 1) <= 0.01:
+                return pred, [(cols[0], a / total), (cols[1], b / total)]
+            return pred, None
     row = _flat(output)
     if len(row) >= 2:
         if not all(_is_num(v) and math.isfinite(v) for v in row):
             raise ValueError("output row is not numeric")
-        cols = column_classes(len(row), output_names, classes)
-        pred = cols[int(np.argmax(row))]
+        cols = _column_classes(len(row), output_names, classes)
+        pred = cols[max(range(len(row)), key=row.__getitem__)]  # first max, as np.argmax
         total = float(sum(row))
         if all(0 <= v <= 1 for v in row) and abs(total - 1) <= 0.01:
             return pred, [(c, v / total) for c, v in zip(cols, row, strict=True)]
@@ -188,6 +216,9 @@ def classification_metrics(y_true: Sequence, y_pred: Sequence, proba: Sequence |
         y_true, y_pred = [str(v) for v in y_true], [str(v) for v in y_pred]
         cols, first = [str(c) for c in cols], [str(c) for c in first]
     order = _order(first, [*y_true, *y_pred])
+    fast = _numpy_metrics(y_true, y_pred, proba, cols, order)
+    if fast is not None:
+        return fast
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out: dict[str, Any] = {
@@ -209,13 +240,60 @@ def classification_metrics(y_true: Sequence, y_pred: Sequence, proba: Sequence |
     return out
 
 
-def _proba_metrics(y_true: list, proba: Sequence, cols: list) -> tuple[float | None, float | None]:
+def _same_kind(values: list) -> bool:
+    """All ints (bools are ints by now) or all strs: sklearn's label handling is then
+    plain sorting, which `stream.classifier_scores` reproduces."""
+    kinds = {type(v) for v in values}
+    return kinds == {int} or kinds == {str}
+
+
+def _numpy_metrics(y_true: list, y_pred: list, proba: Sequence | None, cols: list,
+                   order: list) -> dict[str, Any] | None:
+    """`classification_metrics` without sklearn's per-call validation (same numbers, see
+    `stream.classifier_scores`); None when the input needs sklearn's own handling."""
+    if not y_true or not _same_kind([*y_true, *y_pred, *order, *cols]):
+        return None
+    labels = sorted(set(y_true) | set(y_pred))  # sklearn's unique_labels
+    codes = {v: i for i, v in enumerate(labels)}
+    for v in order:
+        codes.setdefault(v, len(codes))
+    true = np.array([codes[v] for v in y_true], dtype=np.intp)
+    pred = np.array([codes[v] for v in y_pred], dtype=np.intp)
+    out: dict[str, Any] = {"labels": len(y_true), "accuracy": _f(cs.accuracy(true, pred))}
+    out.update({k: _f(v) for k, v in cs.prf_scores(true, pred, len(labels)).items()})
+    out["roc_auc"], out["log_loss"] = None, None
+    if proba and len(cols) >= 2 and set(y_true) <= set(cols):
+        if len(set(cols)) != len(cols):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["roc_auc"], out["log_loss"] = _proba_metrics(y_true, proba, cols, fast=True)
+    matrix = cs.confusion(true, pred, [codes[v] for v in order], len(codes))
+    out["confusion_matrix"] = {"classes": [_py(c) for c in order], "matrix": matrix.tolist()}
+    return out
+
+
+def _proba_metrics(y_true: list, proba: Sequence, cols: list, fast: bool = False
+                   ) -> tuple[float | None, float | None]:
     p = np.array([[v for _, v in row] for row in proba], dtype=float)
     try:
         idx = sorted(range(len(cols)), key=lambda i: cols[i])  # sklearn's column order
     except TypeError:
         return None, None
     p, labels = p[:, idx], [cols[i] for i in idx]
+    if fast:
+        code = {c: i for i, c in enumerate(labels)}
+        true = np.array([code[v] for v in y_true], dtype=np.intp)
+        if len(labels) == 2:
+            y = (true == 1).astype(int)
+            auc = cs.binary_roc_auc(y, p[:, 1]) if 0 < y.sum() < len(y) else float("nan")
+        else:
+            try:
+                auc = skm.roc_auc_score(y_true, p, multi_class="ovr", average="weighted",
+                                        labels=labels)
+            except ValueError:
+                auc = float("nan")
+        return _f(auc), _f(cs.log_loss(true, p))
     if len(labels) == 2:
         y = np.array([v == labels[1] for v in y_true], dtype=int)
         auc = skm.roc_auc_score(y, p[:, 1]) if 0 < y.sum() < len(y) else float("nan")
@@ -275,6 +353,9 @@ class WindowPerformance:
             raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
         self.task, self.classes, self.threshold = task, classes, threshold
         self._rows: list[tuple[Any, tuple[str, ...] | None, Any, float | None]] = []
+        # read_class of _rows[:len(_read)], kept across get() calls (revisions re-score
+        # the whole window): (label, class, probabilities, their classes) or None.
+        self._read: list[tuple[Any, Any, list | None, tuple | None] | None] = []
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -300,20 +381,23 @@ class WindowPerformance:
         return out
 
     def _classify(self) -> dict[str, Any]:
-        y_true, y_pred, proba, unscored = [], [], [], 0
-        for output, names, label, _ in self._rows:
+        read = self._read
+        for output, names, label, _ in self._rows[len(read):]:
             try:
                 pred, pr = read_class(output, names, self.classes, self.threshold)
             except ValueError:
-                unscored += 1
+                read.append(None)
                 continue
-            y_true.append(label)
-            y_pred.append(pred)
-            proba.append(pr)
-        if not y_true:
+            read.append((label, pred, pr, None if pr is None else tuple(c for c, _ in pr)))
+        scored = [r for r in read if r is not None]
+        unscored = len(read) - len(scored)
+        if not scored:
             return {"labels": 0, "unscored": unscored}
-        same = all(pr is not None and [c for c, _ in pr] == [c for c, _ in proba[0]]
-                   for pr in proba)
+        y_true = [r[0] for r in scored]
+        y_pred = [r[1] for r in scored]
+        proba = [r[2] for r in scored]
+        first = scored[0][3]
+        same = first is not None and all(r[3] == first for r in scored)
         out = classification_metrics(y_true, y_pred, proba if same else None, self.classes)
         return out | ({"unscored": unscored} if unscored else {})
 

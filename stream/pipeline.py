@@ -89,11 +89,12 @@ class WindowStage:
             if self.book.add_orphan(key, outcome.request_id):
                 result.orphans.append(outcome)
             return
-        status = self.book.add(outcome)
+        key = self.book.key_of(outcome)
+        status = self.book.add(outcome, key)
         if status == NEW:
             result.pairs.append(outcome)
             if self.monitoring is not None:
-                self.monitoring.on_pair(outcome, self.book.key_of(outcome), self.join_labels)
+                self.monitoring.on_pair(outcome, key, self.join_labels)
         elif status == LATE:
             result.late.append(outcome)
 

@@ -16,6 +16,7 @@ from stream.pairs import NO_RESPONSE, Pair
 from stream.windows import WindowKey
 
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+_PLAIN_NUMBERS = frozenset((int, float))
 
 
 def latency_summary(latencies: list[float]) -> dict[str, float | None]:
@@ -45,15 +46,51 @@ def feature_names_for(pair: Pair, width: int, schema: tuple[str, ...] | None) ->
     return tuple(f"f{i}" for i in range(width))
 
 
+def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...],
+                    rows: list[list]) -> None:
+    """Append the numeric values of equal-width `rows` to their columns, column by column
+    (each column still gets its values in row order)."""
+    for name, col in zip(names, zip(*rows, strict=True), strict=True):
+        if _PLAIN_NUMBERS.issuperset(map(type, col)):  # the usual case, at C speed
+            vals = list(map(float, col))
+        else:
+            vals = [float(v) for v in col
+                    if isinstance(v, int | float) and not isinstance(v, bool)]
+        if vals:
+            columns.setdefault(name, []).extend(vals)
+
+
 def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> dict[str, dict]:
     """mean/std/min/max of each numeric feature over every logged input row."""
     columns: dict[str, list[float]] = {}
+    # Consecutive pairs with the same distinct names and equal-width rows are transposed
+    # together; anything else goes cell by cell, in order.
+    batch_names: tuple[str, ...] | None = None
+    batch: list[list] = []
     for p in pairs:
-        for row in p.rows or ():
+        rows = p.rows
+        if not rows:
+            continue
+        width = len(rows[0])
+        names = feature_names_for(p, width, schema)
+        if all(len(r) == width for r in rows) and (
+                names == batch_names or len(set(names)) == width):
+            if names != batch_names:
+                if batch:
+                    _extend_columns(columns, batch_names, batch)
+                batch_names, batch = names, []
+            batch.extend(rows)
+            continue
+        if batch:
+            _extend_columns(columns, batch_names, batch)
+        batch_names, batch = None, []
+        for row in rows:
             names = feature_names_for(p, len(row), schema)
             for name, v in zip(names, row, strict=False):
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     columns.setdefault(name, []).append(float(v))
+    if batch:
+        _extend_columns(columns, batch_names, batch)
     out = {}
     for name in sorted(columns):
         arr = np.asarray(columns[name])

@@ -106,10 +106,10 @@ class WindowBook:
     def is_emitted(self, key: WindowKey) -> bool:
         return key.id in self._emitted
 
-    def add(self, pair: Pair) -> str:
-        """Store a pair in its window: "new", "duplicate" (seen before) or "late"."""
-        key = self.key_of(pair)
-        wid = key.id
+    def add(self, pair: Pair, key: WindowKey | None = None) -> str:
+        """Store a pair in its window: "new", "duplicate" (seen before) or "late".
+        `key`: the pair's `key_of`, when the caller has it already."""
+        wid = (key or self.key_of(pair)).id
         if wid in self._emitted:
             return LATE
         skey = f"{wid}|{pair.key}"

@@ -60,11 +60,44 @@ def wasserstein(ref: ReferenceColumn, cur: np.ndarray) -> float:
     """
     u = ref.values
     v = np.sort(cur)
-    merged = np.sort(np.concatenate([u, v]))
+    runs = _runs(ref, v)
+    if runs is None:
+        merged = np.sort(np.concatenate([u, v]))
+        u_counts = np.searchsorted(u, merged[:-1], "right")
+        v_counts = np.searchsorted(v, merged[:-1], "right")
+    else:  # the same arrays, built from distinct values (references repeat values a lot)
+        values, n_each, u_cum, v_cum = runs
+        merged = np.repeat(values, n_each)
+        u_counts = np.repeat(u_cum, n_each)[:-1]
+        v_counts = np.repeat(v_cum, n_each)[:-1]
     deltas = np.diff(merged)
-    u_cdf = np.searchsorted(u, merged[:-1], "right") / len(u)
-    v_cdf = np.searchsorted(v, merged[:-1], "right") / len(v)
+    u_cdf = u_counts / len(u)
+    v_cdf = v_counts / len(v)
     return float(np.sum(np.abs(u_cdf - v_cdf) * deltas) / max(ref.std, 0.001))
+
+
+def _runs(ref: ReferenceColumn, v: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Distinct values of reference ∪ current, how often each occurs in both, and how many
+    reference / current values are <= each; None with a -0.0 (a sort keeps the signs of
+    zeros the distinct values would merge)."""
+    cached = ref._cache.get("runs")
+    if cached is None:
+        u = ref.values
+        runs = np.unique(u, return_counts=True)
+        # Worth it when values repeat; never with a -0.0 (see above).
+        useful = 2 * len(runs[0]) <= len(u) and not np.signbit(u[u == 0]).any()
+        cached = ref._cache["runs"] = runs if useful else ()
+    if not cached or np.signbit(v[v == 0]).any():
+        return None
+    u_values, u_n = cached
+    v_values, v_n = np.unique(v, return_counts=True)
+    values = np.union1d(u_values, v_values)
+    u_here = np.zeros(len(values), dtype=np.int64)
+    u_here[np.searchsorted(values, u_values)] = u_n
+    v_here = np.zeros(len(values), dtype=np.int64)
+    v_here[np.searchsorted(values, v_values)] = v_n
+    return values, u_here + v_here, np.cumsum(u_here), np.cumsum(v_here)
 
 
 def _keyed(ref: ReferenceColumn, cur: Current) -> tuple[list, np.ndarray, np.ndarray]:

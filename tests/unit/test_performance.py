@@ -278,3 +278,29 @@ def test_property_class_metrics_equal_sklearn(pairs):
         _close(got[name], want)
     want_cm = _sk(skm.confusion_matrix, y, yhat).tolist()
     assert got["confusion_matrix"]["matrix"] == want_cm
+
+
+def test_read_class_binary_fast_path_matches_general_path():
+    import random
+
+    from stream.monitoring import prediction_value
+    from stream.performance import read_class
+
+    rng = random.Random(5)
+    pool = [0.0, 0.3, 0.5, 0.7, 1.0, 0.2000001, 1.5, -0.1, float("nan"), float("inf"), 2, True]
+    for _ in range(3000):
+        out = [rng.choice(pool), rng.choice(pool)]
+        if rng.random() < 0.5 and all(type(v) is float for v in out):
+            out[1] = 1.0 - out[0]
+        names = rng.choice([None, ("t:0", "t:1"), ("no", "yes")])
+        classes = rng.choice([None, ("a", "b")])
+        try:
+            want = read_class(tuple(out), names, classes)  # a tuple takes the general path
+        except ValueError:
+            want = "unscorable"
+        try:
+            got = read_class(out, names, classes)
+        except ValueError:
+            got = "unscorable"
+        assert repr(got) == repr(want)
+        assert repr(prediction_value(out)) == repr(prediction_value(tuple(out)))
