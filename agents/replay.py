@@ -233,7 +233,6 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             consume(pipeline.process(item))
             if result.lines % advance_every == 0:
                 consume(pipeline.advance())
-                monitoring.take_joined()  # nothing here reads them: don't keep them all
                 if mlflow is not None:
                     result.mlflow_runs += mlflow.flush()
         feed_labels(float("inf"))

@@ -109,7 +109,6 @@ class Monitoring:
         self._perf: dict[str, WindowPerformance] = {}
         self._emitted: dict[str, tuple[WindowKey, dict[str, Any]]] = {}
         self._due: set[str] = set()
-        self.joined: list[JoinedLabel] = []  # since the last `take_joined`
 
     def config_for(self, model: str) -> ModelConfig:
         return self.models.get(model) or self.models.get(ANY_MODEL) or ModelConfig()
@@ -134,17 +133,12 @@ class Monitoring:
                 cfg = self.config_for(j.prediction.model.model)
                 perf = self._perf[wid] = WindowPerformance(cfg.task, cfg.classes, cfg.threshold)
             perf.update(j)
-            self.joined.append(j)
             if wid in self._emitted:
                 self._due.add(wid)
 
     def add_joined(self, joined: JoinedLabel) -> None:
         """A label joined elsewhere (a worker's stage 1) counts in its prediction's window."""
         self._joined([joined])
-
-    def take_joined(self) -> list[JoinedLabel]:
-        out, self.joined = self.joined, []
-        return out
 
     # -- summaries ------------------------------------------------------------------------------
     def extension(self, key: WindowKey, pairs: list[Pair]) -> dict[str, Any]:
