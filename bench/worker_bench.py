@@ -23,8 +23,11 @@ What it does, in one run, on fresh topics of its own (`bench<hex>.*`, deleted at
    the last window summary on the windows topic, when every expected window arrived;
    RSS of the worker (psutil if installed, else /proc/<pid>/status) is sampled every
    0.5 s;
-5. prints events/s of both, the ratio worker/raw, and RSS at start, 25/50/75/100 % of
-   the events consumed, peak and last.
+5. the floor: a bare Faust app (`bench/faust_floor_app.py`) whose one agent only takes
+   the topic in batches as predlog's agents do — what Faust itself costs per event
+   (skip with `--no-floor`);
+6. prints events/s of all, the ratios worker/raw and worker/bare Faust, and RSS at
+   start, 25/50/75/100 % of the events consumed, peak and last.
 
 Targets (the issue): >= 20,000 events/s per worker process, >= half the raw rate, RSS
 flat over 1M events. With `--profile FILE` the worker runs under cProfile (slower;
@@ -320,6 +323,24 @@ def run_worker(args, names: dict[str, str], group: str, total: int, expected: in
             "cpu": (cpu_end - cpu_start) if cpu_start is not None and cpu_end else None}
 
 
+def run_floor(args, topic: str, total: int, workdir: Path) -> tuple[float, float] | None:
+    """(seconds, CPU seconds) a bare Faust agent takes to consume the topic, or None."""
+    env = dict(os.environ, FLOOR_BOOTSTRAP=args.bootstrap, FLOOR_TOPIC=topic,
+               FLOOR_TOTAL=str(total), FLOOR_PORT=str(free_port()),
+               FLOOR_DATADIR=str(workdir / f"{topic}-floor.data"))
+    try:
+        out = subprocess.run([sys.executable, str(REPO / "bench" / "faust_floor_app.py"),
+                              "worker", "-l", "warn"], env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    for line in (out.stdout + out.stderr).splitlines():
+        if "FLOOR " in line:
+            _, n, secs, cpu = line[line.index("FLOOR "):].split()[:4]
+            return float(secs), float(cpu)
+    return None
+
+
 def run_core(records, flush, partitions: int, profile: str | None) -> tuple[float, int, int]:
     """predlog's own per-event work, in process, no Kafka: what the worker's agents call.
 
@@ -413,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds the worker may take")
     ap.add_argument("--profile", metavar="FILE", help="run the worker under cProfile")
     ap.add_argument("--keep-topics", action="store_true")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the bare Faust agent run (Faust's own ceiling)")
     ap.add_argument("--core", action="store_true",
                     help="also time predlog's stages in process (no Kafka) on the same records")
     ap.add_argument("--core-profile", metavar="FILE",
@@ -446,7 +469,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  raw aiokafka + orjson.loads: {raw_rate:>10,.0f} events/s "
               f"({n:,} in {raw_secs:.2f} s)")
 
-        log_path = Path(os.environ.get("PREDLOG_STACK_DIR", "/tmp")) / f"{group}-worker.log"
+        workdir = Path(os.environ.get("PREDLOG_STACK_DIR", "/tmp"))
+        floor = None if args.no_floor else run_floor(args, names["events"], total, workdir)
+        if floor is not None:
+            print(f"  bare Faust agent (take_events, no work): {total / floor[0]:>10,.0f} "
+                  f"events/s ({floor[1]:.1f} s CPU)")
+        log_path = workdir / f"{group}-worker.log"
         res = run_worker(args, names, group, total, expected, log_path)
         if res["start"] is None:
             raise RuntimeError("never saw the worker consume")
@@ -465,11 +493,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ratio worker/raw: {rate / raw_rate:.2f} "
               f"(targets: >= 20,000 events/s and >= 0.50)"
               + ("  [under cProfile]" if args.profile else ""))
+        if floor is not None:
+            print(f"  ratio worker/bare Faust: {rate * floor[0] / total:.2f}")
         report_memory(res["samples"], total)
         print(f"  worker log: {log_path}")
     finally:
         if not args.keep_topics:
-            delete_topics(args.bootstrap, [group, *names.values()])
+            delete_topics(args.bootstrap, [group, f"floor-{names['events']}", *names.values()])
     if args.profile:
         print_profile(args.profile)
     return 0
