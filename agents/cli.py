@@ -142,9 +142,11 @@ def _remote_source(settings, from_elasticsearch: str | None, index: str,
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--start/--end") from None
     if from_kafka:
+        from agents.kafka_auth import kafka_python_kwargs
         from agents.replay_sources import KafkaSource
 
-        return KafkaSource(from_kafka, topic or settings.topic_events, start, end)
+        return KafkaSource(from_kafka, topic or settings.topic_events, start, end,
+                           consumer_config=kafka_python_kwargs(settings))
     from elasticsearch import Elasticsearch
 
     from agents.replay_sources import ElasticsearchSource

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from agents.kafka_auth import aiokafka_kwargs
 from agents.settings import Settings
 from stream.deadletters import dead_letter_headers
 from stream.decode.ingest import http_to_kafka
@@ -146,6 +147,7 @@ def make_app(settings: Settings) -> web.Application:
             acks="all",
             enable_idempotence=True,
             max_request_size=max(settings.ingest_max_body_bytes + 65536, 1048576),
+            **aiokafka_kwargs(settings),
         )
         await _start_with_retries(producer, settings.kafka_bootstrap)
         app[PRODUCER] = producer

@@ -7,7 +7,7 @@ Every field can be set from the environment with the `PREDLOG_` prefix
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,8 +18,15 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Authentication for every Kafka client predlog makes (`agents/kafka_auth.py`). SASL
+    # needs the username and password (from the environment or a Kubernetes Secret).
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512",
+                                      pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$")
     kafka_username: str | None = None
     kafka_password: SecretStr | None = None
+    kafka_ca_file: str | None = None  # for SSL/SASL_SSL; the system CAs when unset
     topic_events: str = "predlog.events"
     topic_seldon: str = "seldon"
     topic_labels: str = "predlog.labels"
@@ -71,6 +78,14 @@ class Settings(BaseSettings):
     ingest_port: int = Field(8085, ge=1, le=65535)
     ingest_max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     ingest_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_username and self.kafka_password):
+            raise ValueError(f"PREDLOG_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} "
+                             "needs PREDLOG_KAFKA_USERNAME and PREDLOG_KAFKA_PASSWORD")
+        return self
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -134,8 +134,11 @@ def republish_files(paths: list[Path], settings: Any, *, topic: str | None = Non
     if own:
         from kafka import KafkaProducer
 
+        from agents.kafka_auth import kafka_python_kwargs
+
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                 linger_ms=20, max_in_flight_requests_per_connection=1)
+                                 linger_ms=20, max_in_flight_requests_per_connection=1,
+                                 **kafka_python_kwargs(settings))
     try:
         return republish(iter_file_lines(paths), producer, topic=topic or settings.topic_events,
                          dlq_topic=dlq_topic or settings.topic_dlq)

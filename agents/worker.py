@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agents.faust_recovery import SeekFirstTableManager
+from agents.kafka_auth import faust_credentials, kafka_python_kwargs
 from agents.settings import Settings
 from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
@@ -125,6 +126,7 @@ class Worker:
             table_standby_replicas=0,
             # Seek stream partitions before resuming them after a recovery (see the module).
             TableManager=SeekFirstTableManager,
+            broker_credentials=faust_credentials(s),
         )
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw",
                    value_serializer="raw")
@@ -553,7 +555,7 @@ def discover_topics(settings: Settings) -> list[str]:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                             request_timeout_ms=15000)
+                             request_timeout_ms=15000, **kafka_python_kwargs(settings))
     try:
         topics = consumer.topics()
     finally:

@@ -199,8 +199,11 @@ def test_workloads_are_locked_down(overlay):
             assert c["image"].startswith("predlog") and ":" in c["image"]
             mounted |= {m["mountPath"] for m in c.get("volumeMounts", [])}
         assert "/tmp" in mounted
+        # Writable scratch is emptyDir; anything else is a Secret mounted read-only (a CA).
         empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
-        assert {m["name"] for c in pod["containers"] for m in c["volumeMounts"]} <= empty_dirs
+        secrets = {v["name"] for v in pod["volumes"] if "secret" in v}
+        for m in (m for c in pod["containers"] for m in c["volumeMounts"]):
+            assert m["name"] in empty_dirs or (m["name"] in secrets and m["readOnly"]), m
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -22,6 +22,11 @@ class StackEndpoints:
     mlflow_url: str
     alert_webhook_port: int
     stack_dir: str
+    kafka_sasl_bootstrap: str = ""  # SASL_PLAINTEXT, PLAIN, user predlog
+
+    def kafka_sasl_password(self) -> str:
+        """The stack's generated password of the SASL user `predlog` (deploy/stack/kafka.sh)."""
+        return open(os.path.join(self.stack_dir, "kafka", "sasl-password")).read().strip()
 
 
 def _port(name: str, default: int) -> int:
@@ -40,6 +45,7 @@ def stack() -> StackEndpoints:
         alert_webhook_port=int(urlsplit(os.environ.get(
             "PREDLOG_STACK_ALERT_WEBHOOK_URL", "http://127.0.0.1:19095/alerts")).port or 19095),
         stack_dir=os.environ.get("PREDLOG_STACK_DIR", os.path.join(repo, ".stack")),
+        kafka_sasl_bootstrap=f"127.0.0.1:{_port('KAFKA_SASL', 19096)}",
     )
 
 
