@@ -124,3 +124,17 @@ def test_two_workers_share_the_partitions(stack, stream, deployment):
     deployment.produce(stream.records)
     deployment.produce(flush_records(stream.end_time + 3600, PARTITIONS), partitions=True)
     _check_against_oracle(deployment.windows(len(expected), timeout=180), expected)
+
+
+def test_a_worker_joining_mid_stream_loses_and_double_counts_nothing(stack, stream, deployment):
+    """A rebalance while the first worker is busy: partitions (and their changelogged state)
+    move to the newcomer; every window is still emitted once per content."""
+    expected = oracle(stream, WINDOW)
+    deployment.start_worker()
+    half = len(stream.records) // 2
+    deployment.produce(stream.records[:half])
+    time.sleep(3)  # the first worker is mid-stream
+    deployment.start_worker()
+    deployment.produce(stream.records[half:])
+    deployment.produce(flush_records(stream.end_time + 3600, PARTITIONS), partitions=True)
+    _check_against_oracle(deployment.windows(len(expected), timeout=180), expected)
