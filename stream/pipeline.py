@@ -164,17 +164,23 @@ class Pipeline:
 
     def process(self, event: PredictionEvent, partition: Hashable = 0) -> StepResult:
         """Feed one event; returns what became final because of it."""
-        self.watermark.update(partition, event.event_time)
         result = StepResult()
+        self.process_into(event, result, partition)
+        return result
+
+    def process_into(self, event: PredictionEvent, result: StepResult,
+                     partition: Hashable = 0) -> None:
+        """`process`, appending to `result` (a driver collecting many events' outcomes
+        in one `StepResult` saves building and handling one per event)."""
+        self.watermark.update(partition, event.event_time)
         if event.kind is EventKind.FEEDBACK:
             if self.monitoring is not None:
                 for label in feedback_labels(event):
                     if isinstance(label, Label):
                         self.monitoring.on_label(label)
-            return result
+            return
         for outcome in self.pairing.process(event):
             self.windows.add(outcome, result)
-        return result
 
     def process_label(self, label: Label) -> None:
         """A ground-truth label (labels topic or file); joins its prediction when it can."""
