@@ -25,7 +25,8 @@ from agents.replay_labels import LabelFeed
 from agents.settings import Settings
 from agents.sources import iter_file_lines
 from stream.decode.lines import decode_line
-from stream.documents import index_name, prediction_documents
+from stream.document_lines import prediction_lines
+from stream.documents import index_name
 from stream.events import DeadLetter, PredictionEvent
 from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
 from stream.pipeline import Pipeline, StepResult
@@ -93,10 +94,7 @@ class ReplayWriter:
     def write(self, step: StepResult) -> None:
         lines = self._prediction_lines
         for pair in step.pairs:
-            index = index_name(pair)
-            for doc_id, doc in prediction_documents(pair):
-                doc["_index"], doc["_id"] = index, doc_id  # sorted keys: position is moot
-                lines.append(orjson.dumps(doc, option=DUMPS))
+            lines += prediction_lines(pair, index_name(pair))
         if len(lines) >= self.batch:
             self._flush_predictions()
         for _key, summary in step.summaries:
@@ -222,6 +220,11 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
     try:
         items = events if events is not None else (
             decode_line(line, coords) for line, coords in _progress_lines(paths, options.progress))
+        # The events between two `advance` calls collect their pairs in one StepResult,
+        # consumed before the advance's: the same outputs in the same order as one
+        # StepResult per event (events never close windows; only `advance` does).
+        pending = StepResult()
+        process_into = pipeline.process_into
         for item in items:
             result.lines += 1
             if isinstance(item, DeadLetter):
@@ -230,11 +233,14 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                     writer.dead_letter(item)
                 continue
             feed_labels(item.event_time)
-            consume(pipeline.process(item))
+            process_into(item, pending)
             if result.lines % advance_every == 0:
+                consume(pending)
+                pending = StepResult()
                 consume(pipeline.advance())
                 if mlflow is not None:
                     result.mlflow_runs += mlflow.flush()
+        consume(pending)
         feed_labels(float("inf"))
         for label in labels.untimed():
             pipeline.process_label(label)

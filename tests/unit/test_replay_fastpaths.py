@@ -1,0 +1,129 @@
+"""The replay's fast paths give exactly what the general paths give.
+
+- `stream.eventtime.parse_rfc3339`'s cache of minutes seen before;
+- `stream.document_lines.prediction_lines` against `prediction_documents` + orjson;
+- `Pipeline.process_into` (one StepResult for many events) against `Pipeline.process`.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream import eventtime
+from stream.document_lines import document_lines, prediction_lines
+from stream.documents import index_name, prediction_documents
+from stream.events import EventKind, ModelRef, PredictionEvent
+from stream.pairs import NO_RESPONSE, Pair
+from stream.pipeline import Pipeline, StepResult
+
+LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def _uncached(text: str):
+    eventtime._MINUTES.clear()
+    try:
+        return eventtime.parse_rfc3339(text)
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+def _cached(text: str):
+    try:
+        return eventtime.parse_rfc3339(text)
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+TIMES = ["2020-11-06T09:35:09.171644169Z", "2020-11-06T09:35:59Z", "2020-11-06T09:35:60.5z",
+         "2020-11-06T09:35:61Z", "2020-11-06T09:35:0xZ", "2020-11-06T09:35:09.Z",
+         "2020-11-06T09:35:09.1a2Z", "2020-11-06T09:35:09.\u0663Z", "2020-11-06T09:35:\u06639Z",
+         "2020-11-06T09:35:09+01:00", "2020-11-06 09:35:09Z", "2020-11-06T09:35:09.000001Z",
+         "2020-11-06T09:35:0", "2020-11-06T09:35:09.1234567890123Z", "2020-11-06T09:35:09"]
+
+
+@pytest.mark.parametrize("text", TIMES)
+def test_cached_minutes_parse_like_the_first_time(text):
+    first = _uncached(text)
+    eventtime.parse_rfc3339("2020-11-06T09:35:00Z")  # the minute is now cached
+    assert _cached(text) == first
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 4_000_000_000), st.integers(0, 999_999_999), st.integers(0, 9),
+       st.sampled_from(["Z", "z", "+00:00"]), st.sampled_from(["", ".", "x"]))
+def test_cached_and_uncached_parses_agree(epoch, nanos, digits, zone, odd):
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f".{nanos:09d}"[:digits + 1] if digits else ""
+    text = stamp + frac + odd + zone
+    first = _uncached(text)
+    assert _cached(text) == first  # the second parse hits the cache
+    assert _cached(text[:17] + "59" + text[19:]) == _uncached(text[:17] + "59" + text[19:])
+
+
+M = ModelRef("iris", "ns", "clf", "pred", "v1")
+PAIRS = [
+    Pair(M, "r1", 10.0, 10.5, ("a", "b"), [[1, 2.5]], ("p",), [[0.1]]),
+    Pair(M, "r2", 1604655309.171644, 1604655309.2, ("a", "b"), [[1, 2], [3, 4], [5, 6]],
+         ("p", "q"), [[0.1, 0.9], [0.5, 0.5]]),
+    Pair(M, "r3", 20.0, None, None, [[1, "x", None]], error_type=NO_RESPONSE,
+         error="no response within the TTL", entry=False),
+    Pair(M, "r4", 30.0, 30.25, ("b", "a", "b"), [[1, 2, 3]], (), [[{"z": 1, "a": [2]}]],
+         error_type="http_500", error="boom \u2603"),
+    Pair(M, "r5", 40.0, 41.0, None, None, None, [[1.5]]),
+    Pair(M, "r6", 40.0, 41.0, ("a",), [[1], [2, 3], []], None, [[]]),
+    Pair(ModelRef("Iris", "", "", "", ""), "r\"7|x", 86399.9999999, 86400.5, ("a",),
+         [[float("nan")]], None, [None]),
+    Pair(M, "r8", 50.0, 50.5, (1, 2), [[1, 2]], None, [[1]]),  # non-str feature names
+    Pair(M, "r9", 50.0, 50.5, None, [[1 << 70]], None, [[1]]),  # orjson refuses the int
+    Pair(M, "r10", 50.0, 50.5, None, [[1]], None, [5]),  # an output row that is no list
+]
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[p.request_id for p in PAIRS])
+def test_prediction_lines_equal_the_documents(pair):
+    index = index_name(pair)
+    try:
+        expected = document_lines(pair, index)
+    except Exception as exc:  # the fast path must fail the same way
+        with pytest.raises(type(exc)):
+            prediction_lines(pair, index)
+        return
+    assert prediction_lines(pair, index) == expected
+    assert expected == [orjson.dumps({**doc, "_index": index, "_id": i}, option=LINE)
+                        for i, doc in prediction_documents(pair)]
+
+
+def _events():
+    out = []
+    for i in range(60):
+        m = ModelRef("iris", "ns", "clf" if i % 7 else "other", "pred")
+        t = 10.0 + i * 3.0
+        out.append(PredictionEvent(EventKind.REQUEST, f"r{i}", m, t, rows=[[i, i * 0.5]]))
+        if i % 5:
+            out.append(PredictionEvent(EventKind.RESPONSE, f"r{i}", m, t + 0.25,
+                                       outputs=[[0.3, 0.7]]))
+        if i % 11 == 0:  # a duplicate and an orphan
+            out.append(PredictionEvent(EventKind.REQUEST, f"r{i}", m, t, rows=[[1, 2]]))
+            out.append(PredictionEvent(EventKind.RESPONSE, f"o{i}", m, t, outputs=[[1]]))
+    return out
+
+
+def test_process_into_collects_what_process_returns():
+    a = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5)
+    b = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5)
+    one, many = StepResult(), StepResult()
+    for n, ev in enumerate(_events()):
+        one.extend(a.process(ev))
+        b.process_into(ev, many)
+        if n % 17 == 0:
+            one.extend(a.advance())
+            many.extend(b.advance())
+    one.extend(a.finish())
+    many.extend(b.finish())
+    assert one == many
+    assert len(one.pairs) > 50 and one.orphans and one.summaries
