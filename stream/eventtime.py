@@ -11,8 +11,8 @@ _RFC3339 = re.compile(
 )
 
 
-# "YYYY-MM-DDTHH:MM" (validated by the fast path below) -> epoch seconds of that minute
-_MINUTES: dict[str, int] = {}
+# "YYYY-MM-DDT" (validated by the fast path below) -> epoch seconds of that day's start
+_DAYS: dict[str, int] = {}
 
 
 def parse_rfc3339(text: str) -> float:
@@ -29,18 +29,19 @@ def parse_rfc3339(text: str) -> float:
     ...
     ValueError: not an RFC 3339 timestamp: 'yesterday'
     """
-    # Fastest path: the minute "YYYY-MM-DDTHH:MM" was seen before (consecutive events
-    # share it), all ASCII digits; only seconds and fraction are left to read.
+    # Fastest path: the day "YYYY-MM-DDT" was seen before (a log's events share a
+    # day), all ASCII digits; only the time of day and the fraction are left to read.
     if len(text) >= 20 and text[-1] in "Zz" and (text[19] == "." or len(text) == 20):
-        base = _MINUTES.get(text[:16])
-        if base is not None:
-            sec, frac = text[17:19], text[20:-1]
-            if (sec.isascii() and sec.isdigit() and (not frac or (frac.isascii()
-                                                                  and frac.isdigit()))):
-                ss = int(sec)
-                if ss < 61:
+        day = _DAYS.get(text[:11])
+        if day is not None:
+            clock, frac = text[11:13] + text[14:16] + text[17:19], text[20:-1]
+            if (clock.isascii() and clock.isdigit() and text[13] == ":"
+                    and (not frac or (frac.isascii() and frac.isdigit()))):
+                hh, mi, ss = int(text[11:13]), int(text[14:16]), int(text[17:19])
+                if hh < 24 and mi < 60 and ss < 61:
                     micros = int(frac[:6].ljust(6, "0")) if frac else 0
-                    return ((base + ss) * 10**6 + micros) / 10**6
+                    seconds = day + hh * 3600 + mi * 60 + ss
+                    return (seconds * 10**6 + micros) / 10**6
     # Fast path for the common logger form "YYYY-MM-DDTHH:MM:SS[.frac]Z": integer
     # calendar arithmetic instead of datetime (this runs once per logged event).
     if (len(text) >= 20 and text[-1] in "Zz" and text[4] == "-" and text[10] in "Tt"
@@ -51,12 +52,12 @@ def parse_rfc3339(text: str) -> float:
             y, mo, d = int(text[:4]), int(text[5:7]), int(text[8:10])
             hh, mi, ss = int(text[11:13]), int(text[14:16]), int(text[17:19])
             if 1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mi < 60 and ss < 61:
-                minute = _days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60
-                if text[:16].isascii():  # str.isdigit also accepts non-ASCII digits
-                    if len(_MINUTES) >= 65536:
-                        _MINUTES.clear()
-                    _MINUTES[text[:16]] = minute
-                seconds = minute + ss
+                day = _days_from_civil(y, mo, d) * 86400
+                if text[:11].isascii():  # str.isdigit also accepts non-ASCII digits
+                    if len(_DAYS) >= 65536:
+                        _DAYS.clear()
+                    _DAYS[text[:11]] = day
+                seconds = day + hh * 3600 + mi * 60 + ss
                 micros = int(frac[:6].ljust(6, "0")) if frac else 0
                 return (seconds * 10**6 + micros) / 10**6  # as timedelta.total_seconds()
     m = _RFC3339.match(text.strip())

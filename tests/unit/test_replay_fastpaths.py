@@ -1,6 +1,6 @@
 """The replay's fast paths give exactly what the general paths give.
 
-- `stream.eventtime.parse_rfc3339`'s cache of minutes seen before;
+- `stream.eventtime.parse_rfc3339`'s cache of days seen before;
 - `stream.document_lines.prediction_lines` against `prediction_documents` + orjson;
 - `Pipeline.process_into` (one StepResult for many events) against `Pipeline.process`.
 """
@@ -23,7 +23,7 @@ LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 def _uncached(text: str):
-    eventtime._MINUTES.clear()
+    eventtime._DAYS.clear()
     try:
         return eventtime.parse_rfc3339(text)
     except ValueError as exc:
@@ -41,13 +41,14 @@ TIMES = ["2020-11-06T09:35:09.171644169Z", "2020-11-06T09:35:59Z", "2020-11-06T0
          "2020-11-06T09:35:61Z", "2020-11-06T09:35:0xZ", "2020-11-06T09:35:09.Z",
          "2020-11-06T09:35:09.1a2Z", "2020-11-06T09:35:09.\u0663Z", "2020-11-06T09:35:\u06639Z",
          "2020-11-06T09:35:09+01:00", "2020-11-06 09:35:09Z", "2020-11-06T09:35:09.000001Z",
-         "2020-11-06T09:35:0", "2020-11-06T09:35:09.1234567890123Z", "2020-11-06T09:35:09"]
+         "2020-11-06T09:35:0", "2020-11-06T09:35:09.1234567890123Z", "2020-11-06T09:35:09", "2020-11-06T24:35:09Z", "2020-11-06T09:60:09Z", "2020-11-06T09-35:09Z",
+         "2020-11-06T0a:35:09Z", "2020-11-06t09:35:09Z", "2020-11-06T09:35|09Z"]
 
 
 @pytest.mark.parametrize("text", TIMES)
-def test_cached_minutes_parse_like_the_first_time(text):
+def test_cached_days_parse_like_the_first_time(text):
     first = _uncached(text)
-    eventtime.parse_rfc3339("2020-11-06T09:35:00Z")  # the minute is now cached
+    eventtime.parse_rfc3339("2020-11-06T09:35:00Z")  # the day is now cached
     assert _cached(text) == first
 
 
@@ -127,3 +128,4 @@ def test_process_into_collects_what_process_returns():
     many.extend(b.finish())
     assert one == many
     assert len(one.pairs) > 50 and one.orphans and one.summaries
+
