@@ -41,7 +41,8 @@ TIMES = ["2020-11-06T09:35:09.171644169Z", "2020-11-06T09:35:59Z", "2020-11-06T0
          "2020-11-06T09:35:61Z", "2020-11-06T09:35:0xZ", "2020-11-06T09:35:09.Z",
          "2020-11-06T09:35:09.1a2Z", "2020-11-06T09:35:09.\u0663Z", "2020-11-06T09:35:\u06639Z",
          "2020-11-06T09:35:09+01:00", "2020-11-06 09:35:09Z", "2020-11-06T09:35:09.000001Z",
-         "2020-11-06T09:35:0", "2020-11-06T09:35:09.1234567890123Z", "2020-11-06T09:35:09", "2020-11-06T24:35:09Z", "2020-11-06T09:60:09Z", "2020-11-06T09-35:09Z",
+         "2020-11-06T09:35:0", "2020-11-06T09:35:09.1234567890123Z", "2020-11-06T09:35:09",
+         "2020-11-06T24:35:09Z", "2020-11-06T09:60:09Z", "2020-11-06T09-35:09Z",
          "2020-11-06T0a:35:09Z", "2020-11-06t09:35:09Z", "2020-11-06T09:35|09Z"]
 
 
@@ -129,3 +130,68 @@ def test_process_into_collects_what_process_returns():
     assert one == many
     assert len(one.pairs) > 50 and one.orphans and one.summaries
 
+
+
+_CELLS = st.one_of(st.floats(-1e6, 1e6), st.integers(-1000, 1000), st.just(-0.0),
+                   st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+                   st.text(max_size=2), st.integers(-(2 ** 60), 2 ** 60))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda w: st.lists(
+    st.lists(st.one_of(st.floats(-1e6, 1e6), st.integers(-50, 50)), min_size=w, max_size=w),
+    max_size=45)), st.integers(1, 12))
+def test_numeric_block_means_equal_the_definition(rows, block):
+    from stream.monitoring import _block_means_by_cell, _numeric_block_means
+
+    fast = _numeric_block_means(rows, block)
+    assert fast is None or not rows or repr(fast) == repr(_block_means_by_cell(rows, block))
+    if rows:
+        assert fast is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(_CELLS, max_size=4), max_size=25), st.integers(1, 12))
+def test_block_means_with_odd_cells_equal_the_definition(rows, block):
+    from stream.monitoring import _block_means_by_cell, block_means
+
+    assert repr(block_means(rows, block)) == repr(_block_means_by_cell(rows, block))
+
+
+def _feed_by_row(w, feature_names, rows):
+    """EarlyWarnings.update as it was: names per row, every value through `_feed`."""
+    for row in rows:
+        names = feature_names or w.features or [f"f{i}" for i in range(len(row))]
+        for name, value in zip(names, row, strict=False):
+            if (w._wanted is None or name in w._wanted) and not isinstance(value, str):
+                w._feed(str(name), value)
+
+
+def _state(det):
+    attrs = ("width", "estimation", "variance", "total", "n_detections", "drift_detected")
+    plain = {k: v for k, v in vars(det).items() if isinstance(v, int | float | bool | str)}
+    return repr(([getattr(det, a, None) for a in attrs], plain))
+
+
+@pytest.mark.parametrize("detector", ["adwin", "pagehinkley"])
+@pytest.mark.parametrize("names", [None, ["b", "a", "x", "a"], ["a"]])
+def test_early_warnings_fixed_columns_equal_feeding_by_row(detector, names):
+    import random
+
+    from stream.drift.early import EarlyWarnings
+
+    rng = random.Random(3)
+    fast = EarlyWarnings(detector, features=["a", "b"])
+    slow = EarlyWarnings(detector, features=["a", "b"])
+    for step in range(40):
+        shift = 4.0 if step > 25 else 0.0
+        rows = [[rng.gauss(shift, 1), rng.choice([rng.gauss(0, 1), 3, None, "s", True,
+                                                  float("inf"), float("nan")]), rng.random()]
+                [:rng.choice([1, 2, 3, 3, 3])] for _ in range(rng.randint(0, 30))]
+        fast.update(names, rows)
+        _feed_by_row(slow, names, rows)
+        assert fast.get() == slow.get()
+        assert list(fast._detectors) == list(slow._detectors)
+        for name, det in slow._detectors.items():
+            assert _state(fast._detectors[name]) == _state(det)
+    assert any(fast.get().values())
