@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import chain, zip_longest
+from itertools import zip_longest
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,7 @@ def block_means(rows: list[list[Any]], block: int = EARLY_WARNING_BLOCK) -> list
     >>> block_means([[1, "a"], [3, "b"], [5, "c"]], block=2)
     [[2.0, None], [5.0, None]]
     """
-    fast = _numeric_block_means(rows, block)
+    fast = _block_means_by_column(rows, block)
     if fast is not None:
         return fast
     return _block_means_by_cell(rows, block)
@@ -68,36 +68,56 @@ _NUMBER_TYPES = frozenset((float, int))
 _EXACT_INT = 2.0 ** 48  # ten values below this sum exactly in float64, as ints do in Python
 
 
-def _numeric_block_means(rows: list[list[Any]], block: int) -> list[list[Any]] | None:
-    """`block_means` of equal-width rows of plain, non-NaN numbers with numpy; None
-    when the rows are anything else. The sums are taken value by value in row order
-    (as `sum` does: 0.0 + v0 + v1 ...), so the means are the same floats."""
-    if not rows or not _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(rows))):
+def _block_means_by_column(rows: list[list[Any]], block: int) -> list[list[Any]] | None:
+    """`block_means` of equal-width rows, column by column: numeric columns with numpy
+    (`_numeric_means`), the others cell by cell; None for ragged or empty rows."""
+    if not rows or len(set(map(len, rows))) != 1 or not rows[0]:
+        return None
+    n = len(rows)
+    columns = []
+    for col in zip(*rows):
+        means = _numeric_means(col, block)
+        if means is None:
+            means = [_mean(col[i:i + block]) for i in range(0, n, block)]
+        columns.append(means)
+    return [list(means) for means in zip(*columns)]
+
+
+def _numeric_means(col: tuple, block: int) -> list[float] | None:
+    """Block means of one column of plain numbers; None when it holds anything else. The
+    sums are taken value by value in row order, as `sum` does (0.0 + v0 + v1 ...), so
+    the means are the same floats. NaN (skipped by the definition), inf (inf - inf)
+    and large values (int sums above 2**53 are exact in Python, not in float64) are
+    left to the definition."""
+    if not _NUMBER_TYPES.issuperset(map(type, col)):
         return None
     try:
-        arr = np.array(rows, dtype=np.float64)
-    except (ValueError, TypeError, OverflowError):  # ragged rows, huge ints
+        arr = np.array(col, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
         return None
-    # NaN (skipped by the definition), inf (inf - inf) and large values (int sums above
-    # 2**53 are exact in Python, not in float64) are left to the definition.
-    if arr.ndim != 2 or not arr.shape[1] or not np.isfinite(arr).all() \
-            or np.abs(arr).max() >= _EXACT_INT:
+    if not np.isfinite(arr).all() or np.abs(arr).max() >= _EXACT_INT:
         return None
-    n, width = arr.shape
+    n = len(arr)
     full = n - n % block
-    out: list[list[Any]] = []
+    out: list[float] = []
     if full:
-        blocks = arr[:full].reshape(full // block, block, width)
-        acc = np.zeros((full // block, width))
+        blocks = arr[:full].reshape(full // block, block)
+        acc = np.zeros(full // block)
         for j in range(block):
             acc = acc + blocks[:, j]
         out = (acc / block).tolist()
     if full < n:
-        acc = np.zeros(width)
+        acc = np.zeros(1)
         for j in range(full, n):
             acc = acc + arr[j]
-        out.append((acc / (n - full)).tolist())
+        out.append(float((acc / (n - full))[0]))
     return out
+
+
+def _mean(values: Any) -> float | None:
+    vals = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)
+            and v == v]
+    return sum(vals) / len(vals) if vals else None
 
 
 def _block_means_by_cell(rows: list[list[Any]], block: int) -> list[list[Any]]:
