@@ -75,12 +75,12 @@ def _block_means_by_column(rows: list[list[Any]], block: int) -> list[list[Any]]
         return None
     n = len(rows)
     columns = []
-    for col in zip(*rows):
+    for col in zip(*rows, strict=True):
         means = _numeric_means(col, block)
         if means is None:
             means = [_mean(col[i:i + block]) for i in range(0, n, block)]
         columns.append(means)
-    return [list(means) for means in zip(*columns)]
+    return [list(means) for means in zip(*columns, strict=True)]
 
 
 def _numeric_means(col: tuple, block: int) -> list[float] | None:
