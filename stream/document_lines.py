@@ -32,21 +32,48 @@ OPTION = orjson.OPT_SORT_KEYS
 LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _dumps = orjson.dumps
 _MODELS: dict[Any, tuple[bytes, bytes]] = {}
+_HEADS: dict[tuple, bytes] = {}
 
 
-def _model_parts(m: Any) -> tuple[bytes, bytes]:
-    """`"model_name"` … `"node"` (contiguous in sorted order) and `"predictor"`'s value."""
-    parts = _MODELS.get(m)
+def _model_parts(m: Any, output_names: Any) -> tuple[bytes, bytes]:
+    """`"model_name"` … `"node"` (contiguous in sorted order), and `"prediction_names"`
+    with `"predictor"`: the same for every pair of a model and output naming."""
+    key = (m, output_names)
+    parts = _MODELS.get(key)
     if parts is None:
-        if len(_MODELS) > 4096:
-            _MODELS.clear()
-        parts = _MODELS[m] = (
+        parts = (
             b',"model_name":' + _dumps(m.model, option=OPTION)
             + b',"model_version":' + _dumps(m.version, option=OPTION)
             + b',"namespace":' + _dumps(m.namespace, option=OPTION)
             + b',"node":' + _dumps(m.node, option=OPTION) + b',"prediction":',
-            b',"predictor":' + _dumps(m.predictor, option=OPTION) + b',"request_id":')
+            b',"prediction_names":' + _dumps(output_names or None, option=OPTION)
+            + b',"predictor":' + _dumps(m.predictor, option=OPTION) + b',"request_id":')
+        # Equal keys must render equally: kept only for str fields and names.
+        if all(type(v) is str for v in (m.model, m.version, m.namespace, m.node,
+                                        m.predictor, *(output_names or ()))):
+            if len(_MODELS) > 4096:
+                _MODELS.clear()
+            _MODELS[key] = parts
     return parts
+
+
+def _after_id(index: str, entry: Any, error_type: Any, error: Any) -> bytes:
+    """`"_index"` … `"error_type"`; shared by the pairs of an index without an error
+    message (the usual case), so kept for those."""
+    # Equal keys must render equally: 1 == True, so only a bool entry is a key.
+    key = (index, entry, error_type) if error is None and type(entry) is bool else None
+    part = _HEADS.get(key) if key is not None else None
+    if part is None:
+        part = (b',"_index":' + _dumps(index, option=OPTION)
+                + b',"entry_node":' + _dumps(entry)
+                + (b',"error":false' if error_type is None else b',"error":true')
+                + b',"error_message":' + _dumps(error, option=OPTION)
+                + b',"error_type":' + _dumps(error_type, option=OPTION))
+        if key is not None:
+            if len(_HEADS) > 4096:
+                _HEADS.clear()
+            _HEADS[key] = part
+    return part
 
 
 def document_lines(pair: Pair, index: str) -> list[bytes]:
@@ -73,18 +100,12 @@ def _template_lines(pair: Pair, index: str) -> list[bytes]:
     base = pair.request_id if pair.entry else f"{pair.request_id}-{m.node}"
     outputs = pair.outputs or []
     n_out = len(outputs)
-    error_type = pair.error_type
     response_time = format_utc(pair.response_time) if pair.response_time else None
-    model_part, predictor_part = _model_parts(m)
+    model_part, names_part = _model_parts(m, pair.output_names)
     head = b'{"@timestamp":' + _dumps(format_utc(pair.request_time)) + b',"_id":'
-    after_id = (b',"_index":' + _dumps(index, option=OPTION)
-                + b',"entry_node":' + _dumps(pair.entry)
-                + (b',"error":false' if error_type is None else b',"error":true')
-                + b',"error_message":' + _dumps(pair.error, option=OPTION)
-                + b',"error_type":' + _dumps(error_type, option=OPTION))
+    after_id = _after_id(index, pair.entry, pair.error_type, pair.error)
     before_prediction = b',"latency_seconds":' + _dumps(pair.latency) + model_part
-    tail = (b',"prediction_names":' + _dumps(pair.output_names or None, option=OPTION)
-            + predictor_part + _dumps(pair.request_id, option=OPTION)
+    tail = (names_part + _dumps(pair.request_id, option=OPTION)
             + b',"response_time":' + _dumps(response_time) + b',"row":')
     lines = []
     names, width = None, -1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -93,6 +94,36 @@ def format_utc(epoch: float) -> str:
     >>> format_utc(1604655300.0)
     '2020-11-06T09:35:00Z'
     >>> format_utc(1604655309.171644)
+    '2020-11-06T09:35:09.171644Z'
+    """
+    if type(epoch) is float and 0.0 <= epoch < _YEAR_10000:
+        # What datetime.fromtimestamp does (CPython's _PyTime_DoubleToDenominator:
+        # split off the whole seconds, round the microseconds half to even, carry),
+        # with the text of the last whole second kept: a request and its response
+        # usually share it. `format_utc_datetime` is the definition.
+        frac, whole = math.modf(epoch)
+        us = round(frac * 1e6)
+        if us >= 1_000_000:
+            us -= 1_000_000
+            whole += 1.0
+        global _LAST_SECOND
+        last_whole, text = _LAST_SECOND  # one tuple: safe to share between threads
+        if whole != last_whole:
+            text = datetime.fromtimestamp(int(whole), UTC).isoformat()[:19]
+            _LAST_SECOND = (whole, text)
+        return f"{text}.{us:06d}Z" if us else f"{text}Z"
+    return format_utc_datetime(epoch)
+
+
+_YEAR_10000 = 253402300800.0
+_LAST_SECOND: tuple[float, str] = (-1.0, "")  # (whole epoch seconds, "YYYY-MM-DDTHH:MM:SS")
+
+
+def format_utc_datetime(epoch: float) -> str:
+    """`format_utc` through datetime (the definition, and the path for ints and
+    timestamps before 1970).
+
+    >>> format_utc_datetime(1604655309.171644)
     '2020-11-06T09:35:09.171644Z'
     """
     dt = datetime.fromtimestamp(epoch, UTC)

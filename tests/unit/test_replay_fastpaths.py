@@ -83,10 +83,16 @@ PAIRS = [
     Pair(M, "r8", 50.0, 50.5, (1, 2), [[1, 2]], None, [[1]]),  # non-str feature names
     Pair(M, "r9", 50.0, 50.5, None, [[1 << 70]], None, [[1]]),  # orjson refuses the int
     Pair(M, "r10", 50.0, 50.5, None, [[1]], None, [5]),  # an output row that is no list
+    # equal to cached keys, rendered differently (1 == True, ("1",) != (1,))
+    Pair(M, "r11", 10.0, 10.5, ("a", "b"), [[1, 2.5]], ("p",), [[0.1]], entry=1),
+    Pair(ModelRef("iris", "ns", "clf", "pred", 1), "r12", 10.0, 10.5, None, [[1]], (True,),
+         [[0.1]]),
+    Pair(ModelRef("iris", "ns", "clf", "pred", True), "r13", 10.0, 10.5, None, [[1]], (1,),
+         [[0.1]]),
 ]
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=[p.request_id for p in PAIRS])
+@pytest.mark.parametrize("pair", PAIRS + PAIRS[::-1], ids=[p.request_id for p in PAIRS * 2])
 def test_prediction_lines_equal_the_documents(pair):
     index = index_name(pair)
     try:
@@ -196,3 +202,31 @@ def test_early_warnings_fixed_columns_equal_feeding_by_row(detector, names):
         for name, det in slow._detectors.items():
             assert _state(fast._detectors[name]) == _state(det)
     assert any(fast.get().values())
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.floats(0.0, 253402300000.0), st.integers(0, 4_000_000_000).map(float),
+                 st.integers(0, 4_000_000_000).flatmap(
+                     lambda s: st.integers(0, 2_000_000).map(lambda k: s + k / 2_000_000)),
+                 st.integers(0, 4_000_000_000).flatmap(
+                     lambda s: st.integers(0, 999_999).map(lambda u: s + u / 1e6 + 5e-7))),
+       st.floats(0.0, 2.0))
+def test_format_utc_equals_datetime(epoch, later):
+    assert eventtime.format_utc(epoch) == eventtime.format_utc_datetime(epoch)
+    assert eventtime.format_utc(epoch + later) == eventtime.format_utc_datetime(epoch + later)
+
+
+@pytest.mark.parametrize("epoch", [0.0, 0.5, 1e-7, 4.9999995e-7, 5e-7, 86399.9999995,
+                                   86399.99999949, 1604655309.171644, 1604655309.9999996,
+                                   253402300799.99998, -1.5, -0.0, 7, 1.5e9, 10 ** 9])
+def test_format_utc_edges(epoch):
+    assert eventtime.format_utc(epoch) == eventtime.format_utc_datetime(epoch)
+    assert eventtime.format_utc(epoch) == eventtime.format_utc_datetime(epoch)  # cached
+
+
+def test_format_utc_out_of_range_fails_as_datetime_does():
+    for epoch in (253402300800.0, 1e300, float("inf"), float("nan")):
+        with pytest.raises((ValueError, OverflowError)) as expected:
+            eventtime.format_utc_datetime(epoch)
+        with pytest.raises(expected.type):
+            eventtime.format_utc(epoch)
