@@ -92,6 +92,11 @@ def _time(v: Any, fallback: float | None) -> float | None:
     if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
         return float(v)
     if isinstance(v, str):
+        if ":" in v:  # an RFC 3339 time (float() refuses every text with a colon)
+            try:
+                return parse_rfc3339(v)
+            except ValueError as exc:
+                raise DecodeError("bad_time", str(exc)) from None
         try:
             t = float(v)
         except ValueError:

@@ -230,3 +230,36 @@ def test_format_utc_out_of_range_fails_as_datetime_does():
             eventtime.format_utc_datetime(epoch)
         with pytest.raises(expected.type):
             eventtime.format_utc(epoch)
+
+
+def _old_label_time(v):
+    """stream.decode.labels._time for a str before the colon shortcut."""
+    import math
+
+    from stream.decode.labels import DecodeError
+    from stream.eventtime import parse_rfc3339
+
+    try:
+        t = float(v)
+    except ValueError:
+        try:
+            return parse_rfc3339(v)
+        except ValueError as exc:
+            raise DecodeError("bad_time", str(exc)) from None
+    if math.isfinite(t):
+        return t
+    raise DecodeError("bad_time", f"timestamp is neither RFC 3339 nor epoch seconds: {v!r}")
+
+
+@pytest.mark.parametrize("text", [*TIMES, "10", " 1e3 ", "nan", "inf", "1_000", "x", "1:2",
+                                  ":", "2013-01-01", "12:00:00Z"])
+def test_label_times_parse_as_before(text):
+    from stream.decode.labels import DecodeError, _time
+
+    def outcome(f):
+        try:
+            return f(text)
+        except DecodeError as exc:
+            return (exc.reason, exc.detail)
+
+    assert outcome(lambda v: _time(v, None)) == outcome(_old_label_time)
