@@ -263,3 +263,19 @@ def test_label_times_parse_as_before(text):
             return (exc.reason, exc.detail)
 
     assert outcome(lambda v: _time(v, None)) == outcome(_old_label_time)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab1,. "\r\n\x00\t;\\\'é')), max_size=20))
+def test_csv_cells_equal_the_csv_module(text):
+    import csv
+
+    from stream.decode.labels import _csv_cells
+
+    try:
+        expected = next(csv.reader([text]))
+    except (csv.Error, StopIteration) as exc:
+        with pytest.raises(type(exc)):
+            _csv_cells(text)
+        return
+    assert _csv_cells(text) == expected
