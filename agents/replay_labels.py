@@ -29,9 +29,9 @@ file's order, and a time-sorted file (the usual case) keeps next to nothing in m
 from __future__ import annotations
 
 import heapq
-from array import array
 import pickle
 import tempfile
+from array import array
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -40,7 +40,6 @@ import numpy as np
 
 from stream.decode.labels import Label, decode_label_lines
 from stream.events import DeadLetter
-
 
 SPILL_CHUNK = 256  # labels per pickled record: read ahead at most this many
 
