@@ -73,8 +73,9 @@ class WindowStage:
                  windows: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, float] | None = None,
                  extensions: list[SummaryExtension] | None = None,
-                 monitoring: Monitoring | None = None, join_labels: bool = True) -> None:
-        self.book = WindowBook(window_seconds, hold, windows, emitted)
+                 monitoring: Monitoring | None = None, join_labels: bool = True,
+                 keep_pairs: bool = False) -> None:
+        self.book = WindowBook(window_seconds, hold, windows, emitted, keep_pairs=keep_pairs)
         self.monitoring = monitoring
         self.join_labels = join_labels  # False in workers: stage 1 joins, by request id
         if extensions is None:
@@ -154,11 +155,12 @@ class Pipeline:
                  extensions: list[SummaryExtension] | None = None,
                  monitoring: Monitoring | None = None,
                  idle_timeout: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        own_stores = stores is None  # then nothing serializes them: keep Pair objects
         self.stores = stores or PipelineStores()
         self.pairing = PairingStage(pairing_ttl, self.stores.pending)
         self.windows = WindowStage(window_seconds, max(lateness, pairing_ttl),
                                    self.stores.windows, self.stores.emitted, extensions,
-                                   monitoring)
+                                   monitoring, keep_pairs=own_stores)
         self.monitoring = monitoring
         self.watermark = Watermark(idle_timeout=idle_timeout, clock=clock)
 

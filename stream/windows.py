@@ -82,12 +82,15 @@ class WindowBook:
     def __init__(self, size: float, hold: float,
                  store: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, float] | None = None,
-                 emitted_retention: float = 7 * 86400.0) -> None:
+                 emitted_retention: float = 7 * 86400.0, keep_pairs: bool = False) -> None:
         if size <= 0 or hold < 0:
             raise ValueError("size must be positive and hold non-negative")
         self.size = size
         self.hold = hold
         self.emitted_retention = emitted_retention
+        # keep_pairs: store the Pair objects themselves, not their JSON-able state (a
+        # store nobody serializes, as replay's dicts; pairs are never mutated).
+        self.keep_pairs = keep_pairs
         self._store: MutableMapping[str, list] = {} if store is None else store
         self._emitted: MutableMapping[str, float] = {} if emitted is None else emitted
         self._index: dict[str, set[str]] = defaultdict(set)
@@ -115,7 +118,7 @@ class WindowBook:
         skey = f"{wid}|{pair.key}"
         if skey in self._store:
             return DUPLICATE
-        self._store[skey] = pair.to_state()
+        self._store[skey] = pair if self.keep_pairs else pair.to_state()
         self._index[wid].add(skey)
         return NEW
 
@@ -141,12 +144,13 @@ class WindowBook:
         and mark it emitted."""
         skeys = self._index.pop(key.id, set())
         pairs, orphans = [], 0
+        keep = self.keep_pairs
         for s in skeys:
             state = self._store.pop(s)
             if s.split("|", 6)[5].startswith(ORPHAN):
                 orphans += 1
             else:
-                pairs.append(Pair.from_state(state))
+                pairs.append(state if keep else Pair.from_state(state))
         self._emitted[key.id] = key.end
         pairs.sort(key=lambda p: (p.request_time, p.request_id, p.model.node))
         return pairs, orphans

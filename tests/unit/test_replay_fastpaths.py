@@ -279,3 +279,22 @@ def test_csv_cells_equal_the_csv_module(text):
             _csv_cells(text)
         return
     assert _csv_cells(text) == expected
+
+
+def test_pipeline_keeping_pair_objects_equals_one_keeping_states():
+    from stream.monitoring import Monitoring
+    from stream.pipeline import PipelineStores
+
+    runs = []
+    for stores in (None, PipelineStores()):
+        p = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5, stores=stores,
+                     monitoring=Monitoring())
+        assert p.windows.book.keep_pairs is (stores is None)
+        out = StepResult()
+        for n, ev in enumerate(_events()):
+            p.process_into(ev, out)
+            if n % 13 == 0:
+                out.extend(p.advance())
+        out.extend(p.finish())
+        runs.append(out)
+    assert runs[0] == runs[1] and runs[0].summaries
