@@ -233,13 +233,23 @@ class Monitoring:
         # per-call overhead of the numpy buffers dominated otherwise.
         batches: dict[tuple[str, ...] | None, list] = {}
         predictions: list[Any] = []
+        with_predictions = reference.prediction is not None
         for p in pairs:
-            if p.rows:
-                names = p.feature_names if (p.feature_names and len(p.feature_names)
-                                            == len(p.rows[0])) else None
-                batches.setdefault(names, []).extend(p.rows)
-            if p.succeeded and p.outputs and reference.prediction is not None:
-                predictions.extend(prediction_value(o) for o in p.outputs)
+            rows = p.rows
+            if rows:
+                names = p.feature_names
+                if not names or len(names) != len(rows[0]):
+                    names = None
+                batch = batches.get(names)
+                if batch is None:
+                    batch = batches[names] = []
+                batch += rows
+            outputs = p.outputs
+            if outputs and with_predictions and p.error_type is None:
+                if len(outputs) == 1:
+                    predictions.append(prediction_value(outputs[0]))
+                else:
+                    predictions.extend(map(prediction_value, outputs))
         for names, rows in batches.items():
             window.update(names, rows)
             if warnings is not None:
