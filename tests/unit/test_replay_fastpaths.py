@@ -298,3 +298,32 @@ def test_pipeline_keeping_pair_objects_equals_one_keeping_states():
         out.extend(p.finish())
         runs.append(out)
     assert runs[0] == runs[1] and runs[0].summaries
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.0, 3.0, 4.5, 7.0]), min_size=1, max_size=30),
+       st.lists(st.sampled_from([0.0, -0.0, 1.0, 8.0, 9.0, 10.0, 11.0]), max_size=30),
+       st.integers(0, 1))
+def test_default_stattest_shortcut_equals_counting_the_union(ref_values, cur_values, big):
+    import numpy as np
+
+    from stream.drift import selection
+    from stream.drift.column import ReferenceColumn
+
+    ref = ReferenceColumn.numerical("x", ref_values * (1 + big * 200))
+    cur = np.array(cur_values)
+
+    def full(ref, cur):  # default_stattest before the shortcut
+        many = selection.n_values(ref, cur) > 5
+        if ref.n <= selection.SMALL_REFERENCE:
+            if many:
+                return selection.STATTESTS["ks"]
+            return selection.STATTESTS["chisquare" if selection.n_values(ref, cur) > 2 else "z"]
+        return selection.STATTESTS["wasserstein" if many else "jensenshannon"]
+
+    assert selection.default_stattest(ref, cur) is full(ref, cur)
+    counts = dict.fromkeys(map(str, ref_values), 1)
+    cat = ReferenceColumn.categorical("c", counts)
+    cur_counts = dict.fromkeys(map(str, cur_values), 2)
+    assert selection.default_stattest(cat, cur_counts).name == (
+        "chisquare" if selection.n_values(cat, cur_counts) > 2 else "z")
