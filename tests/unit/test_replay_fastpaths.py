@@ -327,3 +327,21 @@ def test_default_stattest_shortcut_equals_counting_the_union(ref_values, cur_val
     cur_counts = dict.fromkeys(map(str, cur_values), 2)
     assert selection.default_stattest(cat, cur_counts).name == (
         "chisquare" if selection.n_values(cat, cur_counts) > 2 else "z")
+
+
+def test_memoized_window_keys_equal_fresh_ones():
+    import random
+
+    from stream.windows import WindowBook, WindowKey, window_key
+
+    rng = random.Random(5)
+    for size in (60, 60.0, 0.7, 86400 * 7):
+        book = WindowBook(size, hold=0)
+        for _ in range(500):
+            m = ModelRef("iris", "ns", rng.choice(["a", "b"]), rng.choice(["p", "q"]),
+                         rng.choice(["", "v1"]))
+            pair = Pair(m, "r", rng.uniform(-1e6, 2e9))
+            key, fresh = book.key_of(pair), window_key(pair, size)
+            assert key == fresh and hash(key) == hash(fresh) and repr(key) == repr(fresh)
+            assert key.id == fresh.id == WindowKey(*[getattr(fresh, f) for f in (
+                "namespace", "model", "version", "node", "start", "size")]).id
