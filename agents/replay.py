@@ -17,6 +17,7 @@ import gc
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import starmap
 from pathlib import Path
 
 import orjson
@@ -218,13 +219,16 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
     try:
-        items = events if events is not None else (
-            decode_line(line, coords) for line, coords in _progress_lines(paths, options.progress))
+        if events is not None:
+            items = events
+        else:  # decode_line(line, coords) per line, without a generator frame in between
+            lines = _progress_lines(paths, True) if options.progress else iter_file_lines(paths)
+            items = starmap(decode_line, lines)
         # The events between two `advance` calls collect their pairs in one StepResult,
         # consumed before the advance's: the same outputs in the same order as one
         # StepResult per event (events never close windows; only `advance` does).
         pending = StepResult()
-        process_into = pipeline.process_into
+        process_into, labels_ready = pipeline.process_into, labels.ready
         for item in items:
             result.lines += 1
             if isinstance(item, DeadLetter):
@@ -232,7 +236,8 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 if writer is not None:
                     writer.dead_letter(item)
                 continue
-            feed_labels(item.event_time)
+            if labels_ready(item.event_time):
+                feed_labels(item.event_time)
             process_into(item, pending)
             if result.lines % advance_every == 0:
                 consume(pending)
