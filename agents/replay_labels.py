@@ -49,7 +49,7 @@ class LabelFeed:
         self.dead_letters: list[DeadLetter] = []
         self._untimed: list[Label] = []
         self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        times: list[float] = []
+        times = array("d")  # 8 bytes a label, no float object each
         chunk: list[tuple] = []
         dump = pickle.Pickler(self._spill, protocol=pickle.HIGHEST_PROTOCOL)
         for path in paths:
@@ -76,9 +76,10 @@ class LabelFeed:
         self._chunk_at = 0
         self._n = len(times)
         # ready[i]: the smallest time of labels i.. (read label i once the watermark is there)
-        arr = np.asarray(times, dtype=np.float64)
+        arr = np.frombuffer(times, dtype=np.float64)
         ready = np.minimum.accumulate(arr[::-1])[::-1] if len(arr) else arr
-        self._ready = array("d", ready.tobytes())  # 8 bytes a label; indexing gives floats
+        self._ready = array("d", ready.tobytes())  # indexing an array gives floats
+        del times, arr, ready
         self._next = 0
         self._next_ready = self._ready[0] if self._n else float("inf")
         self._heap: list[tuple[float, int, Label]] = []
