@@ -17,6 +17,7 @@ import gc
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import starmap
 from pathlib import Path
 
 import orjson
@@ -25,7 +26,8 @@ from agents.replay_labels import LabelFeed
 from agents.settings import Settings
 from agents.sources import iter_file_lines
 from stream.decode.lines import decode_line
-from stream.documents import index_name, prediction_documents
+from stream.document_lines import prediction_lines
+from stream.documents import index_name
 from stream.events import DeadLetter, PredictionEvent
 from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
 from stream.pipeline import Pipeline, StepResult
@@ -93,10 +95,7 @@ class ReplayWriter:
     def write(self, step: StepResult) -> None:
         lines = self._prediction_lines
         for pair in step.pairs:
-            index = index_name(pair)
-            for doc_id, doc in prediction_documents(pair):
-                doc["_index"], doc["_id"] = index, doc_id  # sorted keys: position is moot
-                lines.append(orjson.dumps(doc, option=DUMPS))
+            lines += prediction_lines(pair, index_name(pair))
         if len(lines) >= self.batch:
             self._flush_predictions()
         for _key, summary in step.summaries:
@@ -220,8 +219,16 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
     try:
-        items = events if events is not None else (
-            decode_line(line, coords) for line, coords in _progress_lines(paths, options.progress))
+        if events is not None:
+            items = events
+        else:  # decode_line(line, coords) per line, without a generator frame in between
+            lines = _progress_lines(paths, True) if options.progress else iter_file_lines(paths)
+            items = starmap(decode_line, lines)
+        # The events between two `advance` calls collect their pairs in one StepResult,
+        # consumed before the advance's: the same outputs in the same order as one
+        # StepResult per event (events never close windows; only `advance` does).
+        pending = StepResult()
+        process_into, labels_ready = pipeline.process_into, labels.ready
         for item in items:
             result.lines += 1
             if isinstance(item, DeadLetter):
@@ -229,12 +236,16 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 if writer is not None:
                     writer.dead_letter(item)
                 continue
-            feed_labels(item.event_time)
-            consume(pipeline.process(item))
+            if labels_ready(item.event_time):
+                feed_labels(item.event_time)
+            process_into(item, pending)
             if result.lines % advance_every == 0:
+                consume(pending)
+                pending = StepResult()
                 consume(pipeline.advance())
                 if mlflow is not None:
                     result.mlflow_runs += mlflow.flush()
+        consume(pending)
         feed_labels(float("inf"))
         for label in labels.untimed():
             pipeline.process_label(label)

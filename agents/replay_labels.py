@@ -4,11 +4,13 @@ A replay feeds each timed label once the input has reached its time, in (time, f
 order) order; labels without a time come at the end, in file order. Holding every
 decoded label until then made a replay's memory grow with its labels (~250 bytes
 each). `LabelFeed` decodes the files once, keeps per timed label only its time (8
-bytes, in a numpy array) and spills the label itself to an unnamed temporary file;
-while the replay runs it reads the spill file just far enough ahead: label `i` is read
-once the watermark reaches the smallest time of labels `i..` (a suffix minimum), so
-every label with time <= the watermark has been read whatever the file's order, and a
-time-sorted file (the usual case) keeps next to nothing in memory.
+bytes, in an array) and spills the label itself to an unnamed temporary file, pickled
+in chunks of `SPILL_CHUNK` (one pickle record per label cost more than decoding it);
+while the replay runs it reads the spill file just far enough ahead: label `i` is
+handed to the heap once the watermark reaches the smallest time of labels `i..` (a
+suffix minimum), so every label with time <= the watermark has been read whatever the
+file's order, and a time-sorted file (the usual case) keeps next to nothing in memory
+(at most one chunk read ahead).
 
 >>> import tempfile, os
 >>> from pathlib import Path
@@ -29,6 +31,7 @@ from __future__ import annotations
 import heapq
 import pickle
 import tempfile
+from array import array
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -38,13 +41,16 @@ import numpy as np
 from stream.decode.labels import Label, decode_label_lines
 from stream.events import DeadLetter
 
+SPILL_CHUNK = 256  # labels per pickled record: read ahead at most this many
+
 
 class LabelFeed:
     def __init__(self, paths: list[Path]) -> None:
         self.dead_letters: list[DeadLetter] = []
         self._untimed: list[Label] = []
         self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        times: list[float] = []
+        times = array("d")  # 8 bytes a label, no float object each
+        chunk: list[tuple] = []
         dump = pickle.Pickler(self._spill, protocol=pickle.HIGHEST_PROTOCOL)
         for path in paths:
             with open(path, "rb") as fh:
@@ -55,18 +61,27 @@ class LabelFeed:
                         self._untimed.append(item)
                     else:
                         times.append(item.time)
-                        dump.dump((item.request_id, item.row, item.value, item.time,
-                                   item.source))
-                        dump.clear_memo()
+                        chunk.append((item.request_id, item.row, item.value, item.time,
+                                      item.source))
+                        if len(chunk) == SPILL_CHUNK:
+                            dump.dump(chunk)
+                            dump.clear_memo()
+                            chunk = []
+        if chunk:
+            dump.dump(chunk)
         self._spill.seek(0)
-        # One Unpickler per label: an Unpickler's memo keeps everything it ever loaded.
+        # One Unpickler per chunk: an Unpickler's memo keeps everything it ever loaded.
         self._load = partial(pickle.load, self._spill)
+        self._chunk: list[tuple] = []
+        self._chunk_at = 0
         self._n = len(times)
         # ready[i]: the smallest time of labels i.. (read label i once the watermark is there)
-        arr = np.asarray(times, dtype=np.float64)
-        self._ready = np.minimum.accumulate(arr[::-1])[::-1] if len(arr) else arr
+        arr = np.frombuffer(times, dtype=np.float64)
+        ready = np.minimum.accumulate(arr[::-1])[::-1] if len(arr) else arr
+        self._ready = array("d", ready.tobytes())  # indexing an array gives floats
+        del times, arr, ready
         self._next = 0
-        self._next_ready = float(self._ready[0]) if self._n else float("inf")
+        self._next_ready = self._ready[0] if self._n else float("inf")
         self._heap: list[tuple[float, int, Label]] = []
 
     def __len__(self) -> int:
@@ -82,11 +97,14 @@ class LabelFeed:
         """The timed labels with time <= watermark not handed out yet, by (time, file order)."""
         heap = self._heap
         while self._next < self._n and self._next_ready <= watermark:
-            label = Label(*self._load())
+            if self._chunk_at == len(self._chunk):
+                self._chunk, self._chunk_at = self._load(), 0
+            label = Label(*self._chunk[self._chunk_at])
+            self._chunk_at += 1
             heapq.heappush(heap, (label.time, self._next, label))
             self._next += 1
             if self._next < self._n:
-                self._next_ready = float(self._ready[self._next])
+                self._next_ready = self._ready[self._next]
         while heap and heap[0][0] <= watermark:
             yield heapq.heappop(heap)[2]
 

@@ -17,12 +17,27 @@ def open_lines(path: Path) -> Iterator[tuple[bytes, int]]:
             yield line, raw.tell()
 
 
+def _plain_lines(path: Path) -> Iterator[bytes]:
+    """`open_lines` without the positions."""
+    with open(path, "rb") as raw:
+        fh = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        yield from fh
+
+
 def iter_file_lines(paths: list[Path], positions: bool = False) -> Iterator[tuple]:
     """Yield every non-blank line of every file, with its path and 1-based line number
     (and, with `positions`, how far into the file on disk the reader is)."""
     for path in paths:
+        name = str(path)
+        if not positions:
+            for number, line in enumerate(_plain_lines(path), start=1):
+                line = line.strip()
+                if line:
+                    # positional: kind, topic, partition, offset, path, line
+                    yield line, SourceCoords("file", "", -1, -1, name, number)
+            continue
         for number, (line, pos) in enumerate(open_lines(path), start=1):
             line = line.strip()
             if line:
-                coords = SourceCoords(kind="file", path=str(path), line=number)
-                yield (line, coords, pos) if positions else (line, coords)
+                coords = SourceCoords(kind="file", path=name, line=number)
+                yield line, coords, pos

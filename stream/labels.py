@@ -248,7 +248,8 @@ class LabelJoiner:
             self._stats.duplicate_labels += 1
             return []
         joined = []
-        for skey in sorted(self._by_key.get(label.key, ())):
+        keys = self._by_key.get((label.request_id, label.row))
+        for skey in (sorted(keys) if keys and len(keys) > 1 else keys or ()):
             s = self._store[skey]
             if not s[11]:
                 self._store[skey] = [*s[:11], True]

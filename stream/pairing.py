@@ -78,33 +78,37 @@ class RequestPairer:
         m = event.model
         base = self._base(m, event.request_id)
         node_key = f"{base}|{m.node}"
+        store = self._store
+        req_key, resp_key = f"req|{node_key}", f"resp|{node_key}"
         if event.kind is EventKind.REQUEST:
-            if f"req|{node_key}" in self._store or f"done|{node_key}" in self._store:
+            if req_key in store or f"done|{node_key}" in store:
                 return []
             entry_key = f"entry|{base}"
-            if entry_key not in self._store:
-                self._put(entry_key, [event.event_time, m.node])
-            entry = self._store[entry_key][1] == m.node
+            entry_state = store.get(entry_key)
+            if entry_state is None:
+                entry_state = [event.event_time, m.node]
+                self._put(entry_key, entry_state)
+            entry = entry_state[1] == m.node
             request = [event.event_time, m.model, m.namespace, m.node, m.predictor, m.version,
                        event.request_id, event.feature_names, event.rows, entry]
-            response = self._store.get(f"resp|{node_key}")
+            response = store.get(resp_key)
             if response is None:
-                self._put(f"req|{node_key}", request)
+                self._put(req_key, request)
                 return []
-            del self._store[f"resp|{node_key}"]
+            del store[resp_key]
             return [self._pair(node_key, request, response)]
         if event.kind is EventKind.RESPONSE:
-            if f"resp|{node_key}" in self._store or f"done|{node_key}" in self._store:
+            if resp_key in store or f"done|{node_key}" in store:
                 return []
             response = [event.event_time, m.version, event.output_names, event.outputs,
                         event.error_type, event.error]
             if m.version:
                 self._versions[(m.namespace, m.model, m.node)] = m.version
-            request = self._store.get(f"req|{node_key}")
+            request = store.get(req_key)
             if request is None:
-                self._put(f"resp|{node_key}", response)
+                self._put(resp_key, response)
                 return []
-            del self._store[f"req|{node_key}"]
+            del store[req_key]
             return [self._pair(node_key, request, response)]
         return []
 

@@ -73,8 +73,9 @@ class WindowStage:
                  windows: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, float] | None = None,
                  extensions: list[SummaryExtension] | None = None,
-                 monitoring: Monitoring | None = None, join_labels: bool = True) -> None:
-        self.book = WindowBook(window_seconds, hold, windows, emitted)
+                 monitoring: Monitoring | None = None, join_labels: bool = True,
+                 keep_pairs: bool = False) -> None:
+        self.book = WindowBook(window_seconds, hold, windows, emitted, keep_pairs=keep_pairs)
         self.monitoring = monitoring
         self.join_labels = join_labels  # False in workers: stage 1 joins, by request id
         if extensions is None:
@@ -154,27 +155,34 @@ class Pipeline:
                  extensions: list[SummaryExtension] | None = None,
                  monitoring: Monitoring | None = None,
                  idle_timeout: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        own_stores = stores is None  # then nothing serializes them: keep Pair objects
         self.stores = stores or PipelineStores()
         self.pairing = PairingStage(pairing_ttl, self.stores.pending)
         self.windows = WindowStage(window_seconds, max(lateness, pairing_ttl),
                                    self.stores.windows, self.stores.emitted, extensions,
-                                   monitoring)
+                                   monitoring, keep_pairs=own_stores)
         self.monitoring = monitoring
         self.watermark = Watermark(idle_timeout=idle_timeout, clock=clock)
 
     def process(self, event: PredictionEvent, partition: Hashable = 0) -> StepResult:
         """Feed one event; returns what became final because of it."""
-        self.watermark.update(partition, event.event_time)
         result = StepResult()
+        self.process_into(event, result, partition)
+        return result
+
+    def process_into(self, event: PredictionEvent, result: StepResult,
+                     partition: Hashable = 0) -> None:
+        """`process`, appending to `result` (a driver collecting many events' outcomes
+        in one `StepResult` saves building and handling one per event)."""
+        self.watermark.update(partition, event.event_time)
         if event.kind is EventKind.FEEDBACK:
             if self.monitoring is not None:
                 for label in feedback_labels(event):
                     if isinstance(label, Label):
                         self.monitoring.on_label(label)
-            return result
+            return
         for outcome in self.pairing.process(event):
             self.windows.add(outcome, result)
-        return result
 
     def process_label(self, label: Label) -> None:
         """A ground-truth label (labels topic or file); joins its prediction when it can."""

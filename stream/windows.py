@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stream.pairs import Pair
 
@@ -30,6 +30,8 @@ class WindowKey:
     node: str
     start: float
     size: float
+    # `id`, once computed (not part of the key: no init, compare, hash or repr)
+    _id: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def end(self) -> float:
@@ -42,8 +44,12 @@ class WindowKey:
         >>> WindowKey("ns", "iris", "v1", "clf", 600.0, 300.0).id
         'ns|iris|v1|clf|600'
         """
-        start = int(self.start) if self.start.is_integer() else repr(self.start)
-        return f"{self.namespace}|{self.model}|{self.version}|{self.node}|{start}"
+        wid = self._id
+        if not wid:
+            start = int(self.start) if self.start.is_integer() else repr(self.start)
+            wid = f"{self.namespace}|{self.model}|{self.version}|{self.node}|{start}"
+            object.__setattr__(self, "_id", wid)  # frozen: a cache, not a change
+        return wid
 
     @classmethod
     def parse(cls, wid: str, size: float) -> WindowKey:
@@ -82,12 +88,16 @@ class WindowBook:
     def __init__(self, size: float, hold: float,
                  store: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, float] | None = None,
-                 emitted_retention: float = 7 * 86400.0) -> None:
+                 emitted_retention: float = 7 * 86400.0, keep_pairs: bool = False) -> None:
         if size <= 0 or hold < 0:
             raise ValueError("size must be positive and hold non-negative")
         self.size = size
         self.hold = hold
         self.emitted_retention = emitted_retention
+        # keep_pairs: store the Pair objects themselves, not their JSON-able state (a
+        # store nobody serializes, as replay's dicts; pairs are never mutated).
+        self.keep_pairs = keep_pairs
+        self._keys: dict[tuple, WindowKey] = {}
         self._store: MutableMapping[str, list] = {} if store is None else store
         self._emitted: MutableMapping[str, float] = {} if emitted is None else emitted
         self._index: dict[str, set[str]] = defaultdict(set)
@@ -101,7 +111,16 @@ class WindowBook:
             self._index[wid].add(key)
 
     def key_of(self, pair: Pair) -> WindowKey:
-        return window_key(pair, self.size)
+        """`window_key(pair, size)`; the same object for the pairs of one window (built,
+        and its `id` computed, once)."""
+        start = math.floor(pair.request_time / self.size) * self.size
+        memo = (pair.model, start)
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            key = self._keys[memo] = window_key(pair, self.size)
+        return key
 
     def is_emitted(self, key: WindowKey) -> bool:
         return key.id in self._emitted
@@ -115,7 +134,7 @@ class WindowBook:
         skey = f"{wid}|{pair.key}"
         if skey in self._store:
             return DUPLICATE
-        self._store[skey] = pair.to_state()
+        self._store[skey] = pair if self.keep_pairs else pair.to_state()
         self._index[wid].add(skey)
         return NEW
 
@@ -141,12 +160,13 @@ class WindowBook:
         and mark it emitted."""
         skeys = self._index.pop(key.id, set())
         pairs, orphans = [], 0
+        keep = self.keep_pairs
         for s in skeys:
             state = self._store.pop(s)
             if s.split("|", 6)[5].startswith(ORPHAN):
                 orphans += 1
             else:
-                pairs.append(Pair.from_state(state))
+                pairs.append(state if keep else Pair.from_state(state))
         self._emitted[key.id] = key.end
         pairs.sort(key=lambda p: (p.request_time, p.request_id, p.model.node))
         return pairs, orphans

@@ -92,6 +92,11 @@ def _time(v: Any, fallback: float | None) -> float | None:
     if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
         return float(v)
     if isinstance(v, str):
+        if ":" in v:  # an RFC 3339 time (float() refuses every text with a colon)
+            try:
+                return parse_rfc3339(v)
+            except ValueError as exc:
+                raise DecodeError("bad_time", str(exc)) from None
         try:
             t = float(v)
         except ValueError:
@@ -227,7 +232,7 @@ def _csv(header: str, rest: _Lines, n: int, path: str) -> _Out:
             continue
         raw = text.encode()
         try:
-            cells = next(csv.reader([text]))
+            cells = _csv_cells(text)
             if len(cells) != len(names):
                 raise DecodeError("bad_shape", f"{len(cells)} fields, header has {len(names)}")
             obj: dict[str, Any] = dict(zip(names, cells, strict=True))
@@ -239,6 +244,15 @@ def _csv(header: str, rest: _Lines, n: int, path: str) -> _Out:
         except Exception as exc:
             yield DeadLetter("decoder_error", f"{type(exc).__name__}: {exc}", raw,
                              source=_coords(path, n))
+
+
+def _csv_cells(text: str) -> list[str]:
+    """`next(csv.reader([text]))`, split directly when nothing in the line needs the
+    CSV parser: no quotes, no carriage return or NUL, at most a final newline."""
+    if '"' in text or "\r" in text or "\x00" in text or "\n" in text[:-1]:
+        return next(csv.reader([text]))
+    line = text[:-1] if text[-1:] == "\n" else text
+    return line.split(",") if line else []
 
 
 def feedback_labels(event: PredictionEvent) -> list[Label | DeadLetter]:

@@ -66,12 +66,38 @@ class EarlyWarnings:
 
     def update(self, feature_names: Sequence[str] | None, rows: Sequence[Sequence]) -> None:
         """Feed input rows; `feature_names` None means `features` order (else f0..fn)."""
+        fixed = feature_names or self.features
+        if fixed:  # the same names for every row: pick the watched columns once
+            self._update_columns([(i, str(n)) for i, n in enumerate(fixed)
+                                  if self._wanted is None or n in self._wanted], rows)
+            return
         for row in rows:
             names = feature_names or self.features or [f"f{i}" for i in range(len(row))]
             for name, value in zip(names, row, strict=False):
                 if self._wanted is None or name in self._wanted:
                     if not isinstance(value, str):
                         self._feed(str(name), value)
+
+    def _update_columns(self, columns: list[tuple[int, str]], rows: Sequence[Sequence]) -> None:
+        """`update` with names fixed: `columns` are (position, name) of the watched ones.
+        Finite floats (the usual value) go straight to their detector, as `_feed` would."""
+        detectors, flags, feed, isfinite = self._detectors, self._flags, self._feed, math.isfinite
+        for row in rows:
+            width = len(row)
+            for i, name in columns:
+                if i >= width:
+                    break
+                value = row[i]
+                if type(value) is float:
+                    det = detectors.get(name)
+                    if det is None or not isfinite(value):
+                        feed(name, value)
+                        continue
+                    det.update(value)
+                    if det.drift_detected:
+                        flags[name] = True
+                elif not isinstance(value, str):
+                    feed(name, value)
 
     def update_predictions(self, values: Sequence) -> None:
         for v in values:

@@ -37,12 +37,15 @@ def n_values(ref: ReferenceColumn, cur) -> int:
 
 
 def default_stattest(ref: ReferenceColumn, cur) -> StatTest:
-    many = n_values(ref, cur) > 5
+    # The union has at least the reference's distinct values (cached): with more than
+    # 5 (2) of those, n_values > 5 (2) without merging in the window's values.
+    many = ref.n_unique > 5 or n_values(ref, cur) > 5
     numerical = ref.kind == NUMERICAL
     if ref.n <= SMALL_REFERENCE:
         if numerical and many:
             return STATTESTS["ks"]
-        return STATTESTS["chisquare" if n_values(ref, cur) > 2 else "z"]
+        return STATTESTS["chisquare" if ref.n_unique > 2 or n_values(ref, cur) > 2
+                         else "z"]
     return STATTESTS["wasserstein" if numerical and many else "jensenshannon"]
 
 

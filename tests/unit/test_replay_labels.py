@@ -5,10 +5,15 @@ from __future__ import annotations
 import heapq
 import random
 
+import pytest
+
+from agents import replay_labels
 from agents.replay_labels import LabelFeed
 
 
-def test_label_feed_equals_a_full_heap(tmp_path):
+@pytest.mark.parametrize("chunk", [replay_labels.SPILL_CHUNK, 7, 1])
+def test_label_feed_equals_a_full_heap(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(replay_labels, "SPILL_CHUNK", chunk)
     rng = random.Random(11)
     for case in range(30):
         times = [rng.choice([None, *range(0, 200, 7)]) for _ in range(rng.randint(0, 300))]
