@@ -97,6 +97,7 @@ class Worker:
         # Stage-1 records for `predlog.pairs` by target partition, sent as one message per
         # partition at the end of a batch or tick (before its commit point).
         self.outbox: dict[int, list[bytes]] = defaultdict(list)
+        self.assigned_at: dict[int, float] = {}  # when each stage-1 stage was (re)built
         self._targets: dict[bytes, int] = {}
         self.mlflow = make_mlflow_sink(settings)
         self.app = self._build_app()
@@ -149,6 +150,10 @@ class Worker:
         self.labeljoin_table = app.Table("labeljoin", **tables)  # stage 1: label joins
         self.labels_table = app.Table("labels", **tables)  # stage 2: joined labels per window
         self.summaries_table = app.Table("summaries", **tables)  # stage 2: for revisions
+        # Stage 1: the largest event time read from each events partition, so a worker that
+        # is given a partition whose records were all processed elsewhere still knows how
+        # far it has got (else it holds the watermark, and the last windows never close).
+        self.marks_table = app.Table("marks", **tables)
 
         app.agent(self.external, name="rekey")(self._rekey_agent)
         app.agent(self.events, name="pair")(self._pair_agent)
@@ -178,6 +183,7 @@ class Worker:
     # -- rebalancing -----------------------------------------------------------------------------
     async def _on_revoked(self, app, revoked, **kwargs) -> None:
         for tp in revoked:
+            self.last_offsets.pop((tp.topic, tp.partition), None)
             if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
                 del self.pairing[tp.partition]
                 self.joiners.pop(tp.partition, None)
@@ -208,6 +214,36 @@ class Worker:
         self.metrics.consumer_lag[(topic, partition)] = lag
         return lag == 0
 
+    async def _learn_positions(self) -> None:
+        """Where an assigned events partition stands before any record was read from it.
+
+        A partition that moved here after its last record was processed elsewhere gives this
+        worker nothing to read; without its position it would look behind forever and hold
+        the watermark (seen as the last windows never closing after a rebalance).
+        """
+        from faust.types import TP
+
+        topic = self.settings.topic_events
+        idle = self.settings.idle_partition_seconds
+        for partition in self.pairing:
+            if (topic, partition) not in self.last_offsets:
+                try:
+                    position = await asyncio.wait_for(
+                        self.app.consumer.position(TP(topic, partition)), timeout=5.0)
+                except Exception:  # not assigned any more, or not known yet
+                    continue
+                if position is not None:
+                    self.last_offsets[(topic, partition)] = position - 1
+            mark = self.views[("pair", partition)][2].get("events")
+            if (mark is not None and self.pair_watermark.max_of(partition) is None
+                    and self.clock() - self.assigned_at.get(partition, 0.0) >= idle
+                    and (topic, partition) in self.last_offsets
+                    and self._caught_up(topic, partition)):
+                # Nothing read here since the assignment, and nothing to read: the partition
+                # has got as far as its last reader did. (Only then: records to replay
+                # report themselves, and the mark may be newer than the recovered state.)
+                self.pair_watermark.update(partition, mark)
+
     def _events_caught_up(self, partition) -> bool:
         return self._caught_up(self.settings.topic_events, partition)
 
@@ -228,7 +264,9 @@ class Worker:
         if stage is None:  # first batch after (re)assignment: the table is recovered
             view = TableView(self.pending_table, partition)
             joins = TableView(self.labeljoin_table, partition)
-            self.views[("pair", partition)] = (view, joins)
+            marks = TableView(self.marks_table, partition)
+            self.views[("pair", partition)] = (view, joins, marks)
+            self.assigned_at[partition] = self.clock()
             self.joiners[partition] = LabelJoiner(self.settings.label_horizon_seconds, joins)
             stage = PairingStage(self.settings.pairing_ttl_seconds, view)
             self.pairing[partition] = stage
@@ -370,6 +408,11 @@ class Worker:
                     key = window_key(outcome, self.settings.window_seconds)
                     for prediction in Prediction.rows_of(outcome, key):
                         self._join(msg.partition, prediction)
+        for partition in touched:
+            marks = self.views[("pair", partition)][2]
+            mark = self.pair_watermark.max_of(partition)
+            if mark is not None and marks.get("events") != mark:
+                marks["events"] = mark
         await self._expire_pairs()
         await self._commit_point("pair")
 
@@ -384,6 +427,7 @@ class Worker:
             return
         async with self.pair_lock:
             self._ensure_stages()
+            await self._learn_positions()
             await self._tick_pairs()
         async with self.window_lock:
             await self._tick_windows()

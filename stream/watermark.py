@@ -60,6 +60,10 @@ class Watermark:
             self._max[partition] = event_time
         self._seen[partition] = self._clock()
 
+    def max_of(self, partition: Hashable) -> float | None:
+        """The largest event time seen on a partition (None before any)."""
+        return self._max.get(partition)
+
     def forget(self, partition: Hashable) -> None:
         """Drop a partition (revoked in a rebalance)."""
         self._max.pop(partition, None)
