@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import time
 from datetime import datetime
 
 import httpx
@@ -15,12 +13,7 @@ import pytest
 
 from agents.replay import SAMPLE, replay_files
 from agents.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.integration.workers import free_port, wait_ready
 
 
 def test_metrics_prom_backfills_a_real_prometheus(tmp_path):
@@ -35,7 +28,7 @@ def test_metrics_prom_backfills_a_real_prometheus(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1m}\n")
     proc = subprocess.Popen(["prometheus", f"--config.file={config}",
@@ -45,13 +38,7 @@ def test_metrics_prom_backfills_a_real_prometheus(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        wait_ready(f"{url}/-/ready", proc, 30, "prometheus on the backfilled blocks")
         summaries = [json.loads(x) for x in (out / "windows.jsonl").read_text().splitlines()]
         iris = [s for s in summaries if s["model"] == "iris-classifier" and not s["revision"]]
         ends = [datetime.fromisoformat(s["window_end"].replace("Z", "+00:00")).timestamp()

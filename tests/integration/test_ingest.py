@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,15 @@ import httpx
 import pytest
 from kafka import KafkaConsumer
 
+from tests.integration.workers import free_port, wait_ready
+
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def ingest(stack):
     suffix = uuid.uuid4().hex[:8]
-    port = _free_port()
+    port = free_port()
     topics = {"events": f"it.events.{suffix}", "dlq": f"it.dlq.{suffix}"}
     env = dict(os.environ, PREDLOG_KAFKA_BOOTSTRAP=stack.kafka_bootstrap,
                PREDLOG_TOPIC_EVENTS=topics["events"], PREDLOG_TOPIC_DLQ=topics["dlq"],
@@ -34,19 +29,11 @@ def ingest(stack):
     proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "ingest", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"ingest exited: {proc.stdout.read().decode()[-2000:]}")
-        time.sleep(0.3)
-    else:
+    try:
+        wait_ready(f"{url}/readyz", proc, 30, "ingest")
+    except RuntimeError as exc:
         proc.kill()
-        pytest.fail("ingest not ready in 30 s")
+        pytest.fail(str(exc))
     yield url, topics, stack.kafka_bootstrap, proc
     proc.terminate()  # SIGTERM: graceful shutdown, producer flushed, exit 0
     assert proc.wait(timeout=30) == 0, proc.stdout.read().decode()[-2000:]

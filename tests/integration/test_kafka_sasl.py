@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import httpx
@@ -26,7 +25,7 @@ from agents.replay import SAMPLE
 from agents.settings import Settings
 from tests.fixtures.seldon_stream import flush_records, generate, oracle
 from tests.integration.test_worker import _check_against_oracle
-from tests.integration.workers import PARTITIONS, Deployment, free_port
+from tests.integration.workers import PARTITIONS, Deployment, free_port, wait_ready
 
 WINDOW = 300.0
 
@@ -102,15 +101,7 @@ def test_ingest_over_sasl(stack):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-            time.sleep(0.3)
+        wait_ready(f"{url}/readyz", proc, 30, "ingest")
         puid = uuid.uuid4().hex
         headers = {"Ce-Specversion": "1.0", "Ce-Id": uuid.uuid4().hex,
                    "Ce-Source": "http://iris:8000/", "Ce-Requestid": puid,

@@ -26,6 +26,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(url: str, proc: subprocess.Popen, seconds: float, what: str) -> None:
+    """Poll `url` until it answers 200; raise if `proc` exits first or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace")[-2000:] if proc.stdout else ""
+            raise RuntimeError(f"{what} exited ({proc.returncode}) before it was ready {out}")
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} not ready in {seconds:.0f} s")
+
+
 @dataclass
 class Deployment:
     """One isolated predlog deployment: its own consumer group and topics."""
@@ -80,18 +96,7 @@ class Deployment:
                                 env=self.env(port), stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self.logs.append(log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited early, see {log.name}")
-            time.sleep(0.5)
-        else:
-            raise RuntimeError(f"worker not ready in 60 s, see {log.name}")
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60, f"worker (log {log.name})")
         targets = Path(self.stack.stack_dir) / "prometheus" / "targets"
         targets.mkdir(parents=True, exist_ok=True)
         target = targets / f"it{self.suffix}-{port}.json"
