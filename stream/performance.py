@@ -281,29 +281,25 @@ def _proba_metrics(y_true: list, proba: Sequence, cols: list, fast: bool = False
     except TypeError:
         return None, None
     p, labels = p[:, idx], [cols[i] for i in idx]
-    if fast:
+    if fast:  # numpy with sklearn's float operations (stream.classifier_scores)
         code = {c: i for i, c in enumerate(labels)}
         true = np.array([code[v] for v in y_true], dtype=np.intp)
-        if len(labels) == 2:
-            y = (true == 1).astype(int)
-            auc = cs.binary_roc_auc(y, p[:, 1]) if 0 < y.sum() < len(y) else float("nan")
-        else:
-            try:
-                auc = skm.roc_auc_score(y_true, p, multi_class="ovr", average="weighted",
-                                        labels=labels)
-            except ValueError:
-                auc = float("nan")
-        return _f(auc), _f(cs.log_loss(true, p))
     if len(labels) == 2:
-        y = np.array([v == labels[1] for v in y_true], dtype=int)
-        auc = skm.roc_auc_score(y, p[:, 1]) if 0 < y.sum() < len(y) else float("nan")
+        if fast:
+            y = (true == 1).astype(int)
+            auc_of = cs.binary_roc_auc
+        else:
+            y = np.array([v == labels[1] for v in y_true], dtype=int)
+            auc_of = skm.roc_auc_score
+        auc = auc_of(y, p[:, 1]) if 0 < y.sum() < len(y) else float("nan")
     else:
         try:
             auc = skm.roc_auc_score(y_true, p, multi_class="ovr", average="weighted",
                                     labels=labels)
         except ValueError:
             auc = float("nan")
-    return _f(auc), _f(skm.log_loss(y_true, p, labels=labels))
+    loss = cs.log_loss(true, p) if fast else skm.log_loss(y_true, p, labels=labels)
+    return _f(auc), _f(loss)
 
 
 def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, Any]:
