@@ -1,8 +1,9 @@
 """`predlog worker`: the Faust app. Thin wiring; the logic is in `stream/`.
 
-Three agents, each processing batches (`take_events`) and letting Faust commit a
-batch's offsets only after the batch's outputs were flushed (Faust acks a batch
-when the loop body returns and flushes its producer before committing):
+Three stages, each processing batches of records (`agents.faust_bulk`: the consumer
+hands over whole fetches instead of Faust's one event at a time) and letting Faust
+commit a batch's offsets only after the batch's outputs were flushed (a batch is acked
+when the loop body returns, and Faust flushes its producer before committing):
 
 1. `rekey`   external logger topics (Seldon v1 Kafka mode, MLServer, Seldon v2 model
              topics) → `predlog.events`, keyed by request id, original timestamp,
@@ -31,6 +32,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agents.faust_bulk import BulkApp, BulkInput
 from agents.faust_recovery import SeekFirstTableManager
 from agents.kafka_auth import faust_credentials, kafka_python_kwargs
 from agents.settings import Settings
@@ -105,7 +107,7 @@ class Worker:
     # -- app ----------------------------------------------------------------------------------
     def _build_app(self) -> faust.App:
         s = self.settings
-        app = faust.App(
+        app = BulkApp(
             s.consumer_group,
             broker=f"kafka://{s.kafka_bootstrap}",
             store="memory://",
@@ -129,8 +131,9 @@ class Worker:
             TableManager=SeekFirstTableManager,
             broker_credentials=faust_credentials(s),
         )
+        # internal: declared (created where missing) when the consumer subscribes.
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw",
-                   value_serializer="raw")
+                   value_serializer="raw", internal=True)
         # Faust's pattern subscription does not work (a known faust-streaming limitation):
         # subscribe to the external topics that exist at start-up; new ones need a restart.
         # (Extending the subscription at run time was tried: a newly subscribed topic's
@@ -155,9 +158,11 @@ class Worker:
         # far it has got (else it holds the watermark, and the last windows never close).
         self.marks_table = app.Table("marks", **tables)
 
-        app.agent(self.external, name="rekey")(self._rekey_agent)
-        app.agent(self.events, name="pair")(self._pair_agent)
-        app.agent(self.pairs, name="window")(self._window_agent)
+        inputs = {"rekey": (app.bulk_input(self.external), self._rekey_batch, None),
+                  "pair": (app.bulk_input(self.events), self._pair_batch, self.pair_lock),
+                  "window": (app.bulk_input(self.pairs), self._window_batch, self.window_lock)}
+        for name, (bulk, handle, lock) in inputs.items():
+            app.task(self._stage_task(name, bulk, handle, lock))
         # Faust calls a page function as fun(view, request); bind self through closures.
         app.page("/metrics")(lambda view, request: self._metrics_page(view, request))
         app.page("/healthz")(lambda view, request: self._health_page(view, request))
@@ -334,47 +339,64 @@ class Worker:
         self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
         await self.dlq.send(value=dl.raw, headers=dead_letter_headers(dl))
 
-    # -- agents ----------------------------------------------------------------------------------
-    async def _rekey_agent(self, stream) -> None:
-        s = self.settings
-        async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
-            for event in batch:
-                msg = event.message
-                self.metrics.consumed[msg.topic] += 1
-                headers = _headers(msg)
-                if msg.topic == s.topic_labels:
-                    label = decode_label_record(
-                        msg.value or b"", fallback_time=msg.timestamp,
-                        coords=SourceCoords("kafka", msg.topic, msg.partition, msg.offset))
-                    if isinstance(label, DeadLetter):
-                        await self._dead_letter(label)
-                    else:
-                        await self.events.send(key=label.request_id.encode(), value=msg.value,
-                                               headers=[(KIND_HEADER, b"label")],
-                                               timestamp=msg.timestamp)
-                    continue
-                item = decode_kafka_record(msg.topic, msg.key, msg.value, headers,
-                                           msg.timestamp * 1000.0, partition=msg.partition,
-                                           offset=msg.offset)
-                if isinstance(item, DeadLetter):
-                    await self._dead_letter(item)
-                    continue
-                await self.events.send(
-                    key=item.request_id.encode(), value=msg.value,
-                    headers=[*headers, (SOURCE_TOPIC_HEADER, msg.topic.encode())],
-                    timestamp=msg.timestamp)
+    # -- stages ----------------------------------------------------------------------------------
+    def _stage_task(self, name: str, bulk: BulkInput, handle, lock):
+        """The loop of one stage: batches of records in, outputs flushed, then acked.
 
-    async def _pair_agent(self, stream) -> None:
+        A stage that raises stops the worker (Kubernetes restarts it, and it resumes from
+        the last commit) instead of going on past a batch that was never completed.
+        """
         s = self.settings
-        async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
-            async with self.pair_lock:
-                await self._pair_batch(batch)
+
+        async def run() -> None:
+            try:
+                async for batch in bulk.batches(s.batch_size, s.batch_seconds):
+                    if lock is None:
+                        await handle(batch)
+                    else:
+                        async with lock:
+                            await handle(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("stage %s failed: stopping the worker", name)
+                await self.app.crash(exc)
+
+        run.__name__ = f"predlog_{name}"
+        return run
+
+    async def _rekey_batch(self, batch) -> None:
+        s = self.settings
+        for msg in batch:
+            self.metrics.consumed[msg.topic] += 1
+            headers = _headers(msg)
+            if msg.topic == s.topic_labels:
+                label = decode_label_record(
+                    msg.value or b"", fallback_time=msg.timestamp,
+                    coords=SourceCoords("kafka", msg.topic, msg.partition, msg.offset))
+                if isinstance(label, DeadLetter):
+                    await self._dead_letter(label)
+                else:
+                    await self.events.send(key=label.request_id.encode(), value=msg.value,
+                                           headers=[(KIND_HEADER, b"label")],
+                                           timestamp=msg.timestamp)
+                continue
+            item = decode_kafka_record(msg.topic, msg.key, msg.value, headers,
+                                       msg.timestamp * 1000.0, partition=msg.partition,
+                                       offset=msg.offset)
+            if isinstance(item, DeadLetter):
+                await self._dead_letter(item)
+                continue
+            await self.events.send(
+                key=item.request_id.encode(), value=msg.value,
+                headers=[*headers, (SOURCE_TOPIC_HEADER, msg.topic.encode())],
+                timestamp=msg.timestamp)
+        await self.app.producer.flush()
 
     async def _pair_batch(self, batch) -> None:
         self._ensure_stages()
         touched: set[int] = set()
-        for event in batch:
-            msg = event.message
+        for msg in batch:
             self.metrics.consumed[msg.topic] += 1
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
             headers = _headers(msg)
@@ -478,17 +500,10 @@ class Worker:
         target = self._target(f"{m.namespace}|{m.model}".encode())
         self.outbox[target].append(encode_outcome(outcome, partition, wm))
 
-    async def _window_agent(self, stream) -> None:
-        s = self.settings
-        async for batch in stream.take_events(s.batch_size, within=s.batch_seconds):
-            async with self.window_lock:
-                await self._window_batch(batch)
-
     async def _window_batch(self, batch) -> None:
         self._ensure_stages()
         results: dict[int, StepResult] = defaultdict(StepResult)
-        for event in batch:
-            msg = event.message
+        for msg in batch:
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
             stage = self._window_stage(msg.partition)
             marks = self.window_watermarks[msg.partition]
@@ -629,6 +644,9 @@ def make_es_sink(settings: Settings):
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    import mode.loop
+
+    mode.loop.use("uvloop" if settings.event_loop == "uvloop" else "aio")
     worker = Worker(settings, es_sink=make_es_sink(settings))
     runner = faust.Worker(worker.app, loglevel=loglevel)
     # No terminal spinner: at --loglevel warning it sets the root logger to DEBUG, so every

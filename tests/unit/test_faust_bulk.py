@@ -1,0 +1,108 @@
+"""BulkInput's contract with Faust's consumer, on a stand-in consumer (no Kafka).
+
+The real thing (BulkConsumer fetching from Kafka, rebalances, SIGKILL) is exercised by
+tests/integration/test_worker*.py; these pin down the batching and acking rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+
+import pytest
+from mode.utils.queues import FlowControlEvent
+
+from agents.faust_bulk import BulkInput
+
+
+class Msg:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.unacked: weakref.WeakSet = weakref.WeakSet()
+        self.acked: list[int] = []
+
+    def ack(self, message: Msg) -> bool:
+        self.unacked.discard(message)
+        self.acked.append(message.offset)
+        return True
+
+
+class FakeApp:
+    def __init__(self) -> None:
+        self.flow_control = FlowControlEvent(initially_suspended=False)
+        self.consumer = FakeConsumer()
+
+
+def chunk(start: int, n: int) -> list[Msg]:
+    return [Msg(o) for o in range(start, start + n)]
+
+
+async def test_chunks_are_joined_into_batches_and_acked_after_the_body() -> None:
+    app = FakeApp()
+    bulk = BulkInput(app, ["t"], max_chunks=8)
+    for start in (0, 3, 6):
+        await bulk.deliver(chunk(start, 3))
+    assert len(app.consumer.unacked) == 9  # in flight from delivery on
+    it = bulk.batches(max_records=5, within=0.05)
+    first = await it.__anext__()
+    assert [m.offset for m in first] == [0, 1, 2, 3, 4, 5]  # whole chunks, up to >= 5
+    assert app.consumer.acked == []  # not before the body is done
+    second = await it.__anext__()
+    assert app.consumer.acked == [0, 1, 2, 3, 4, 5]
+    assert [m.offset for m in second] == [6, 7, 8]  # the rest, after `within`
+    await it.aclose()
+    assert app.consumer.acked == [0, 1, 2, 3, 4, 5]  # closed inside the body: not acked
+
+
+async def test_a_batch_whose_body_raises_is_not_acked() -> None:
+    app = FakeApp()
+    bulk = BulkInput(app, ["t"])
+    await bulk.deliver(chunk(0, 4))
+    with pytest.raises(RuntimeError):
+        async for _batch in bulk.batches(max_records=10, within=0.01):
+            raise RuntimeError("stage failed")
+    assert app.consumer.acked == []
+
+
+async def test_a_full_queue_holds_the_fetch_loop_until_a_batch_is_taken() -> None:
+    app = FakeApp()
+    bulk = BulkInput(app, ["t"], max_chunks=1)
+    await bulk.deliver(chunk(0, 2))
+    blocked = asyncio.ensure_future(bulk.deliver(chunk(2, 2)))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()  # backpressure on the fetcher
+    it = bulk.batches(max_records=2, within=0.01)
+    await it.__anext__()
+    await asyncio.wait_for(blocked, 1.0)
+    await it.aclose()
+
+
+async def test_queued_chunks_cleared_by_flow_control_stop_counting_as_in_flight() -> None:
+    # A rebalance clears the queues and waits for what is still unacked: cleared chunks
+    # must drop out of the consumer's weak set of unacked messages.
+    app = FakeApp()
+    bulk = BulkInput(app, ["t"])
+    await bulk.deliver(chunk(0, 3))
+    assert len(app.consumer.unacked) == 3
+    app.flow_control.suspend()
+    app.flow_control.clear()
+    gc.collect()
+    assert len(app.consumer.unacked) == 0
+
+
+async def test_a_delivery_cancelled_while_the_queue_is_full_is_not_in_flight() -> None:
+    app = FakeApp()
+    bulk = BulkInput(app, ["t"], max_chunks=1)
+    await bulk.deliver(chunk(0, 1))
+    kept = chunk(1, 2)
+    blocked = asyncio.ensure_future(bulk.deliver(kept))
+    await asyncio.sleep(0.01)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    assert not any(m in app.consumer.unacked for m in kept)
