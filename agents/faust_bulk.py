@@ -75,15 +75,17 @@ class BulkInput:
                 unacked.discard(message)
             raise
 
-    async def batches(self, max_records: int, within: float) -> AsyncIterator[list]:
+    async def batches(self, max_records: int, within: float, *,
+                      ack: bool = True) -> AsyncIterator[list]:
         """Lists of at least one and about `max_records` messages, each acked after use.
 
         A batch is handed over when it has `max_records` messages or `within` seconds
         after its first chunk arrived; its messages are acked when the caller's loop
         body returns (not when it raises: then nothing of the batch is committed).
+        With `ack=False` the caller acks each batch itself (`ack`), e.g. once its
+        outputs were delivered while the next batch is already being processed.
         """
         queue = self.queue
-        consumer = self.app.consumer
         while True:
             batch = list(await queue.get())
             deadline = time.monotonic() + within
@@ -99,10 +101,15 @@ class BulkInput:
                 else:
                     batch.extend(queue.get_nowait())
             yield batch
-            ack = consumer.ack
-            for message in batch:
-                ack(message)
+            if ack:
+                self.ack(batch)
             del batch
+
+    def ack(self, batch: list) -> None:
+        """The batch is done: Faust may commit its offsets (with its producer flushed first)."""
+        ack = self.app.consumer.ack
+        for message in batch:
+            ack(message)
 
 
 class BulkConsumer(AIOKafkaConsumer):

@@ -72,7 +72,22 @@ class TableView(MutableMapping):
         return len(self._changes)
 
     async def flush_changelog(self, producer: Any) -> int:
-        """Send the changes since the last flush to the changelog partition, in batches.
+        """Send the changes since the last flush to the changelog (`take_changes` + `send`)."""
+        return await self.send_changes(producer, self.take_changes())
+
+    def take_changes(self) -> dict[str, Any]:
+        """The changes since the last take, to send later with `send_changes`; starts afresh.
+
+        Taking is what a commit point does at once, at the end of a batch; sending may
+        wait until that batch's outputs were delivered, while the next batch already
+        changes the table.
+        """
+        changes, self._changes = self._changes, {}
+        self._fresh = set()
+        return changes
+
+    async def send_changes(self, producer: Any, changes: dict[str, Any]) -> int:
+        """Send taken changes to this partition's changelog, in record batches.
 
         `producer` is the aiokafka producer under Faust's (`app.producer._ensure_producer()`).
         Records go straight to it as record batches, not through Faust's table buffer:
@@ -83,8 +98,6 @@ class TableView(MutableMapping):
         recovery; a tombstone is a null value. The producer flush before the next offset
         commit covers these batches.
         """
-        changes, self._changes = self._changes, {}
-        self._fresh = set()
         if not changes:
             return 0
         topic = self.table.changelog_topic.get_topic_name()

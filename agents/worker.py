@@ -94,6 +94,7 @@ class Worker:
         # A batch and a timer tick never interleave on one stage: a commit point must
         # write to the changelog only state whose outputs were already delivered.
         self.pair_lock = asyncio.Lock()
+        self._commits: dict[str, asyncio.Future] = {}  # the last commit of each stage kind
         self.window_lock = asyncio.Lock()
         self.joiners: dict[int, LabelJoiner] = {}
         # Stage-1 records for `predlog.pairs` by target partition, sent as one message per
@@ -319,21 +320,48 @@ class Worker:
                 await producer.send(topic, None, value, target, None, None)
 
     async def _commit_point(self, kind: str) -> None:
-        """Outputs first, then state: deliver what was sent, then write the changelog."""
+        """Outputs first, then state; returns when both were handed to the broker."""
+        await (await self._begin_commit(kind))
+
+    async def _begin_commit(self, kind: str) -> asyncio.Future:
+        """Send this batch's outputs and take its state changes; deliver both in the background.
+
+        The returned future completes when the outputs were delivered (producer flushed)
+        and the state changes sent to the changelogs after them; only then may the
+        batch's input offsets be acked. Commits of one kind complete in order (each waits
+        for the one before), so a changelog never gets an older state after a newer one,
+        and the stage can process its next batch meanwhile (the flush is a broker round
+        trip: about 40% of the pair stage's time when it was awaited in line).
+        """
         if kind == "pair":
             await self._flush_outbox()
+        taken = [(view, view.take_changes())
+                 for (k, _), views in list(self.views.items()) if k == kind for view in views]
+        previous = self._commits.get(kind)
+        done = asyncio.ensure_future(self._finish_commit(previous, taken))
+        self._commits[kind] = done
+        return done
+
+    async def _finish_commit(self, previous: asyncio.Future | None, taken) -> None:
         try:
-            await asyncio.wait_for(self.app.producer.flush(), timeout=FLUSH_TIMEOUT_SECONDS)
-        except TimeoutError as exc:
-            # Nothing of this batch is committed: crash, restart, replay from the changelog.
-            log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
-            await self.app.crash(exc)
+            if previous is not None:
+                await previous
+            try:
+                await asyncio.wait_for(self.app.producer.flush(),
+                                       timeout=FLUSH_TIMEOUT_SECONDS)
+            except TimeoutError:
+                # Nothing of this batch is committed: crash, restart, replay from the changelog.
+                log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
+                raise
+            producer = self.app.producer._ensure_producer()  # aiokafka's, for record batches
+            for view, changes in taken:
+                await view.send_changes(producer, changes)
+        except asyncio.CancelledError:
             raise
-        producer = self.app.producer._ensure_producer()  # aiokafka's, for record batches
-        for (k, _), views in list(self.views.items()):
-            if k == kind:
-                for view in views:
-                    await view.flush_changelog(producer)
+        except Exception as exc:
+            if previous is None or not previous.done() or previous.exception() is None:
+                await self.app.crash(exc)  # once, by the first commit that failed
+            raise
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
         self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
@@ -341,7 +369,10 @@ class Worker:
 
     # -- stages ----------------------------------------------------------------------------------
     def _stage_task(self, name: str, bulk: BulkInput, handle, lock):
-        """The loop of one stage: batches of records in, outputs flushed, then acked.
+        """The loop of one stage: batches of records in, outputs delivered, then acked.
+
+        `handle` returns None when the batch is complete, or the future of its commit
+        (`_begin_commit`), which acks the batch when it completes.
 
         A stage that raises stops the worker (Kubernetes restarts it, and it resumes from
         the last commit) instead of going on past a batch that was never completed.
@@ -349,13 +380,24 @@ class Worker:
         s = self.settings
 
         async def run() -> None:
+            in_flight: asyncio.Future | None = None
             try:
-                async for batch in bulk.batches(s.batch_size, s.batch_seconds):
+                async for batch in bulk.batches(s.batch_size, s.batch_seconds, ack=False):
                     if lock is None:
-                        await handle(batch)
+                        done = await handle(batch)
                     else:
                         async with lock:
-                            await handle(batch)
+                            done = await handle(batch)
+                    if done is None:  # completed in line
+                        bulk.ack(batch)
+                        continue
+                    # Delivered in the background: ack when it is; meanwhile take the next
+                    # batch, but never more than one commit behind.
+                    done.add_done_callback(
+                        lambda f, batch=batch: f.cancelled() or f.exception() or bulk.ack(batch))
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = done
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -393,7 +435,7 @@ class Worker:
                 timestamp=msg.timestamp)
         await self.app.producer.flush()
 
-    async def _pair_batch(self, batch) -> None:
+    async def _pair_batch(self, batch) -> asyncio.Future:
         self._ensure_stages()
         touched: set[int] = set()
         for msg in batch:
@@ -436,7 +478,7 @@ class Worker:
             if mark is not None and marks.get("events") != mark:
                 marks["events"] = mark
         await self._expire_pairs()
-        await self._commit_point("pair")
+        return await self._begin_commit("pair")
 
     def _watermark(self, marks: Watermark) -> float:
         wm = marks.get()

@@ -106,3 +106,18 @@ async def test_a_delivery_cancelled_while_the_queue_is_full_is_not_in_flight() -
     with pytest.raises(asyncio.CancelledError):
         await blocked
     assert not any(m in app.consumer.unacked for m in kept)
+
+
+async def test_without_auto_ack_the_caller_acks_each_batch_when_it_is_done() -> None:
+    app = FakeApp()
+    bulk = BulkInput(app, ["t"])
+    await bulk.deliver(chunk(0, 2))
+    await bulk.deliver(chunk(2, 2))
+    it = bulk.batches(max_records=2, within=0.01, ack=False)
+    first = await it.__anext__()
+    second = await it.__anext__()  # the first is still not acked
+    assert app.consumer.acked == []
+    bulk.ack(second)
+    bulk.ack(first)
+    assert app.consumer.acked == [2, 3, 0, 1]  # Faust commits only the acked prefix
+    await it.aclose()
