@@ -16,6 +16,7 @@ from typing import Any
 
 from stream.decode.cloudevent import decode_attributes, normalize_headers
 from stream.decode.lines import decode_line
+from stream.decode.native import decode_kafka as _native_decode
 from stream.decode.seldon_v2 import TOPIC as V2_TOPIC
 from stream.decode.seldon_v2 import decode_v2_record
 from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
@@ -43,7 +44,15 @@ def decode_kafka_record(
     partition: int = -1,
     offset: int = -1,
 ) -> PredictionEvent | DeadLetter:
-    """Decode one consumed record; a record no decoder can read becomes a `DeadLetter`."""
+    """Decode one consumed record; a record no decoder can read becomes a `DeadLetter`.
+
+    The compiled fast path (`stream.decode.native`) answers first for the common
+    records; for anything else it returns None and the decoders below decide.
+    """
+    if _native_decode is not None:
+        event = _native_decode(topic, key, value, headers, timestamp_ms, partition, offset)
+        if event is not None:
+            return event
     coords = SourceCoords("kafka", topic, partition, offset)
     hdrs = headers or ()
     try:

@@ -1,0 +1,240 @@
+//! A strict JSON reader for the one shape the fast path decodes (SeldonMessage bodies).
+//!
+//! It accepts a subset of what `orjson.loads` accepts and gives the same values on it:
+//! any input it is unsure about makes it return `None`, and the caller then leaves the
+//! record to the Python decoder. Refused here (though orjson may read them):
+//! - strings with a backslash escape or a control character (values come out as borrowed
+//!   slices of the input, never unescaped copies);
+//! - integers outside the i64 range (orjson reads them as u64 ints or as floats);
+//! - floats that are not finite once parsed (orjson refuses them as well);
+//! - nesting deeper than `MAX_DEPTH`.
+//!
+//! The whole input must be valid UTF-8 (orjson refuses anything else). Numbers follow the
+//! JSON grammar exactly: no leading zeros, no `1.`, no `.5`, no `+1`. A number without a
+//! fraction or exponent is an int (`-0` is int 0), anything else a float, parsed with
+//! Rust's correctly rounded `str::parse::<f64>` (as orjson's parser is correctly rounded).
+//! Objects keep every key in order, duplicates included; `get` returns the last one, as
+//! a Python dict built from the same text holds the last value.
+
+pub const MAX_DEPTH: usize = 32;
+
+#[derive(Debug)]
+pub enum J<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Arr(Vec<J<'a>>),
+    Obj(Vec<(&'a str, J<'a>)>),
+}
+
+impl<'a> J<'a> {
+    /// Python truthiness of the value orjson would build.
+    pub fn truthy(&self) -> bool {
+        match self {
+            J::Null => false,
+            J::Bool(b) => *b,
+            J::Int(i) => *i != 0,
+            J::Float(f) => *f != 0.0,
+            J::Str(s) => !s.is_empty(),
+            J::Arr(a) => !a.is_empty(),
+            J::Obj(o) => !o.is_empty(),
+        }
+    }
+
+    /// The value of `key` in an object (the last one when a key repeats).
+    pub fn get(&self, key: &str) -> Option<&J<'a>> {
+        match self {
+            J::Obj(items) => items.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Every key of an object is one of `allowed`.
+    pub fn keys_within(&self, allowed: &[&str]) -> bool {
+        match self {
+            J::Obj(items) => items.iter().all(|(k, _)| allowed.contains(k)),
+            _ => false,
+        }
+    }
+}
+
+/// Parse a whole document; `None` when it is not in the accepted subset.
+pub fn parse(raw: &[u8]) -> Option<J<'_>> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut p = Parser { s: text, b: raw, i: 0 };
+    p.ws();
+    let v = p.value(0)?;
+    p.ws();
+    if p.i != p.b.len() {
+        return None;
+    }
+    Some(v)
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], v: J<'a>) -> Option<J<'a>> {
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(v)
+        } else {
+            None
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<J<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match *self.b.get(self.i)? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => self.string().map(J::Str),
+            b't' => self.literal(b"true", J::Bool(true)),
+            b'f' => self.literal(b"false", J::Bool(false)),
+            b'n' => self.literal(b"null", J::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn string(&mut self) -> Option<&'a str> {
+        self.i += 1; // opening quote
+        let start = self.i;
+        loop {
+            let c = *self.b.get(self.i)?;
+            if c == b'"' {
+                // `start` and `self.i` sit on ASCII bytes, so both are char boundaries.
+                let s = self.s.get(start..self.i)?;
+                self.i += 1;
+                return Some(s);
+            }
+            if c == b'\\' || c < 0x20 {
+                return None;
+            }
+            self.i += 1;
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Option<J<'a>> {
+        let start = self.i;
+        if self.b[self.i] == b'-' {
+            self.i += 1;
+        }
+        let first = *self.b.get(self.i)?;
+        let n = self.digits();
+        if n == 0 || (first == b'0' && n > 1) {
+            return None;
+        }
+        let mut float = false;
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if matches!(self.b.get(self.i), Some(b'e') | Some(b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+') | Some(b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        let text = self.s.get(start..self.i)?;
+        if float {
+            let f: f64 = text.parse().ok()?;
+            if f.is_finite() {
+                Some(J::Float(f))
+            } else {
+                None
+            }
+        } else {
+            text.parse::<i64>().ok().map(J::Int)
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<J<'a>> {
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(J::Arr(items));
+        }
+        loop {
+            self.ws();
+            items.push(self.value(depth + 1)?);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(J::Arr(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<J<'a>> {
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(J::Obj(items));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            items.push((key, self.value(depth + 1)?));
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(J::Obj(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+}

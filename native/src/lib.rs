@@ -1,0 +1,907 @@
+//! `predlog_native`: a compiled fast path for the Kafka records predlog reads most.
+//!
+//! Contract (stream/decode/native.py is the only caller):
+//!
+//! `Decoder(PredictionEvent, ModelRef, SourceCoords, EventKind.REQUEST, EventKind.RESPONSE)`
+//! keeps the classes it builds events with; `Decoder.decode_kafka(topic, key, value,
+//! headers, timestamp_ms, partition, offset)` takes the arguments of
+//! `stream.decode.kafka_records.decode_kafka_record` and returns either
+//! - a `PredictionEvent` equal (`==` and `repr`) to the one the Python decoder builds from
+//!   the same arguments, or
+//! - `None`: the record is not one of the shapes below, or something about it needs the
+//!   Python decoder's judgement. The caller then runs the Python decoder, which stays the
+//!   definition of every event and the only source of dead letters.
+//!
+//! It never raises: a Python error while building the event, and even a Rust panic, give
+//! `None`. The shapes it decodes:
+//! - Seldon v1 Kafka-mode records and CloudEvents Kafka-binding records (`ce_` headers) on
+//!   any topic but Seldon v2 model topics and `mlserver-*`: a Seldon request or response
+//!   type, a JSON SeldonMessage body `{"data": {"names", "ndarray" | "tensor"}, "meta"}`
+//!   with a 1-D/2-D ndarray or a 1-D/2-D tensor of scalars (what
+//!   stream/decode/fastbody.py reads), an RFC 3339 `...Z` time header or none;
+//! - Seldon v2 model topics (`seldon.<ns>.model.<model>.inputs|outputs`): an OIP protobuf
+//!   message with one numeric tensor of shape [n, w], [n] or [] in raw contents (what
+//!   `raw_tensor_rows` in stream/decode/oiptensors.py reads).
+//!
+//! tests/unit/test_decode_native.py checks the equality on fixtures and generated records.
+
+mod json;
+mod proto;
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use json::J;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+
+const SELDON_REQUEST: &str = "io.seldon.serving.inference.request";
+const SELDON_RESPONSE: &str = "io.seldon.serving.inference.response";
+const CACHE_LIMIT: usize = 1024;
+
+/// Header attributes the decoder reads, by their normalized names (`ce-`/`ce_` stripped).
+#[derive(Clone, Copy, PartialEq)]
+enum Slot {
+    Type,
+    RequestId,
+    ContentType,
+    DataContentType,
+    InferenceServiceName,
+    MlserverModel,
+    ModelId,
+    Component,
+    Namespace,
+    Endpoint,
+    Time,
+    Protocol,
+    Id,
+    SpecVersion,
+    XRequestId,
+    Other,
+}
+const N_SLOTS: usize = Slot::Other as usize;
+
+fn slot_of(name: &str) -> Slot {
+    match name {
+        "type" => Slot::Type,
+        "requestid" => Slot::RequestId,
+        "content-type" => Slot::ContentType,
+        "datacontenttype" => Slot::DataContentType,
+        "inferenceservicename" => Slot::InferenceServiceName,
+        "mlserver-model" => Slot::MlserverModel,
+        "modelid" => Slot::ModelId,
+        "component" => Slot::Component,
+        "namespace" => Slot::Namespace,
+        "endpoint" => Slot::Endpoint,
+        "time" => Slot::Time,
+        "protocol" => Slot::Protocol,
+        "id" => Slot::Id,
+        "specversion" => Slot::SpecVersion,
+        "x-request-id" => Slot::XRequestId,
+        _ => Slot::Other,
+    }
+}
+
+/// Normalized headers: the dict the event keeps, and the attributes read from it.
+struct Attrs<'py> {
+    dict: Bound<'py, PyDict>,
+    slots: [Option<Bound<'py, PyString>>; N_SLOTS],
+    len: usize,
+}
+
+impl<'py> Attrs<'py> {
+    fn get(&self, s: Slot) -> Option<&Bound<'py, PyString>> {
+        self.slots[s as usize].as_ref()
+    }
+    /// `attrs.get(name) or ""` as text (None: not valid text, leave it to Python).
+    fn text(&self, s: Slot) -> Option<String> {
+        match self.get(s) {
+            Some(v) => v.to_str().ok().map(str::to_owned),
+            None => Some(String::new()),
+        }
+    }
+}
+
+/// How a topic's records are read: a Seldon v2 model topic (parsed as
+/// `^seldon\.([^.]+)\.model\.(.+)\.(inputs|outputs)$`), a topic of Seldon v1 / CloudEvents
+/// records, or one left to Python.
+enum Route {
+    V2 {
+        namespace: Py<PyString>,
+        model: Py<PyString>,
+        request: bool,
+    },
+    V1 {
+        fmt_plain: Py<PyString>, // seldon-v1-kafka
+        fmt_ce: Py<PyString>,    // cloudevent-kafka
+    },
+    Unsupported,
+}
+
+impl Route {
+    fn clone_ref(&self, py: Python<'_>) -> Route {
+        match self {
+            Route::V2 { namespace, model, request } => Route::V2 {
+                namespace: namespace.clone_ref(py),
+                model: model.clone_ref(py),
+                request: *request,
+            },
+            Route::V1 { fmt_plain, fmt_ce } => Route::V1 {
+                fmt_plain: fmt_plain.clone_ref(py),
+                fmt_ce: fmt_ce.clone_ref(py),
+            },
+            Route::Unsupported => Route::Unsupported,
+        }
+    }
+}
+
+fn parse_v2_topic(topic: &str) -> Option<(&str, &str, bool)> {
+    if topic.contains('\n') {
+        return None; // Python's `$` also matches before a final newline: leave it to Python
+    }
+    let rest = topic.strip_prefix("seldon.")?;
+    let dot = rest.find('.')?;
+    let (ns, rest) = (&rest[..dot], &rest[dot + 1..]);
+    if ns.is_empty() {
+        return None;
+    }
+    let rest = rest.strip_prefix("model.")?;
+    let (model, request) = if let Some(m) = rest.strip_suffix(".inputs") {
+        (m, true)
+    } else {
+        (rest.strip_suffix(".outputs")?, false)
+    };
+    if model.is_empty() {
+        return None;
+    }
+    Some((ns, model, request))
+}
+
+#[pyclass(module = "predlog_native")]
+struct Decoder {
+    event_cls: Py<PyAny>,
+    model_cls: Py<PyAny>,
+    coords_cls: Py<PyAny>,
+    request: Py<PyAny>,
+    response: Py<PyAny>,
+    s_empty: Py<PyString>,
+    s_kafka: Py<PyString>,
+    s_seldon: Py<PyString>,
+    s_v2: Py<PyString>,
+    s_fmt_v2: Py<PyString>,
+    /// raw header name -> (normalized name, slot)
+    names: HashMap<String, (Py<PyString>, Slot)>,
+    routes: HashMap<String, Route>,
+    /// The last names tuple built, by its strings (a topic's records repeat one).
+    last_names: Option<(Vec<String>, Py<PyTuple>)>,
+}
+
+#[pymethods]
+impl Decoder {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        event_cls: Py<PyAny>,
+        model_cls: Py<PyAny>,
+        coords_cls: Py<PyAny>,
+        request: Py<PyAny>,
+        response: Py<PyAny>,
+    ) -> Self {
+        let s = |t: &str| PyString::new(py, t).unbind();
+        Decoder {
+            event_cls,
+            model_cls,
+            coords_cls,
+            request,
+            response,
+            s_empty: s(""),
+            s_kafka: s("kafka"),
+            s_seldon: s("seldon"),
+            s_v2: s("v2"),
+            s_fmt_v2: s("seldon-v2"),
+            names: HashMap::new(),
+            routes: HashMap::new(),
+            last_names: None,
+        }
+    }
+
+    /// The event `decode_kafka_record` would return for these arguments, or None.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_kafka<'py>(
+        &mut self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        timestamp_ms: &Bound<'py, PyAny>,
+        partition: &Bound<'py, PyAny>,
+        offset: &Bound<'py, PyAny>,
+    ) -> Option<Bound<'py, PyAny>> {
+        let run = AssertUnwindSafe(|| {
+            self.decode(py, topic, key, value, headers, timestamp_ms, partition, offset)
+        });
+        match catch_unwind(run) {
+            Ok(Ok(event)) => event,
+            _ => None,
+        }
+    }
+}
+
+type Res<'py> = PyResult<Option<Bound<'py, PyAny>>>;
+
+impl Decoder {
+    #[allow(clippy::too_many_arguments)]
+    fn decode<'py>(
+        &mut self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        timestamp_ms: &Bound<'py, PyAny>,
+        partition: &Bound<'py, PyAny>,
+        offset: &Bound<'py, PyAny>,
+    ) -> Res<'py> {
+        if !topic.is_exact_instance_of::<PyString>() || !value.is_exact_instance_of::<PyBytes>() {
+            return Ok(None);
+        }
+        // `timestamp_ms / 1000.0` is a float only for a float or int timestamp.
+        if !(timestamp_ms.is_exact_instance_of::<PyFloat>()
+            || timestamp_ms.is_exact_instance_of::<pyo3::types::PyInt>())
+        {
+            return Ok(None);
+        }
+        let fallback_time = timestamp_ms.extract::<f64>()? / 1000.0;
+        let topic_text = topic.cast::<PyString>()?.to_str()?;
+        let route = self.route(py, topic_text);
+        let raw = value.cast::<PyBytes>()?.as_bytes();
+        let event = match route {
+            Route::V2 { namespace, model, request } => self.decode_v2(
+                py,
+                namespace.bind(py),
+                model.bind(py),
+                request,
+                key,
+                value,
+                raw,
+                headers,
+                fallback_time,
+            )?,
+            Route::V1 { fmt_plain, fmt_ce } => self.decode_v1(
+                py,
+                fmt_plain.bind(py),
+                fmt_ce.bind(py),
+                key,
+                value,
+                raw,
+                headers,
+                fallback_time,
+            )?,
+            Route::Unsupported => None,
+        };
+        let Some((args, _)) = event else {
+            return Ok(None);
+        };
+        let coords = self.coords_cls.bind(py).call1((
+            self.s_kafka.bind(py),
+            topic,
+            partition,
+            offset,
+        ))?;
+        let mut args = args;
+        args.push(coords);
+        let args = PyTuple::new(py, args)?;
+        Ok(Some(self.event_cls.bind(py).call1(args)?))
+    }
+
+    fn route(&mut self, py: Python<'_>, topic: &str) -> Route {
+        if let Some(r) = self.routes.get(topic) {
+            return r.clone_ref(py);
+        }
+        let r = if let Some((ns, model, request)) = parse_v2_topic(topic) {
+            Route::V2 {
+                namespace: PyString::new(py, ns).unbind(),
+                model: PyString::new(py, model).unbind(),
+                request,
+            }
+        } else if topic.starts_with("mlserver-") || topic.contains('\n') {
+            Route::Unsupported
+        } else {
+            Route::V1 {
+                fmt_plain: PyString::new(py, "seldon-v1-kafka").unbind(),
+                fmt_ce: PyString::new(py, "cloudevent-kafka").unbind(),
+            }
+        };
+        if self.routes.len() >= CACHE_LIMIT {
+            self.routes.clear();
+        }
+        self.routes.insert(topic.to_owned(), r.clone_ref(py));
+        r
+    }
+
+    /// `normalize_headers`: lower-cased names without `ce-`/`ce_`, str values. None for
+    /// anything but a list of (str, bytes|str) tuples or a dict of str to bytes|str, for a
+    /// non-ASCII name and for a value that is not UTF-8.
+    fn attrs<'py>(&mut self, py: Python<'py>, headers: &Bound<'py, PyAny>) -> PyResult<Option<Attrs<'py>>> {
+        let mut attrs = Attrs { dict: PyDict::new(py), slots: Default::default(), len: 0 };
+        if headers.is_none() {
+            return Ok(Some(attrs));
+        }
+        if let Ok(list) = headers.cast_exact::<PyList>() {
+            for item in list.iter() {
+                let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(None) };
+                if pair.len() != 2 {
+                    return Ok(None);
+                }
+                if !self.add(py, &mut attrs, &pair.get_item(0)?, &pair.get_item(1)?)? {
+                    return Ok(None);
+                }
+            }
+        } else if let Ok(dict) = headers.cast_exact::<PyDict>() {
+            for (k, v) in dict.iter() {
+                if !self.add(py, &mut attrs, &k, &v)? {
+                    return Ok(None);
+                }
+            }
+        } else {
+            return Ok(None);
+        }
+        attrs.len = attrs.dict.len();
+        Ok(Some(attrs))
+    }
+
+    fn add<'py>(
+        &mut self,
+        py: Python<'py>,
+        attrs: &mut Attrs<'py>,
+        k: &Bound<'py, PyAny>,
+        v: &Bound<'py, PyAny>,
+    ) -> PyResult<bool> {
+        let Ok(k) = k.cast_exact::<PyString>() else { return Ok(false) };
+        let k = k.to_str()?;
+        let value = if let Ok(b) = v.cast_exact::<PyBytes>() {
+            match std::str::from_utf8(b.as_bytes()) {
+                Ok(s) => PyString::new(py, s),
+                Err(_) => return Ok(false),
+            }
+        } else if let Ok(s) = v.cast_exact::<PyString>() {
+            s.clone()
+        } else {
+            return Ok(false);
+        };
+        let (name, slot) = match self.names.get(k) {
+            Some((n, s)) => (n.bind(py).clone(), *s),
+            None => {
+                if !k.is_ascii() {
+                    return Ok(false); // str.lower() of non-ASCII text: Python decides
+                }
+                let lower = k.to_ascii_lowercase();
+                let norm = if lower.starts_with("ce-") || lower.starts_with("ce_") {
+                    &lower[3..]
+                } else {
+                    &lower[..]
+                };
+                let entry = (PyString::new(py, norm).unbind(), slot_of(norm));
+                if self.names.len() >= CACHE_LIMIT * 4 {
+                    self.names.clear();
+                }
+                self.names.insert(k.to_owned(), (entry.0.clone_ref(py), entry.1));
+                (entry.0.into_bound(py), entry.1)
+            }
+        };
+        attrs.dict.set_item(&name, &value)?;
+        if slot != Slot::Other {
+            attrs.slots[slot as usize] = Some(value);
+        }
+        Ok(true)
+    }
+
+    /// The request id text of a record key (`_key_text`), None when Python must decide.
+    fn key_text(key: &Bound<'_, PyAny>) -> Option<String> {
+        if key.is_none() {
+            return Some(String::new());
+        }
+        if let Ok(b) = key.cast_exact::<PyBytes>() {
+            return std::str::from_utf8(b.as_bytes()).ok().map(str::to_owned);
+        }
+        if let Ok(b) = key.cast_exact::<PyByteArray>() {
+            return String::from_utf8(b.to_vec()).ok();
+        }
+        if let Ok(s) = key.cast_exact::<PyString>() {
+            return s.to_str().ok().map(str::to_owned);
+        }
+        None
+    }
+
+    fn names_tuple<'py>(&mut self, py: Python<'py>, names: &[&str]) -> PyResult<Bound<'py, PyTuple>> {
+        if let Some((cached, tuple)) = &self.last_names {
+            if cached.len() == names.len() && cached.iter().zip(names).all(|(a, b)| a == b) {
+                return Ok(tuple.bind(py).clone());
+            }
+        }
+        let tuple = PyTuple::new(py, names.iter().map(|n| PyString::new(py, n)))?;
+        self.last_names = Some((names.iter().map(|s| s.to_string()).collect(), tuple.clone().unbind()));
+        Ok(tuple)
+    }
+
+    /// Seldon v1 Kafka-mode / CloudEvents Kafka-binding record (`decode_attributes`).
+    #[allow(clippy::too_many_arguments)]
+    fn decode_v1<'py>(
+        &mut self,
+        py: Python<'py>,
+        fmt_plain: &Bound<'py, PyString>,
+        fmt_ce: &Bound<'py, PyString>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        raw: &[u8],
+        headers: &Bound<'py, PyAny>,
+        fallback_time: f64,
+    ) -> PyResult<Option<(Vec<Bound<'py, PyAny>>, ())>> {
+        let Some(attrs) = self.attrs(py, headers)? else { return Ok(None) };
+        if attrs.len == 0 {
+            return Ok(None); // the structured-mode sniffing of decode_kafka_record
+        }
+        let Some(content_type) = attrs.text(Slot::ContentType) else { return Ok(None) };
+        if content_type.contains("structured") {
+            return Ok(None);
+        }
+        let fmt = if attrs.get(Slot::SpecVersion).is_some() { fmt_ce } else { fmt_plain };
+        let Some(ce_type) = attrs.text(Slot::Type) else { return Ok(None) };
+        let response = match ce_type.as_str() {
+            SELDON_REQUEST => false,
+            SELDON_RESPONSE => true,
+            _ => return Ok(None),
+        };
+        let body_ct = match attrs.get(Slot::ContentType).or(attrs.get(Slot::DataContentType)) {
+            Some(v) => v.to_str()?.to_owned(),
+            None => String::new(),
+        };
+        if body_ct.contains("protobuf") {
+            return Ok(None);
+        }
+        let Some(obj) = json::parse(raw) else { return Ok(None) };
+        let Some(body) = seldon_body(&obj, response) else { return Ok(None) };
+
+        // request id: header, else record key, else meta.puid
+        let request_id: Bound<'py, PyString> = match attrs.get(Slot::RequestId) {
+            Some(v) if !v.to_str()?.is_empty() => v.clone(),
+            _ => {
+                let Some(k) = Self::key_text(key) else { return Ok(None) };
+                if !k.is_empty() {
+                    PyString::new(py, &k)
+                } else {
+                    match body.puid {
+                        Puid::Str(s) => PyString::new(py, s),
+                        Puid::Absent => return Ok(None), // missing_request_id: Python's call
+                        Puid::Other => return Ok(None),
+                    }
+                }
+            }
+        };
+        let model_name = match (attrs.get(Slot::InferenceServiceName), attrs.get(Slot::MlserverModel)) {
+            (Some(v), _) if !v.to_str()?.is_empty() => v.clone(),
+            (_, Some(v)) if !v.to_str()?.is_empty() => v.clone(),
+            _ => return Ok(None),
+        };
+        let empty = self.s_empty.bind(py);
+        let node = match (attrs.get(Slot::ModelId), attrs.get(Slot::Component)) {
+            (Some(v), _) if !v.to_str()?.is_empty() => v.clone(),
+            (_, Some(v)) => v.clone(),
+            _ => empty.clone(),
+        };
+        let node_text = node.to_str()?;
+        let version = if node_text.is_empty() {
+            String::new()
+        } else {
+            match body.request_path {
+                None => String::new(),
+                Some(paths) => match paths.get(node_text) {
+                    None => String::new(),
+                    Some(J::Str(image)) => image_tag(image).to_owned(),
+                    Some(_) => return Ok(None),
+                },
+            }
+        };
+        let or_empty = |s: Slot| attrs.get(s).cloned().unwrap_or_else(|| empty.clone());
+        let model = self.model_cls.bind(py).call1((
+            &model_name,
+            or_empty(Slot::Namespace),
+            &node,
+            or_empty(Slot::Endpoint),
+            PyString::new(py, &version),
+        ))?;
+        let event_time = match attrs.get(Slot::Time) {
+            Some(t) => match parse_rfc3339(t.to_str()?) {
+                Some(x) => x,
+                None => return Ok(None),
+            },
+            None => fallback_time,
+        };
+        let protocol = match attrs.get(Slot::Protocol) {
+            Some(p) if !p.to_str()?.is_empty() => p.clone(),
+            _ => self.s_seldon.bind(py).clone(),
+        };
+        let event_id = or_empty(Slot::Id);
+        let names = match &body.names {
+            Some(n) => self.names_tuple(py, n)?.into_any(),
+            None => py.None().into_bound(py),
+        };
+        let rows = rows_to_py(py, &body.rows)?;
+        let kind = if response { &self.response } else { &self.request };
+        let none = || py.None().into_bound(py);
+        let mut args: Vec<Bound<'py, PyAny>> = vec![
+            kind.bind(py).clone(),
+            request_id.into_any(),
+            model,
+            PyFloat::new(py, event_time).into_any(),
+            protocol.into_any(),
+            fmt.clone().into_any(),
+            event_id.into_any(),
+        ];
+        if response {
+            args.extend([none(), PyList::empty(py).into_any(), names, rows.into_any()]);
+        } else {
+            args.extend([names, rows.into_any(), none(), PyList::empty(py).into_any()]);
+        }
+        args.extend([none(), none(), none(), none(), value.clone(), attrs.dict.into_any()]);
+        Ok(Some((args, ())))
+    }
+
+    /// Seldon v2 model topic record (`decode_v2_record` with `raw_tensor_rows`).
+    #[allow(clippy::too_many_arguments)]
+    fn decode_v2<'py>(
+        &mut self,
+        py: Python<'py>,
+        namespace: &Bound<'py, PyString>,
+        model: &Bound<'py, PyString>,
+        request: bool,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        raw: &[u8],
+        headers: &Bound<'py, PyAny>,
+        fallback_time: f64,
+    ) -> PyResult<Option<(Vec<Bound<'py, PyAny>>, ())>> {
+        // JSON (first non-blank byte `{`) is left to Python.
+        match raw.iter().find(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n')) {
+            Some(b'{') => return Ok(None),
+            _ => {}
+        }
+        let attrs = if headers.is_truthy()? {
+            let Some(a) = self.attrs(py, headers)? else { return Ok(None) };
+            a
+        } else {
+            Attrs { dict: PyDict::new(py), slots: Default::default(), len: 0 }
+        };
+        let Some(msg) = proto::parse_infer(raw, if request { 7 } else { 6 }) else {
+            return Ok(None);
+        };
+        if msg.tensors.len() != 1 || msg.raw.len() != 1 {
+            return Ok(None);
+        }
+        let t = &msg.tensors[0];
+        let Some(values) = raw_values(py, t.datatype, msg.raw[0])? else { return Ok(None) };
+        let len = values.len() as i128;
+        let (n, width) = match t.shape.as_slice() {
+            [n, w] => (*n as i128, *w as i128),
+            [n] => (*n as i128, 1),
+            [] => (len, 1),
+            _ => return Ok(None),
+        };
+        if n <= 0 || width <= 0 || n * width != len {
+            return Ok(None);
+        }
+        let (names, rows) = if width == 1 {
+            let names = PyTuple::new(py, [t.name])?.into_any();
+            let rows = PyList::new(py, values.into_iter().map(|v| PyList::new(py, [v]).unwrap()))?;
+            (names, rows)
+        } else if n == 1 {
+            (py.None().into_bound(py), PyList::new(py, [PyList::new(py, values)?])?)
+        } else {
+            let w = width as usize;
+            let rows = PyList::empty(py);
+            for chunk in values.chunks(w) {
+                rows.append(PyList::new(py, chunk)?)?;
+            }
+            (py.None().into_bound(py), rows)
+        };
+        // request id: x-request-id header, else the key's last dotted part, else message id
+        let request_id = match attrs.get(Slot::XRequestId) {
+            Some(v) if !v.to_str()?.is_empty() => v.clone(),
+            _ => {
+                let Some(k) = Self::key_text(key) else { return Ok(None) };
+                let k = k.rsplit('.').next().unwrap_or("");
+                if !k.is_empty() {
+                    PyString::new(py, k)
+                } else if !msg.id.is_empty() {
+                    PyString::new(py, msg.id)
+                } else {
+                    return Ok(None);
+                }
+            }
+        };
+        let empty = self.s_empty.bind(py);
+        let model_ref = self.model_cls.bind(py).call1((
+            model,
+            namespace,
+            model,
+            empty,
+            PyString::new(py, msg.model_version),
+        ))?;
+        let none = || py.None().into_bound(py);
+        let kind = if request { &self.request } else { &self.response };
+        let mut args: Vec<Bound<'py, PyAny>> = vec![
+            kind.bind(py).clone(),
+            request_id.into_any(),
+            model_ref,
+            PyFloat::new(py, fallback_time).into_any(),
+            self.s_v2.bind(py).clone().into_any(),
+            self.s_fmt_v2.bind(py).clone().into_any(),
+            empty.clone().into_any(),
+        ];
+        if request {
+            args.extend([names, rows.into_any(), none(), PyList::empty(py).into_any()]);
+        } else {
+            args.extend([none(), PyList::empty(py).into_any(), names, rows.into_any()]);
+        }
+        args.extend([none(), none(), none(), none(), value.clone(), attrs.dict.into_any()]);
+        Ok(Some((args, ())))
+    }
+}
+
+/// Little-endian raw tensor values as Python ints/floats, None for a datatype the fast
+/// path leaves to Python (FP16, BOOL, BYTES), a partial element or a NaN/infinity.
+fn raw_values<'py>(py: Python<'py>, datatype: &str, raw: &[u8]) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+    macro_rules! ints {
+        ($t:ty, $n:expr) => {{
+            if raw.len() % $n != 0 {
+                return Ok(None);
+            }
+            let mut out = Vec::with_capacity(raw.len() / $n);
+            for c in raw.chunks_exact($n) {
+                let v = <$t>::from_le_bytes(c.try_into().unwrap());
+                out.push(v.into_pyobject(py)?.into_any());
+            }
+            out
+        }};
+    }
+    macro_rules! floats {
+        ($t:ty, $n:expr) => {{
+            if raw.len() % $n != 0 {
+                return Ok(None);
+            }
+            let mut out = Vec::with_capacity(raw.len() / $n);
+            for c in raw.chunks_exact($n) {
+                let v = f64::from(<$t>::from_le_bytes(c.try_into().unwrap()));
+                if !v.is_finite() {
+                    return Ok(None);
+                }
+                out.push(PyFloat::new(py, v).into_any());
+            }
+            out
+        }};
+    }
+    Ok(Some(match datatype {
+        "UINT8" => ints!(u8, 1),
+        "UINT16" => ints!(u16, 2),
+        "UINT32" => ints!(u32, 4),
+        "UINT64" => ints!(u64, 8),
+        "INT8" => ints!(i8, 1),
+        "INT16" => ints!(i16, 2),
+        "INT32" => ints!(i32, 4),
+        "INT64" => ints!(i64, 8),
+        "FP32" => floats!(f32, 4),
+        "FP64" => floats!(f64, 8),
+        _ => return Ok(None),
+    }))
+}
+
+enum Puid<'a> {
+    Absent, // missing or falsy
+    Str(&'a str),
+    Other, // truthy non-string: str(puid) is Python's to write
+}
+
+/// What `seldon_message_body` (stream/decode/fastbody.py) reads from a body.
+struct SeldonBody<'a, 'j> {
+    names: Option<Vec<&'a str>>,
+    rows: Vec<&'j [J<'a>]>,
+    request_path: Option<&'j J<'a>>,
+    puid: Puid<'a>,
+}
+
+/// Scalars only (the fast path leaves rows holding objects to Python as well).
+fn scalars(values: &[J<'_>]) -> bool {
+    values.iter().all(|v| !matches!(v, J::Arr(_) | J::Obj(_)))
+}
+
+fn seldon_body<'a, 'j>(obj: &'j J<'a>, response: bool) -> Option<SeldonBody<'a, 'j>> {
+    if !obj.keys_within(&["data", "meta"]) {
+        return None;
+    }
+    let data = obj.get("data")?;
+    if !data.keys_within(&["names", "ndarray", "tensor"]) {
+        return None;
+    }
+    let rows: Vec<&[J]> = match data.get("ndarray") {
+        Some(J::Arr(nd)) => {
+            if nd.is_empty() {
+                vec![]
+            } else if matches!(nd[0], J::Arr(_)) {
+                let mut rows = Vec::with_capacity(nd.len());
+                for r in nd {
+                    match r {
+                        J::Arr(r) if scalars(r) => rows.push(r.as_slice()),
+                        _ => return None,
+                    }
+                }
+                rows
+            } else if !scalars(nd) {
+                return None;
+            } else if response {
+                nd.chunks(1).collect()
+            } else {
+                vec![nd.as_slice()]
+            }
+        }
+        Some(_) => return None,
+        None => tensor_rows(data.get("tensor")?, response)?,
+    };
+    let names = match data.get("names") {
+        None | Some(J::Null) => None,
+        Some(J::Arr(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for n in items {
+                match n {
+                    J::Str(s) => out.push(*s),
+                    _ => return None, // str() of a non-string name: Python's
+                }
+            }
+            Some(out)
+        }
+        Some(_) => return None,
+    };
+    let mut request_path = None;
+    let mut puid = Puid::Absent;
+    if let Some(meta) = obj.get("meta") {
+        if meta.truthy() {
+            let J::Obj(_) = meta else { return None };
+            if let Some(paths) = meta.get("requestPath") {
+                if paths.truthy() {
+                    let J::Obj(_) = paths else { return None };
+                    request_path = Some(paths);
+                }
+            }
+            if let Some(p) = meta.get("puid") {
+                if p.truthy() {
+                    puid = match p {
+                        J::Str(s) => Puid::Str(s),
+                        _ => Puid::Other,
+                    };
+                }
+            }
+        }
+    }
+    Some(SeldonBody { names, rows, request_path, puid })
+}
+
+/// `_tensor_rows`: a flat values list and a 1-D or 2-D shape of positive ints.
+fn tensor_rows<'a, 'j>(tensor: &'j J<'a>, response: bool) -> Option<Vec<&'j [J<'a>]>> {
+    let J::Obj(_) = tensor else { return None };
+    let (Some(J::Arr(shape)), Some(J::Arr(values))) = (tensor.get("shape"), tensor.get("values"))
+    else {
+        return None;
+    };
+    if !scalars(values) {
+        return None;
+    }
+    let dim = |j: &J| match j {
+        J::Int(i) if *i > 0 => Some(*i as i128),
+        _ => None,
+    };
+    let (n, width) = match shape.as_slice() {
+        [n, w] => (dim(n)?, dim(w)?),
+        [d] if response => (dim(d)?, 1),
+        [d] => (1, dim(d)?),
+        _ => return None,
+    };
+    if n * width != values.len() as i128 {
+        return None;
+    }
+    if n == 1 {
+        return Some(vec![values.as_slice()]);
+    }
+    Some(values.chunks(width as usize).collect())
+}
+
+fn scalar_to_py<'py>(py: Python<'py>, v: &J<'_>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        J::Null => py.None().into_bound(py),
+        J::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        J::Int(i) => i.into_pyobject(py)?.into_any(),
+        J::Float(f) => PyFloat::new(py, *f).into_any(),
+        J::Str(s) => PyString::new(py, s).into_any(),
+        J::Arr(_) | J::Obj(_) => {
+            return Err(pyo3::exceptions::PyValueError::new_err("not a scalar"));
+        }
+    })
+}
+
+fn rows_to_py<'py>(py: Python<'py>, rows: &[&[J<'_>]]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for r in rows {
+        let row = PyList::empty(py);
+        for v in r.iter() {
+            row.append(scalar_to_py(py, v)?)?;
+        }
+        out.append(row)?;
+    }
+    Ok(out)
+}
+
+/// `image_tag`: the tag of a container image reference, or "".
+fn image_tag(image: &str) -> &str {
+    let last = image.rsplit('/').next().unwrap_or("");
+    match last.find(':') {
+        Some(i) => &last[i + 1..],
+        None => "",
+    }
+}
+
+/// `parse_rfc3339`'s fast path, for ASCII `YYYY-MM-DDTHH:MM:SS[.frac]Z` only (with both
+/// separators where they belong); None for anything else, which Python then parses.
+fn parse_rfc3339(text: &str) -> Option<f64> {
+    let b = text.as_bytes();
+    if !text.is_ascii() || b.len() < 20 || !matches!(b[b.len() - 1], b'Z' | b'z') {
+        return None;
+    }
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(b[19] == b'.' || b.len() == 20) {
+        return None;
+    }
+    let frac = if b.len() > 20 { &b[20..b.len() - 1] } else { &b[0..0] };
+    if !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = &b[r];
+        if !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(s.iter().fold(0i64, |a, c| a * 10 + i64::from(c - b'0')))
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mi, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !((1..=12).contains(&mo) && (1..=31).contains(&d) && hh < 24 && mi < 60 && ss < 61) {
+        return None;
+    }
+    let day = days_from_civil(y, mo, d) * 86400;
+    let seconds = day + hh * 3600 + mi * 60 + ss;
+    let mut micros = 0i64;
+    for k in 0..6 {
+        micros = micros * 10 + frac.get(k).map_or(0, |c| i64::from(c - b'0'));
+    }
+    let total = seconds * 1_000_000 + micros;
+    if total.abs() >= (1i64 << 53) {
+        return None; // not exact as a double: Python's int division rounds once, this twice
+    }
+    Some(total as f64 / 1e6)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (stream/eventtime.py's).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+#[pymodule]
+fn predlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Decoder>()?;
+    Ok(())
+}
