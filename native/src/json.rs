@@ -61,9 +61,11 @@ impl<'a> J<'a> {
 }
 
 /// Parse a whole document; `None` when it is not in the accepted subset.
+///
+/// Only the bytes of strings are checked for UTF-8: anywhere else the grammar accepts
+/// ASCII bytes only, so a document this accepts is valid UTF-8 as a whole.
 pub fn parse(raw: &[u8]) -> Option<J<'_>> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let mut p = Parser { s: text, b: raw, i: 0 };
+    let mut p = Parser { b: raw, i: 0 };
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -74,7 +76,6 @@ pub fn parse(raw: &[u8]) -> Option<J<'_>> {
 }
 
 struct Parser<'a> {
-    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -118,21 +119,22 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.i += 1; // opening quote
         let start = self.i;
-        loop {
-            let c = *self.b.get(self.i)?;
-            if c == b'"' {
-                // `start` and `self.i` sit on ASCII bytes, so both are char boundaries.
-                let s = self.s.get(start..self.i)?;
-                self.i += 1;
-                return Some(s);
-            }
-            if c == b'\\' || c < 0x20 {
-                return None;
-            }
-            self.i += 1;
+        let rest = self.b.get(start..)?;
+        let n = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[n] != b'"' {
+            return None; // an escape or a control character
+        }
+        let bytes = &rest[..n];
+        self.i = start + n + 1;
+        if bytes.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+        } else {
+            std::str::from_utf8(bytes).ok()
         }
     }
 
+    /// Skip ASCII digits (a fraction, an exponent); how many there were.
     fn digits(&mut self) -> usize {
         let start = self.i;
         while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
@@ -143,11 +145,26 @@ impl<'a> Parser<'a> {
 
     fn number(&mut self) -> Option<J<'a>> {
         let start = self.i;
-        if self.b[self.i] == b'-' {
+        let neg = self.b[self.i] == b'-';
+        if neg {
             self.i += 1;
         }
+        let digits_start = self.i;
         let first = *self.b.get(self.i)?;
-        let n = self.digits();
+        // The integer part, accumulated as it is read (enough for an i64 int).
+        let mut mag: u64 = 0;
+        let mut overflow = false;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            match mag.checked_mul(10).and_then(|m| m.checked_add(u64::from(c - b'0'))) {
+                Some(m) => mag = m,
+                None => overflow = true,
+            }
+            self.i += 1;
+        }
+        let n = self.i - digits_start;
         if n == 0 || (first == b'0' && n > 1) {
             return None;
         }
@@ -169,22 +186,34 @@ impl<'a> Parser<'a> {
             }
             float = true;
         }
-        let text = self.s.get(start..self.i)?;
-        if float {
-            let f: f64 = text.parse().ok()?;
-            if f.is_finite() {
-                Some(J::Float(f))
-            } else {
-                None
+        if !float {
+            // i64 only: orjson reads larger ints as u64 ints or floats; Python decides those.
+            if overflow {
+                return None;
             }
+            return if neg {
+                if mag <= 1u64 << 63 {
+                    Some(J::Int((mag as i64).wrapping_neg()))
+                } else {
+                    None
+                }
+            } else {
+                i64::try_from(mag).ok().map(J::Int)
+            };
+        }
+        // SAFETY: sign, digits, '.', 'e', '+', '-' only: ASCII, valid UTF-8.
+        let text = unsafe { std::str::from_utf8_unchecked(&self.b[start..self.i]) };
+        let f: f64 = text.parse().ok()?;
+        if f.is_finite() {
+            Some(J::Float(f))
         } else {
-            text.parse::<i64>().ok().map(J::Int)
+            None
         }
     }
 
     fn array(&mut self, depth: usize) -> Option<J<'a>> {
         self.i += 1;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(16);
         self.ws();
         if self.b.get(self.i) == Some(&b']') {
             self.i += 1;
@@ -207,7 +236,7 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self, depth: usize) -> Option<J<'a>> {
         self.i += 1;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(4);
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;

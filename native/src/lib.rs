@@ -28,7 +28,6 @@
 mod json;
 mod proto;
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use json::J;
@@ -60,27 +59,40 @@ enum Slot {
     Other,
 }
 const N_SLOTS: usize = Slot::Other as usize;
-
-fn slot_of(name: &str) -> Slot {
-    match name {
-        "type" => Slot::Type,
-        "requestid" => Slot::RequestId,
-        "content-type" => Slot::ContentType,
-        "datacontenttype" => Slot::DataContentType,
-        "inferenceservicename" => Slot::InferenceServiceName,
-        "mlserver-model" => Slot::MlserverModel,
-        "modelid" => Slot::ModelId,
-        "component" => Slot::Component,
-        "namespace" => Slot::Namespace,
-        "endpoint" => Slot::Endpoint,
-        "time" => Slot::Time,
-        "protocol" => Slot::Protocol,
-        "id" => Slot::Id,
-        "specversion" => Slot::SpecVersion,
-        "x-request-id" => Slot::XRequestId,
-        _ => Slot::Other,
-    }
-}
+const SLOTS: [Slot; N_SLOTS] = [
+    Slot::Type,
+    Slot::RequestId,
+    Slot::ContentType,
+    Slot::DataContentType,
+    Slot::InferenceServiceName,
+    Slot::MlserverModel,
+    Slot::ModelId,
+    Slot::Component,
+    Slot::Namespace,
+    Slot::Endpoint,
+    Slot::Time,
+    Slot::Protocol,
+    Slot::Id,
+    Slot::SpecVersion,
+    Slot::XRequestId,
+];
+const SLOT_NAMES: [&str; N_SLOTS] = [
+    "type",
+    "requestid",
+    "content-type",
+    "datacontenttype",
+    "inferenceservicename",
+    "mlserver-model",
+    "modelid",
+    "component",
+    "namespace",
+    "endpoint",
+    "time",
+    "protocol",
+    "id",
+    "specversion",
+    "x-request-id",
+];
 
 /// Normalized headers: the dict the event keeps, and the attributes read from it.
 struct Attrs<'py> {
@@ -93,13 +105,36 @@ impl<'py> Attrs<'py> {
     fn get(&self, s: Slot) -> Option<&Bound<'py, PyString>> {
         self.slots[s as usize].as_ref()
     }
-    /// `attrs.get(name) or ""` as text (None: not valid text, leave it to Python).
-    fn text(&self, s: Slot) -> Option<String> {
+    /// `attrs.get(name, "")` as text (None: not valid text, leave it to Python).
+    fn text(&self, s: Slot) -> Option<&str> {
         match self.get(s) {
-            Some(v) => v.to_str().ok().map(str::to_owned),
-            None => Some(String::new()),
+            Some(v) => v.to_str().ok(),
+            None => Some(""),
         }
     }
+}
+
+/// A header value as the str `normalize_headers` makes of it: UTF-8 bytes decoded, a str
+/// kept. None for anything else (Python decides).
+fn header_value<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> Option<Bound<'py, PyString>> {
+    if let Ok(b) = v.cast_exact::<PyBytes>() {
+        std::str::from_utf8(b.as_bytes()).ok().map(|s| PyString::new(py, s))
+    } else {
+        v.cast_exact::<PyString>().ok().cloned()
+    }
+}
+
+const MAX_CHANGED: usize = 3;
+const NAME_TUPLES: usize = 8;
+
+/// The last Kafka header list normalized, for `Decoder::attrs_list`.
+struct Template {
+    keys: Vec<String>,           // raw names
+    raw: Vec<Option<Vec<u8>>>,   // raw bytes values (None: a str value, never matched)
+    names: Vec<Py<PyString>>,    // normalized names
+    slot_at: Vec<Option<usize>>, // index in SLOTS of each header's name
+    dict: Py<PyDict>,            // the normalized dict (only copies leave the decoder)
+    slots: [Option<Py<PyString>>; N_SLOTS],
 }
 
 /// How a topic's records are read: a Seldon v2 model topic (parsed as
@@ -169,11 +204,19 @@ struct Decoder {
     s_seldon: Py<PyString>,
     s_v2: Py<PyString>,
     s_fmt_v2: Py<PyString>,
-    /// raw header name -> (normalized name, slot)
-    names: HashMap<String, (Py<PyString>, Slot)>,
-    routes: HashMap<String, Route>,
-    /// The last names tuple built, by its strings (a topic's records repeat one).
-    last_names: Option<(Vec<String>, Py<PyTuple>)>,
+    /// The normalized names of the slots, in `SLOTS` order: a normalized name is one of
+    /// these very objects when it names a slot, so a pointer comparison finds the slot.
+    slot_names: Vec<Py<PyString>>,
+    /// raw header name (str) -> normalized name (str); a Python dict, so the lookup uses
+    /// the hash the str object keeps.
+    names: Py<PyDict>,
+    /// topic (str) -> index in `route_list`
+    routes: Py<PyDict>,
+    route_list: Vec<Route>,
+    template: Option<Template>,
+    last_model: Option<([Py<PyString>; 4], String, Py<PyAny>)>,
+    /// Names tuples built, by their strings (a topic's records repeat a few).
+    name_tuples: Vec<(Vec<String>, Py<PyTuple>)>,
 }
 
 #[pymethods]
@@ -199,9 +242,13 @@ impl Decoder {
             s_seldon: s("seldon"),
             s_v2: s("v2"),
             s_fmt_v2: s("seldon-v2"),
-            names: HashMap::new(),
-            routes: HashMap::new(),
-            last_names: None,
+            slot_names: SLOT_NAMES.iter().map(|n| s(n)).collect(),
+            names: PyDict::new(py).unbind(),
+            routes: PyDict::new(py).unbind(),
+            route_list: Vec::new(),
+            template: None,
+            last_model: None,
+            name_tuples: Vec::new(),
         }
     }
 
@@ -254,7 +301,7 @@ impl Decoder {
         }
         let fallback_time = timestamp_ms.extract::<f64>()? / 1000.0;
         let topic_text = topic.cast::<PyString>()?.to_str()?;
-        let route = self.route(py, topic_text);
+        let route = self.route(py, topic, topic_text)?;
         let raw = value.cast::<PyBytes>()?.as_bytes();
         let event = match route {
             Route::V2 { namespace, model, request } => self.decode_v2(
@@ -291,13 +338,14 @@ impl Decoder {
         ))?;
         let mut args = args;
         args.push(coords);
-        let args = PyTuple::new(py, args)?;
-        Ok(Some(self.event_cls.bind(py).call1(args)?))
+        Ok(Some(vectorcall(py, self.event_cls.bind(py), &args)?))
     }
 
-    fn route(&mut self, py: Python<'_>, topic: &str) -> Route {
-        if let Some(r) = self.routes.get(topic) {
-            return r.clone_ref(py);
+    fn route(&mut self, py: Python<'_>, topic_obj: &Bound<'_, PyAny>, topic: &str) -> PyResult<Route> {
+        let routes = self.routes.bind(py);
+        if let Some(i) = routes.get_item(topic_obj)? {
+            let i: usize = i.extract()?;
+            return Ok(self.route_list[i].clone_ref(py));
         }
         let r = if let Some((ns, model, request)) = parse_v2_topic(topic) {
             Route::V2 {
@@ -313,11 +361,13 @@ impl Decoder {
                 fmt_ce: PyString::new(py, "cloudevent-kafka").unbind(),
             }
         };
-        if self.routes.len() >= CACHE_LIMIT {
-            self.routes.clear();
+        if self.route_list.len() >= CACHE_LIMIT {
+            routes.clear();
+            self.route_list.clear();
         }
-        self.routes.insert(topic.to_owned(), r.clone_ref(py));
-        r
+        routes.set_item(topic_obj, self.route_list.len())?;
+        self.route_list.push(r.clone_ref(py));
+        Ok(r)
     }
 
     /// `normalize_headers`: lower-cased names without `ce-`/`ce_`, str values. None for
@@ -329,18 +379,10 @@ impl Decoder {
             return Ok(Some(attrs));
         }
         if let Ok(list) = headers.cast_exact::<PyList>() {
-            for item in list.iter() {
-                let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(None) };
-                if pair.len() != 2 {
-                    return Ok(None);
-                }
-                if !self.add(py, &mut attrs, &pair.get_item(0)?, &pair.get_item(1)?)? {
-                    return Ok(None);
-                }
-            }
+            return self.attrs_list(py, list);
         } else if let Ok(dict) = headers.cast_exact::<PyDict>() {
             for (k, v) in dict.iter() {
-                if !self.add(py, &mut attrs, &k, &v)? {
+                if self.add(py, &mut attrs, &k, &v)?.is_none() {
                     return Ok(None);
                 }
             }
@@ -351,50 +393,165 @@ impl Decoder {
         Ok(Some(attrs))
     }
 
+    /// `attrs` of a Kafka header list. A consumer's records repeat one header set with one
+    /// or two values changing (the request id, the event type): the last list seen is kept
+    /// as a template, and a list with the same names and at most `MAX_CHANGED` different
+    /// values gets a copy of the template's dict with those values replaced. The result is
+    /// the dict the loop below builds, key order included (a template never has two headers
+    /// with the same normalized name, where the later one would win).
+    fn attrs_list<'py>(&mut self, py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<Option<Attrs<'py>>> {
+        let n = list.len();
+        if let Some(t) = &self.template {
+            if t.keys.len() == n {
+                let mut changed: [usize; MAX_CHANGED] = [0; MAX_CHANGED];
+                let mut n_changed = 0;
+                let mut fits = true;
+                for (i, item) in list.iter().enumerate() {
+                    let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(None) };
+                    if pair.len() != 2 {
+                        return Ok(None);
+                    }
+                    let k = pair.get_item(0)?;
+                    let same_key = match k.cast_exact::<PyString>() {
+                        Ok(k) => k.to_str().map_or(false, |k| k == t.keys[i]),
+                        Err(_) => false,
+                    };
+                    if !same_key {
+                        fits = false;
+                        break;
+                    }
+                    let v = pair.get_item(1)?;
+                    let same_value = match v.cast_exact::<PyBytes>() {
+                        Ok(b) => t.raw[i].as_deref() == Some(b.as_bytes()),
+                        Err(_) => false,
+                    };
+                    if !same_value {
+                        if n_changed == MAX_CHANGED {
+                            fits = false;
+                            break;
+                        }
+                        changed[n_changed] = i;
+                        n_changed += 1;
+                    }
+                }
+                if fits {
+                    let dict = t.dict.bind(py).copy()?;
+                    let mut attrs = Attrs { dict, slots: Default::default(), len: n };
+                    for (slot, v) in attrs.slots.iter_mut().zip(t.slots.iter()) {
+                        *slot = v.as_ref().map(|v| v.bind(py).clone());
+                    }
+                    for &i in &changed[..n_changed] {
+                        let pair = list.get_item(i)?;
+                        let v = pair.cast_exact::<PyTuple>()?.get_item(1)?;
+                        let Some(value) = header_value(py, &v) else { return Ok(None) };
+                        attrs.dict.set_item(t.names[i].bind(py), &value)?;
+                        if let Some(s) = t.slot_at[i] {
+                            attrs.slots[SLOTS[s] as usize] = Some(value);
+                        }
+                    }
+                    return Ok(Some(attrs));
+                }
+            }
+        }
+        let mut attrs = Attrs { dict: PyDict::new(py), slots: Default::default(), len: 0 };
+        let mut t = Template {
+            keys: Vec::with_capacity(n),
+            raw: Vec::with_capacity(n),
+            names: Vec::with_capacity(n),
+            slot_at: Vec::with_capacity(n),
+            dict: PyDict::new(py).unbind(),
+            slots: Default::default(),
+        };
+        for item in list.iter() {
+            let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(None) };
+            if pair.len() != 2 {
+                return Ok(None);
+            }
+            let (k, v) = (pair.get_item(0)?, pair.get_item(1)?);
+            let Some((name, slot)) = self.add(py, &mut attrs, &k, &v)? else { return Ok(None) };
+            t.keys.push(k.cast::<PyString>()?.to_str()?.to_owned());
+            t.raw.push(v.cast_exact::<PyBytes>().ok().map(|b| b.as_bytes().to_vec()));
+            t.names.push(name.unbind());
+            t.slot_at.push(slot);
+        }
+        attrs.len = attrs.dict.len();
+        if attrs.len == n && n <= 64 {
+            t.dict = attrs.dict.copy()?.unbind();
+            for (slot, v) in t.slots.iter_mut().zip(attrs.slots.iter()) {
+                *slot = v.as_ref().map(|v| v.clone().unbind());
+            }
+            self.template = Some(t);
+        }
+        Ok(Some(attrs))
+    }
+
     fn add<'py>(
         &mut self,
         py: Python<'py>,
         attrs: &mut Attrs<'py>,
         k: &Bound<'py, PyAny>,
         v: &Bound<'py, PyAny>,
-    ) -> PyResult<bool> {
-        let Ok(k) = k.cast_exact::<PyString>() else { return Ok(false) };
-        let k = k.to_str()?;
-        let value = if let Ok(b) = v.cast_exact::<PyBytes>() {
-            match std::str::from_utf8(b.as_bytes()) {
-                Ok(s) => PyString::new(py, s),
-                Err(_) => return Ok(false),
-            }
-        } else if let Ok(s) = v.cast_exact::<PyString>() {
-            s.clone()
-        } else {
-            return Ok(false);
-        };
-        let (name, slot) = match self.names.get(k) {
-            Some((n, s)) => (n.bind(py).clone(), *s),
+    ) -> PyResult<Option<(Bound<'py, PyString>, Option<usize>)>> {
+        let Ok(k) = k.cast_exact::<PyString>() else { return Ok(None) };
+        let Some(value) = header_value(py, v) else { return Ok(None) };
+        let names = self.names.bind(py);
+        let name = match names.get_item(k)? {
+            Some(n) => n.cast_into_exact::<PyString>()?,
             None => {
-                if !k.is_ascii() {
-                    return Ok(false); // str.lower() of non-ASCII text: Python decides
+                let text = k.to_str()?;
+                if !text.is_ascii() {
+                    return Ok(None); // str.lower() of non-ASCII text: Python decides
                 }
-                let lower = k.to_ascii_lowercase();
+                let lower = text.to_ascii_lowercase();
                 let norm = if lower.starts_with("ce-") || lower.starts_with("ce_") {
                     &lower[3..]
                 } else {
                     &lower[..]
                 };
-                let entry = (PyString::new(py, norm).unbind(), slot_of(norm));
-                if self.names.len() >= CACHE_LIMIT * 4 {
-                    self.names.clear();
+                let name = match SLOT_NAMES.iter().position(|n| *n == norm) {
+                    Some(i) => self.slot_names[i].bind(py).clone(),
+                    None => PyString::new(py, norm),
+                };
+                if names.len() >= CACHE_LIMIT * 4 {
+                    names.clear();
                 }
-                self.names.insert(k.to_owned(), (entry.0.clone_ref(py), entry.1));
-                (entry.0.into_bound(py), entry.1)
+                names.set_item(k, &name)?;
+                name
             }
         };
+        let slot = self.slot_names.iter().position(|n| n.as_ptr() == name.as_ptr());
         attrs.dict.set_item(&name, &value)?;
-        if slot != Slot::Other {
-            attrs.slots[slot as usize] = Some(value);
+        if let Some(i) = slot {
+            attrs.slots[SLOTS[i] as usize] = Some(value);
         }
-        Ok(true)
+        Ok(Some((name, slot)))
+    }
+
+    /// `ModelRef(model, namespace, node, predictor, version)`. ModelRef is frozen, so events
+    /// of one model share one: the last one built is kept, found again by the identity of
+    /// its four str fields (held here, so no other object can take their addresses) and the
+    /// text of its version.
+    fn model_ref<'py>(
+        &mut self,
+        py: Python<'py>,
+        fields: [&Bound<'py, PyString>; 4],
+        version: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some((held, v, model)) = &self.last_model {
+            if *v == version && held.iter().zip(fields).all(|(h, f)| h.as_ptr() == f.as_ptr()) {
+                return Ok(model.bind(py).clone());
+            }
+        }
+        let model = self.model_cls.bind(py).call1((
+            fields[0],
+            fields[1],
+            fields[2],
+            fields[3],
+            PyString::new(py, version),
+        ))?;
+        let held = fields.map(|f| f.clone().unbind());
+        self.last_model = Some((held, version.to_owned(), model.clone().unbind()));
+        Ok(model)
     }
 
     /// The request id text of a record key (`_key_text`), None when Python must decide.
@@ -414,14 +571,20 @@ impl Decoder {
         None
     }
 
+    /// `tuple(names)`, shared with the events before that had the same names (a tuple of
+    /// str is immutable); the last `NAME_TUPLES` distinct name lists are kept.
     fn names_tuple<'py>(&mut self, py: Python<'py>, names: &[&str]) -> PyResult<Bound<'py, PyTuple>> {
-        if let Some((cached, tuple)) = &self.last_names {
+        for (cached, tuple) in &self.name_tuples {
             if cached.len() == names.len() && cached.iter().zip(names).all(|(a, b)| a == b) {
                 return Ok(tuple.bind(py).clone());
             }
         }
         let tuple = PyTuple::new(py, names.iter().map(|n| PyString::new(py, n)))?;
-        self.last_names = Some((names.iter().map(|s| s.to_string()).collect(), tuple.clone().unbind()));
+        if self.name_tuples.len() >= NAME_TUPLES {
+            self.name_tuples.remove(0);
+        }
+        self.name_tuples
+            .push((names.iter().map(|s| s.to_string()).collect(), tuple.clone().unbind()));
         Ok(tuple)
     }
 
@@ -448,7 +611,7 @@ impl Decoder {
         }
         let fmt = if attrs.get(Slot::SpecVersion).is_some() { fmt_ce } else { fmt_plain };
         let Some(ce_type) = attrs.text(Slot::Type) else { return Ok(None) };
-        let response = match ce_type.as_str() {
+        let response = match ce_type {
             SELDON_REQUEST => false,
             SELDON_RESPONSE => true,
             _ => return Ok(None),
@@ -484,7 +647,7 @@ impl Decoder {
             (_, Some(v)) if !v.to_str()?.is_empty() => v.clone(),
             _ => return Ok(None),
         };
-        let empty = self.s_empty.bind(py);
+        let empty = &self.s_empty.bind(py).clone();
         let node = match (attrs.get(Slot::ModelId), attrs.get(Slot::Component)) {
             (Some(v), _) if !v.to_str()?.is_empty() => v.clone(),
             (_, Some(v)) => v.clone(),
@@ -504,13 +667,8 @@ impl Decoder {
             }
         };
         let or_empty = |s: Slot| attrs.get(s).cloned().unwrap_or_else(|| empty.clone());
-        let model = self.model_cls.bind(py).call1((
-            &model_name,
-            or_empty(Slot::Namespace),
-            &node,
-            or_empty(Slot::Endpoint),
-            PyString::new(py, &version),
-        ))?;
+        let model =
+            self.model_ref(py, [&model_name, &or_empty(Slot::Namespace), &node, &or_empty(Slot::Endpoint)], &version)?;
         let event_time = match attrs.get(Slot::Time) {
             Some(t) => match parse_rfc3339(t.to_str()?) {
                 Some(x) => x,
@@ -620,14 +778,8 @@ impl Decoder {
                 }
             }
         };
-        let empty = self.s_empty.bind(py);
-        let model_ref = self.model_cls.bind(py).call1((
-            model,
-            namespace,
-            model,
-            empty,
-            PyString::new(py, msg.model_version),
-        ))?;
+        let empty = &self.s_empty.bind(py).clone();
+        let model_ref = self.model_ref(py, [model, namespace, model, empty], msg.model_version)?;
         let none = || py.None().into_bound(py);
         let kind = if request { &self.request } else { &self.response };
         let mut args: Vec<Bound<'py, PyAny>> = vec![
@@ -646,6 +798,26 @@ impl Decoder {
         }
         args.extend([none(), none(), none(), none(), value.clone(), attrs.dict.into_any()]);
         Ok(Some((args, ())))
+    }
+}
+
+/// `callable(*args)` without building an argument tuple (msgspec Structs take vectorcalls).
+fn vectorcall<'py>(
+    py: Python<'py>,
+    callable: &Bound<'py, PyAny>,
+    args: &[Bound<'py, PyAny>],
+) -> PyResult<Bound<'py, PyAny>> {
+    let ptrs: Vec<*mut pyo3::ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
+    // SAFETY: `ptrs` borrows the references `args` holds for the duration of the call;
+    // the call returns a new reference or NULL with an exception set.
+    unsafe {
+        let out = pyo3::ffi::PyObject_Vectorcall(
+            callable.as_ptr(),
+            ptrs.as_ptr(),
+            ptrs.len(),
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(py, out)
     }
 }
 
@@ -828,15 +1000,12 @@ fn scalar_to_py<'py>(py: Python<'py>, v: &J<'_>) -> PyResult<Bound<'py, PyAny>> 
 }
 
 fn rows_to_py<'py>(py: Python<'py>, rows: &[&[J<'_>]]) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
+    let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let row = PyList::empty(py);
-        for v in r.iter() {
-            row.append(scalar_to_py(py, v)?)?;
-        }
-        out.append(row)?;
+        let row = r.iter().map(|v| scalar_to_py(py, v)).collect::<PyResult<Vec<_>>>()?;
+        out.push(PyList::new(py, row)?);
     }
-    Ok(out)
+    PyList::new(py, out)
 }
 
 /// `image_tag`: the tag of a container image reference, or "".
