@@ -199,6 +199,11 @@ struct Decoder {
     coords_cls: Py<PyAny>,
     request: Py<PyAny>,
     response: Py<PyAny>,
+    /// `decode_kafka_record`'s Python definition, called for whatever this does not decode.
+    fallback: Option<Py<PyAny>>,
+    minus_one: Py<PyAny>,
+    s_partition: Py<PyString>,
+    s_offset: Py<PyString>,
     s_empty: Py<PyString>,
     s_kafka: Py<PyString>,
     s_seldon: Py<PyString>,
@@ -222,6 +227,7 @@ struct Decoder {
 #[pymethods]
 impl Decoder {
     #[new]
+    #[pyo3(signature = (event_cls, model_cls, coords_cls, request, response, fallback = None))]
     fn new(
         py: Python<'_>,
         event_cls: Py<PyAny>,
@@ -229,9 +235,14 @@ impl Decoder {
         coords_cls: Py<PyAny>,
         request: Py<PyAny>,
         response: Py<PyAny>,
+        fallback: Option<Py<PyAny>>,
     ) -> Self {
         let s = |t: &str| PyString::new(py, t).unbind();
         Decoder {
+            fallback,
+            minus_one: (-1i64).into_pyobject(py).unwrap().into_any().unbind(),
+            s_partition: s("partition"),
+            s_offset: s("offset"),
             event_cls,
             model_cls,
             coords_cls,
@@ -250,6 +261,52 @@ impl Decoder {
             last_model: None,
             name_tuples: Vec::new(),
         }
+    }
+
+    /// `decode_kafka_record(topic, key, value, headers, timestamp_ms, *, partition=-1,
+    /// offset=-1)` itself: the event decoded here, else what the `fallback` given to the
+    /// constructor (the Python definition) returns for the same arguments. One call from
+    /// Python for the common record, instead of a Python function calling `decode_kafka`.
+    #[pyo3(signature = (topic, key, value, headers, timestamp_ms, **kwargs))]
+    fn decode_kafka_record<'py>(
+        slf: &Bound<'py, Self>,
+        topic: &Bound<'py, PyAny>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        timestamp_ms: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let fallback = {
+            let mut this = slf.borrow_mut();
+            let minus_one = this.minus_one.bind(py).clone();
+            let (mut partition, mut offset) = (minus_one.clone(), minus_one);
+            let mut known = true;
+            if let Some(kw) = kwargs {
+                let mut found = 0;
+                if let Some(p) = kw.get_item(this.s_partition.bind(py))? {
+                    partition = p;
+                    found += 1;
+                }
+                if let Some(o) = kw.get_item(this.s_offset.bind(py))? {
+                    offset = o;
+                    found += 1;
+                }
+                known = found == kw.len(); // else the Python definition raises TypeError
+            }
+            if known {
+                let args = (topic, key, value, headers, timestamp_ms, &partition, &offset);
+                if let Some(event) = this.decode_kafka(py, args.0, args.1, args.2, args.3, args.4, args.5, args.6) {
+                    return Ok(event);
+                }
+            }
+            match &this.fallback {
+                Some(f) => f.clone_ref(py),
+                None => return Ok(py.None().into_bound(py)),
+            }
+        }; // the borrow ends here: the fallback may call into this decoder again
+        fallback.bind(py).call((topic, key, value, headers, timestamp_ms), kwargs)
     }
 
     /// The event `decode_kafka_record` would return for these arguments, or None.
@@ -688,7 +745,8 @@ impl Decoder {
         let rows = rows_to_py(py, &body.rows)?;
         let kind = if response { &self.response } else { &self.request };
         let none = || py.None().into_bound(py);
-        let mut args: Vec<Bound<'py, PyAny>> = vec![
+        let mut args: Vec<Bound<'py, PyAny>> = Vec::with_capacity(18);
+        args.extend([
             kind.bind(py).clone(),
             request_id.into_any(),
             model,
@@ -696,7 +754,7 @@ impl Decoder {
             protocol.into_any(),
             fmt.clone().into_any(),
             event_id.into_any(),
-        ];
+        ]);
         if response {
             args.extend([none(), PyList::empty(py).into_any(), names, rows.into_any()]);
         } else {
@@ -782,7 +840,8 @@ impl Decoder {
         let model_ref = self.model_ref(py, [model, namespace, model, empty], msg.model_version)?;
         let none = || py.None().into_bound(py);
         let kind = if request { &self.request } else { &self.response };
-        let mut args: Vec<Bound<'py, PyAny>> = vec![
+        let mut args: Vec<Bound<'py, PyAny>> = Vec::with_capacity(18);
+        args.extend([
             kind.bind(py).clone(),
             request_id.into_any(),
             model_ref,
@@ -790,7 +849,7 @@ impl Decoder {
             self.s_v2.bind(py).clone().into_any(),
             self.s_fmt_v2.bind(py).clone().into_any(),
             empty.clone().into_any(),
-        ];
+        ]);
         if request {
             args.extend([names, rows.into_any(), none(), PyList::empty(py).into_any()]);
         } else {
@@ -1000,12 +1059,32 @@ fn scalar_to_py<'py>(py: Python<'py>, v: &J<'_>) -> PyResult<Bound<'py, PyAny>> 
 }
 
 fn rows_to_py<'py>(py: Python<'py>, rows: &[&[J<'_>]]) -> PyResult<Bound<'py, PyList>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let row = r.iter().map(|v| scalar_to_py(py, v)).collect::<PyResult<Vec<_>>>()?;
-        out.push(PyList::new(py, row)?);
+    let out = new_list(py, rows.len())?;
+    for (i, r) in rows.iter().enumerate() {
+        let row = new_list(py, r.len())?;
+        for (j, v) in r.iter().enumerate() {
+            list_set(&row, j, scalar_to_py(py, v)?);
+        }
+        list_set(&out, i, row.into_any());
     }
-    PyList::new(py, out)
+    Ok(out)
+}
+
+/// A list of `n` slots, each to be filled once with `list_set` before it is used.
+fn new_list(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyList>> {
+    // SAFETY: PyList_New returns a new reference or NULL with an exception set; its slots
+    // are NULL until set (list_dealloc accepts that should an error leave some unset).
+    unsafe {
+        Ok(Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t))?
+            .cast_into_unchecked())
+    }
+}
+
+/// Fill slot `i` (< len, not yet set) of a `new_list`, taking the reference to `v`.
+fn list_set(list: &Bound<'_, PyList>, i: usize, v: Bound<'_, PyAny>) {
+    // SAFETY: i < len (callers index within the size they asked for); the slot is empty,
+    // so nothing leaks; PyList_SET_ITEM steals the reference `into_ptr` gives up.
+    unsafe { pyo3::ffi::PyList_SET_ITEM(list.as_ptr(), i as pyo3::ffi::Py_ssize_t, v.into_ptr()) }
 }
 
 /// `image_tag`: the tag of a container image reference, or "".
