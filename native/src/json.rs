@@ -60,12 +60,71 @@ impl<'a> J<'a> {
     }
 }
 
+/// Empty vectors kept between documents, so that parsing one allocates nothing once a few
+/// documents of the same shape have been read: `parse` takes its arrays and objects from
+/// here and `recycle` gives them back, emptied.
+#[derive(Default)]
+pub struct Pool {
+    arrs: Vec<Vec<J<'static>>>,
+    objs: Vec<Vec<(&'static str, J<'static>)>>,
+}
+
+const POOL_LIMIT: usize = 64;
+
+impl Pool {
+    fn arr<'a>(&mut self) -> Vec<J<'a>> {
+        match self.arrs.pop() {
+            // SAFETY: the vector is empty, and J<'static> and J<'a> have one layout: no
+            // value of either lifetime is ever read through the other.
+            Some(v) => unsafe { std::mem::transmute::<Vec<J<'static>>, Vec<J<'a>>>(v) },
+            None => Vec::with_capacity(16),
+        }
+    }
+
+    fn obj<'a>(&mut self) -> Vec<(&'a str, J<'a>)> {
+        match self.objs.pop() {
+            // SAFETY: as in `arr`.
+            Some(v) => unsafe {
+                std::mem::transmute::<Vec<(&'static str, J<'static>)>, Vec<(&'a str, J<'a>)>>(v)
+            },
+            None => Vec::with_capacity(4),
+        }
+    }
+
+    /// Take a parsed document apart, keeping its (emptied) vectors for the next one.
+    pub fn recycle(&mut self, j: J<'_>) {
+        match j {
+            J::Arr(mut items) => {
+                for v in items.drain(..) {
+                    self.recycle(v);
+                }
+                if self.arrs.len() < POOL_LIMIT {
+                    // SAFETY: emptied just above; see `arr`.
+                    self.arrs.push(unsafe { std::mem::transmute::<Vec<J<'_>>, Vec<J<'static>>>(items) });
+                }
+            }
+            J::Obj(mut items) => {
+                for (_, v) in items.drain(..) {
+                    self.recycle(v);
+                }
+                if self.objs.len() < POOL_LIMIT {
+                    // SAFETY: emptied just above; see `arr`.
+                    self.objs.push(unsafe {
+                        std::mem::transmute::<Vec<(&str, J<'_>)>, Vec<(&'static str, J<'static>)>>(items)
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Parse a whole document; `None` when it is not in the accepted subset.
 ///
 /// Only the bytes of strings are checked for UTF-8: anywhere else the grammar accepts
 /// ASCII bytes only, so a document this accepts is valid UTF-8 as a whole.
-pub fn parse(raw: &[u8]) -> Option<J<'_>> {
-    let mut p = Parser { b: raw, i: 0 };
+pub fn parse<'a>(raw: &'a [u8], pool: &mut Pool) -> Option<J<'a>> {
+    let mut p = Parser { b: raw, i: 0, pool };
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -75,12 +134,13 @@ pub fn parse(raw: &[u8]) -> Option<J<'_>> {
     Some(v)
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'p> {
     b: &'a [u8],
+    pool: &'p mut Pool,
     i: usize,
 }
 
-impl<'a> Parser<'a> {
+impl<'a, 'p> Parser<'a, 'p> {
     fn ws(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' {
@@ -213,7 +273,7 @@ impl<'a> Parser<'a> {
 
     fn array(&mut self, depth: usize) -> Option<J<'a>> {
         self.i += 1;
-        let mut items = Vec::with_capacity(16);
+        let mut items = self.pool.arr();
         self.ws();
         if self.b.get(self.i) == Some(&b']') {
             self.i += 1;
@@ -221,7 +281,13 @@ impl<'a> Parser<'a> {
         }
         loop {
             self.ws();
-            items.push(self.value(depth + 1)?);
+            // numbers and strings (most array items) without the dispatch of `value`
+            let v = match self.b.get(self.i) {
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b'"') => J::Str(self.string()?),
+                _ => self.value(depth + 1)?,
+            };
+            items.push(v);
             self.ws();
             match *self.b.get(self.i)? {
                 b',' => self.i += 1,
@@ -236,7 +302,7 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self, depth: usize) -> Option<J<'a>> {
         self.i += 1;
-        let mut items = Vec::with_capacity(4);
+        let mut items = self.pool.obj();
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;

@@ -124,8 +124,24 @@ fn header_value<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> Option<Bound<'py
     }
 }
 
+/// `a == b` for the short names and values of headers, without a call to memcmp.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if u64::from_ne_bytes(x.try_into().unwrap()) != u64::from_ne_bytes(y.try_into().unwrap()) {
+            return false;
+        }
+    }
+    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+}
+
 const MAX_CHANGED: usize = 3;
 const NAME_TUPLES: usize = 8;
+const MODEL_REFS: usize = 8;
 
 /// The last Kafka header list normalized, for `Decoder::attrs_list`.
 struct Template {
@@ -219,7 +235,8 @@ struct Decoder {
     routes: Py<PyDict>,
     route_list: Vec<Route>,
     template: Option<Template>,
-    last_model: Option<([Py<PyString>; 4], String, Py<PyAny>)>,
+    json_pool: json::Pool,
+    models: Vec<([Py<PyString>; 4], String, Py<PyAny>)>,
     /// Names tuples built, by their strings (a topic's records repeat a few).
     name_tuples: Vec<(Vec<String>, Py<PyTuple>)>,
 }
@@ -258,7 +275,8 @@ impl Decoder {
             routes: PyDict::new(py).unbind(),
             route_list: Vec::new(),
             template: None,
-            last_model: None,
+            json_pool: json::Pool::default(),
+            models: Vec::new(),
             name_tuples: Vec::new(),
         }
     }
@@ -387,12 +405,11 @@ impl Decoder {
         let Some((args, _)) = event else {
             return Ok(None);
         };
-        let coords = self.coords_cls.bind(py).call1((
-            self.s_kafka.bind(py),
-            topic,
-            partition,
-            offset,
-        ))?;
+        let coords = vectorcall(
+            py,
+            self.coords_cls.bind(py),
+            &[self.s_kafka.bind(py).clone().into_any(), topic.clone(), partition.clone(), offset.clone()],
+        )?;
         let mut args = args;
         args.push(coords);
         Ok(Some(vectorcall(py, self.event_cls.bind(py), &args)?))
@@ -470,7 +487,7 @@ impl Decoder {
                     }
                     let k = pair.get_item(0)?;
                     let same_key = match k.cast_exact::<PyString>() {
-                        Ok(k) => k.to_str().map_or(false, |k| k == t.keys[i]),
+                        Ok(k) => k.to_str().map_or(false, |k| same_bytes(k.as_bytes(), t.keys[i].as_bytes())),
                         Err(_) => false,
                     };
                     if !same_key {
@@ -479,7 +496,7 @@ impl Decoder {
                     }
                     let v = pair.get_item(1)?;
                     let same_value = match v.cast_exact::<PyBytes>() {
-                        Ok(b) => t.raw[i].as_deref() == Some(b.as_bytes()),
+                        Ok(b) => t.raw[i].as_deref().is_some_and(|r| same_bytes(r, b.as_bytes())),
                         Err(_) => false,
                     };
                     if !same_value {
@@ -585,17 +602,17 @@ impl Decoder {
     }
 
     /// `ModelRef(model, namespace, node, predictor, version)`. ModelRef is frozen, so events
-    /// of one model share one: the last one built is kept, found again by the identity of
-    /// its four str fields (held here, so no other object can take their addresses) and the
-    /// text of its version.
+    /// of one model share one: the last `MODEL_REFS` built are kept, found again by the
+    /// identity of their four str fields (held here, so no other object can take their
+    /// addresses) and the text of their version.
     fn model_ref<'py>(
         &mut self,
         py: Python<'py>,
         fields: [&Bound<'py, PyString>; 4],
         version: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if let Some((held, v, model)) = &self.last_model {
-            if *v == version && held.iter().zip(fields).all(|(h, f)| h.as_ptr() == f.as_ptr()) {
+        for (held, v, model) in &self.models {
+            if v == version && held.iter().zip(fields).all(|(h, f)| h.as_ptr() == f.as_ptr()) {
                 return Ok(model.bind(py).clone());
             }
         }
@@ -607,7 +624,10 @@ impl Decoder {
             PyString::new(py, version),
         ))?;
         let held = fields.map(|f| f.clone().unbind());
-        self.last_model = Some((held, version.to_owned(), model.clone().unbind()));
+        if self.models.len() >= MODEL_REFS {
+            self.models.remove(0);
+        }
+        self.models.push((held, version.to_owned(), model.clone().unbind()));
         Ok(model)
     }
 
@@ -663,10 +683,9 @@ impl Decoder {
             return Ok(None); // the structured-mode sniffing of decode_kafka_record
         }
         let Some(content_type) = attrs.text(Slot::ContentType) else { return Ok(None) };
-        if content_type.contains("structured") {
+        if content_type != "application/json" && content_type.contains("structured") {
             return Ok(None);
         }
-        let fmt = if attrs.get(Slot::SpecVersion).is_some() { fmt_ce } else { fmt_plain };
         let Some(ce_type) = attrs.text(Slot::Type) else { return Ok(None) };
         let response = match ce_type {
             SELDON_REQUEST => false,
@@ -677,11 +696,33 @@ impl Decoder {
             Some(v) => v.to_str()?.to_owned(),
             None => String::new(),
         };
-        if body_ct.contains("protobuf") {
+        if body_ct != "application/json" && body_ct.contains("protobuf") {
             return Ok(None);
         }
-        let Some(obj) = json::parse(raw) else { return Ok(None) };
-        let Some(body) = seldon_body(&obj, response) else { return Ok(None) };
+        let Some(obj) = json::parse(raw, &mut self.json_pool) else { return Ok(None) };
+        let out = self.v1_event(py, fmt_plain, fmt_ce, key, value, fallback_time, response, &attrs, &obj);
+        self.json_pool.recycle(obj);
+        let Some(mut args) = out? else { return Ok(None) };
+        args.push(attrs.dict.into_any());
+        Ok(Some((args, ())))
+    }
+
+    /// `decode_v1` once the body is parsed: the event's arguments but the headers and source.
+    #[allow(clippy::too_many_arguments)]
+    fn v1_event<'py>(
+        &mut self,
+        py: Python<'py>,
+        fmt_plain: &Bound<'py, PyString>,
+        fmt_ce: &Bound<'py, PyString>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        fallback_time: f64,
+        response: bool,
+        attrs: &Attrs<'py>,
+        obj: &J<'_>,
+    ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+        let fmt = if attrs.get(Slot::SpecVersion).is_some() { fmt_ce } else { fmt_plain };
+        let Some(body) = seldon_body(obj, response) else { return Ok(None) };
 
         // request id: header, else record key, else meta.puid
         let request_id: Bound<'py, PyString> = match attrs.get(Slot::RequestId) {
@@ -760,8 +801,8 @@ impl Decoder {
         } else {
             args.extend([names, rows.into_any(), none(), PyList::empty(py).into_any()]);
         }
-        args.extend([none(), none(), none(), none(), value.clone(), attrs.dict.into_any()]);
-        Ok(Some((args, ())))
+        args.extend([none(), none(), none(), none(), value.clone()]);
+        Ok(Some(args))
     }
 
     /// Seldon v2 model topic record (`decode_v2_record` with `raw_tensor_rows`).
