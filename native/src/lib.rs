@@ -151,6 +151,8 @@ struct Template {
     slot_at: Vec<Option<usize>>, // index in SLOTS of each header's name
     dict: Py<PyDict>,            // the normalized dict (only copies leave the decoder)
     slots: [Option<Py<PyString>>; N_SLOTS],
+    /// per header: the last value that differed from the template's, and its str
+    alt: Vec<(Vec<u8>, Option<Py<PyString>>)>,
 }
 
 /// How a topic's records are read: a Seldon v2 model topic (parsed as
@@ -475,7 +477,7 @@ impl Decoder {
     /// with the same normalized name, where the later one would win).
     fn attrs_list<'py>(&mut self, py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<Option<Attrs<'py>>> {
         let n = list.len();
-        if let Some(t) = &self.template {
+        if let Some(t) = &mut self.template {
             if t.keys.len() == n {
                 let mut changed: [usize; MAX_CHANGED] = [0; MAX_CHANGED];
                 let mut n_changed = 0;
@@ -517,7 +519,23 @@ impl Decoder {
                     for &i in &changed[..n_changed] {
                         let pair = list.get_item(i)?;
                         let v = pair.cast_exact::<PyTuple>()?.get_item(1)?;
-                        let Some(value) = header_value(py, &v) else { return Ok(None) };
+                        // A value that alternates (a request's and a response's type) is
+                        // found again as the last other value seen in this place.
+                        let alt = &mut t.alt[i];
+                        let value = match (v.cast_exact::<PyBytes>(), &alt.1) {
+                            (Ok(b), Some(s)) if same_bytes(&alt.0, b.as_bytes()) => s.bind(py).clone(),
+                            (Ok(b), _) => {
+                                let Some(value) = header_value(py, &v) else { return Ok(None) };
+                                alt.0.clear();
+                                alt.0.extend_from_slice(b.as_bytes());
+                                alt.1 = Some(value.clone().unbind());
+                                value
+                            }
+                            (Err(_), _) => {
+                                let Some(value) = header_value(py, &v) else { return Ok(None) };
+                                value
+                            }
+                        };
                         attrs.dict.set_item(t.names[i].bind(py), &value)?;
                         if let Some(s) = t.slot_at[i] {
                             attrs.slots[SLOTS[s] as usize] = Some(value);
@@ -535,6 +553,7 @@ impl Decoder {
             slot_at: Vec::with_capacity(n),
             dict: PyDict::new(py).unbind(),
             slots: Default::default(),
+            alt: (0..n).map(|_| (Vec::new(), None)).collect(),
         };
         for item in list.iter() {
             let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(None) };
