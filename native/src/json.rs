@@ -96,7 +96,9 @@ impl Pool {
         match j {
             J::Arr(mut items) => {
                 for v in items.drain(..) {
-                    self.recycle(v);
+                    if matches!(v, J::Arr(_) | J::Obj(_)) {
+                        self.recycle(v); // scalars own nothing
+                    }
                 }
                 if self.arrs.len() < POOL_LIMIT {
                     // SAFETY: emptied just above; see `arr`.
@@ -105,7 +107,9 @@ impl Pool {
             }
             J::Obj(mut items) => {
                 for (_, v) in items.drain(..) {
-                    self.recycle(v);
+                    if matches!(v, J::Arr(_) | J::Obj(_)) {
+                        self.recycle(v);
+                    }
                 }
                 if self.objs.len() < POOL_LIMIT {
                     // SAFETY: emptied just above; see `arr`.
@@ -327,6 +331,243 @@ impl<'a, 'p> Parser<'a, 'p> {
                 b'}' => {
                     self.i += 1;
                     return Some(J::Obj(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+// --- The SeldonMessage fast path --------------------------------------------------------
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyList, PyString};
+
+/// A SeldonMessage `{"data": {"names": [...], "ndarray": [...]}, "meta": {...}}` read in
+/// one pass, its ndarray rows built as Python lists while they are read (no tree).
+pub struct Seldon<'a, 'py> {
+    /// `data.names` when it is a list of strings; None when absent or null
+    pub names: Option<Vec<&'a str>>,
+    /// the rows `seldon_message_body` makes of `data.ndarray`
+    pub rows: Bound<'py, PyList>,
+    /// `meta`, parsed as a tree (give it back to the pool)
+    pub meta: Option<J<'a>>,
+}
+
+/// `Some` only for a document with the keys `data` (with `ndarray`, optionally `names`)
+/// and `meta`, an ndarray of scalars of 1 or 2 dimensions and names that are strings;
+/// anything else (a tensor, strData, other keys, objects in rows, ...) gives None and the
+/// caller reads the document through `parse` instead. A repeated key keeps its last value.
+pub fn seldon<'a, 'py>(
+    py: Python<'py>,
+    raw: &'a [u8],
+    response: bool,
+    pool: &mut Pool,
+) -> Option<Seldon<'a, 'py>> {
+    let mut p = Parser { b: raw, i: 0, pool };
+    p.ws();
+    let mut data = None;
+    let mut meta: Option<J<'a>> = None;
+    let ok = p.members(|p, key| {
+        match key {
+            "data" => data = Some(p.seldon_data(py, response)?),
+            "meta" => {
+                let v = p.value(1)?;
+                if let Some(old) = meta.replace(v) {
+                    p.pool.recycle(old);
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    });
+    p.ws();
+    let (names, rows) = match (ok, data) {
+        (Some(()), Some(d)) if p.i == p.b.len() => d,
+        _ => {
+            if let Some(m) = meta {
+                p.pool.recycle(m);
+            }
+            return None;
+        }
+    };
+    Some(Seldon { names, rows, meta })
+}
+
+type SeldonData<'a, 'py> = (Option<Vec<&'a str>>, Bound<'py, PyList>);
+
+impl<'a, 'p> Parser<'a, 'p> {
+    /// The members of an object (the cursor on its `{`), each handed to `f` with the
+    /// cursor on its value; `f` reads the value. None on a syntax error or when `f` says so.
+    fn members(&mut self, mut f: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        if self.b.get(self.i) != Some(&b'{') {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            f(self, key)?;
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn seldon_data<'py>(&mut self, py: Python<'py>, response: bool) -> Option<SeldonData<'a, 'py>> {
+        let mut names = None;
+        let mut rows = None;
+        self.members(|p, key| {
+            match key {
+                "names" => names = p.names()?,
+                "ndarray" => rows = Some(p.ndarray(py, response)?),
+                _ => return None, // a tensor or anything else: the general path
+            }
+            Some(())
+        })?;
+        Some((names, rows?))
+    }
+
+    /// `names`: Some(None) for null, Some(Some(strings)) for a list of strings.
+    fn names(&mut self) -> Option<Option<Vec<&'a str>>> {
+        if self.b.get(self.i) == Some(&b'n') {
+            self.literal(b"null", J::Null)?;
+            return Some(None);
+        }
+        if self.b.get(self.i) != Some(&b'[') {
+            return None;
+        }
+        self.i += 1;
+        let mut out = Vec::with_capacity(16);
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(Some(out));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            out.push(self.string()?);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(Some(out));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// One scalar (not an array or an object) as the Python object orjson makes of it.
+    fn py_scalar<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        Some(match *self.b.get(self.i)? {
+            b'-' | b'0'..=b'9' => match self.number()? {
+                J::Int(i) => i.into_pyobject(py).ok()?.into_any(),
+                J::Float(f) => PyFloat::new(py, f).into_any(),
+                _ => return None,
+            },
+            b'"' => PyString::new(py, self.string()?).into_any(),
+            b't' => {
+                self.literal(b"true", J::Null)?;
+                PyBool::new(py, true).to_owned().into_any()
+            }
+            b'f' => {
+                self.literal(b"false", J::Null)?;
+                PyBool::new(py, false).to_owned().into_any()
+            }
+            b'n' => {
+                self.literal(b"null", J::Null)?;
+                py.None().into_bound(py)
+            }
+            _ => return None,
+        })
+    }
+
+    /// The scalars of an array (the cursor on its `[`), appended to `out`.
+    fn py_scalars<'py>(&mut self, py: Python<'py>, out: &mut Vec<Bound<'py, PyAny>>) -> Option<()> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            out.push(self.py_scalar(py)?);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `seldon_message_body`'s rows of an ndarray: a 2-D array's rows of scalars, a 1-D
+    /// array's one row (request) or one row per value (response).
+    fn ndarray<'py>(&mut self, py: Python<'py>, response: bool) -> Option<Bound<'py, PyList>> {
+        if self.b.get(self.i) != Some(&b'[') {
+            return None;
+        }
+        let start = self.i;
+        self.i += 1;
+        self.ws();
+        let two_d = self.b.get(self.i) == Some(&b'[');
+        if !two_d {
+            self.i = start;
+            let mut values = Vec::with_capacity(16);
+            self.py_scalars(py, &mut values)?;
+            if values.is_empty() {
+                return Some(PyList::empty(py));
+            }
+            return if response {
+                PyList::new(py, values.into_iter().map(|v| PyList::new(py, [v]).unwrap())).ok()
+            } else {
+                PyList::new(py, [PyList::new(py, values).ok()?]).ok()
+            };
+        }
+        let mut rows = Vec::with_capacity(4);
+        let mut row = Vec::with_capacity(16);
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'[') {
+                return None; // a scalar among rows: ragged, the general path decides
+            }
+            self.py_scalars(py, &mut row)?;
+            rows.push(PyList::new(py, row.drain(..)).ok()?);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return PyList::new(py, rows).ok();
                 }
                 _ => return None,
             }

@@ -718,9 +718,34 @@ impl Decoder {
         if body_ct != "application/json" && body_ct.contains("protobuf") {
             return Ok(None);
         }
-        let Some(obj) = json::parse(raw, &mut self.json_pool) else { return Ok(None) };
-        let out = self.v1_event(py, fmt_plain, fmt_ce, key, value, fallback_time, response, &attrs, &obj);
-        self.json_pool.recycle(obj);
+        // The one-pass reader for the common body, else the tree (tensors, odd shapes).
+        let out = if let Some(fast) = json::seldon(py, raw, response, &mut self.json_pool) {
+            let out = match meta_info(fast.meta.as_ref()) {
+                Some((request_path, puid)) => {
+                    let body = V1Body { names: fast.names, rows: fast.rows, request_path, puid };
+                    self.v1_event(py, fmt_plain, fmt_ce, key, value, fallback_time, response, &attrs, body)
+                }
+                None => Ok(None),
+            };
+            if let Some(m) = fast.meta {
+                self.json_pool.recycle(m);
+            }
+            out
+        } else {
+            let Some(obj) = json::parse(raw, &mut self.json_pool) else { return Ok(None) };
+            let out = match seldon_body(&obj, response) {
+                Some(b) => match rows_to_py(py, &b.rows) {
+                    Ok(rows) => {
+                        let body = V1Body { names: b.names, rows, request_path: b.request_path, puid: b.puid };
+                        self.v1_event(py, fmt_plain, fmt_ce, key, value, fallback_time, response, &attrs, body)
+                    }
+                    Err(e) => Err(e),
+                },
+                None => Ok(None),
+            };
+            self.json_pool.recycle(obj);
+            out
+        };
         let Some(mut args) = out? else { return Ok(None) };
         args.push(attrs.dict.into_any());
         Ok(Some((args, ())))
@@ -738,10 +763,9 @@ impl Decoder {
         fallback_time: f64,
         response: bool,
         attrs: &Attrs<'py>,
-        obj: &J<'_>,
+        body: V1Body<'_, '_, 'py>,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
         let fmt = if attrs.get(Slot::SpecVersion).is_some() { fmt_ce } else { fmt_plain };
-        let Some(body) = seldon_body(obj, response) else { return Ok(None) };
 
         // request id: header, else record key, else meta.puid
         let request_id: Bound<'py, PyString> = match attrs.get(Slot::RequestId) {
@@ -802,7 +826,7 @@ impl Decoder {
             Some(n) => self.names_tuple(py, n)?.into_any(),
             None => py.None().into_bound(py),
         };
-        let rows = rows_to_py(py, &body.rows)?;
+        let rows = body.rows;
         let kind = if response { &self.response } else { &self.request };
         let none = || py.None().into_bound(py);
         let mut args: Vec<Bound<'py, PyAny>> = Vec::with_capacity(18);
@@ -1052,9 +1076,17 @@ fn seldon_body<'a, 'j>(obj: &'j J<'a>, response: bool) -> Option<SeldonBody<'a, 
         }
         Some(_) => return None,
     };
+    let (request_path, puid) = meta_info(obj.get("meta"))?;
+    Some(SeldonBody { names, rows, request_path, puid })
+}
+
+/// `meta.requestPath` (when a non-empty object) and `meta.puid` of a SeldonMessage; None
+/// when `seldon_message_body` would refuse the meta (a non-empty meta that is no object, a
+/// non-empty requestPath that is no object).
+fn meta_info<'a, 'j>(meta: Option<&'j J<'a>>) -> Option<(Option<&'j J<'a>>, Puid<'a>)> {
     let mut request_path = None;
     let mut puid = Puid::Absent;
-    if let Some(meta) = obj.get("meta") {
+    if let Some(meta) = meta {
         if meta.truthy() {
             let J::Obj(_) = meta else { return None };
             if let Some(paths) = meta.get("requestPath") {
@@ -1073,7 +1105,15 @@ fn seldon_body<'a, 'j>(obj: &'j J<'a>, response: bool) -> Option<SeldonBody<'a, 
             }
         }
     }
-    Some(SeldonBody { names, rows, request_path, puid })
+    Some((request_path, puid))
+}
+
+/// A SeldonMessage body as the event needs it, from either reader.
+struct V1Body<'a, 'j, 'py> {
+    names: Option<Vec<&'a str>>,
+    rows: Bound<'py, PyList>,
+    request_path: Option<&'j J<'a>>,
+    puid: Puid<'a>,
 }
 
 /// `_tensor_rows`: a flat values list and a 1-D or 2-D shape of positive ints.
