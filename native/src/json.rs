@@ -102,7 +102,8 @@ impl Pool {
                 }
                 if self.arrs.len() < POOL_LIMIT {
                     // SAFETY: emptied just above; see `arr`.
-                    self.arrs.push(unsafe { std::mem::transmute::<Vec<J<'_>>, Vec<J<'static>>>(items) });
+                    self.arrs
+                        .push(unsafe { std::mem::transmute::<Vec<J<'_>>, Vec<J<'static>>>(items) });
                 }
             }
             J::Obj(mut items) => {
@@ -114,7 +115,9 @@ impl Pool {
                 if self.objs.len() < POOL_LIMIT {
                     // SAFETY: emptied just above; see `arr`.
                     self.objs.push(unsafe {
-                        std::mem::transmute::<Vec<(&str, J<'_>)>, Vec<(&'static str, J<'static>)>>(items)
+                        std::mem::transmute::<Vec<(&str, J<'_>)>, Vec<(&'static str, J<'static>)>>(
+                            items,
+                        )
                     });
                 }
             }
@@ -184,7 +187,9 @@ impl<'a, 'p> Parser<'a, 'p> {
         self.i += 1; // opening quote
         let start = self.i;
         let rest = self.b.get(start..)?;
-        let n = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let n = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
         if rest[n] != b'"' {
             return None; // an escape or a control character
         }
@@ -222,7 +227,10 @@ impl<'a, 'p> Parser<'a, 'p> {
             if !c.is_ascii_digit() {
                 break;
             }
-            match mag.checked_mul(10).and_then(|m| m.checked_add(u64::from(c - b'0'))) {
+            match mag
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(u64::from(c - b'0')))
+            {
                 Some(m) => mag = m,
                 None => overflow = true,
             }
@@ -548,7 +556,11 @@ impl<'a, 'p> Parser<'a, 'p> {
                 return Some(PyList::empty(py));
             }
             return if response {
-                PyList::new(py, values.into_iter().map(|v| PyList::new(py, [v]).unwrap())).ok()
+                PyList::new(
+                    py,
+                    values.into_iter().map(|v| PyList::new(py, [v]).unwrap()),
+                )
+                .ok()
             } else {
                 PyList::new(py, [PyList::new(py, values).ok()?]).ok()
             };

@@ -118,7 +118,9 @@ impl<'py> Attrs<'py> {
 /// kept. None for anything else (Python decides).
 fn header_value<'py>(py: Python<'py>, v: &Bound<'py, PyAny>) -> Option<Bound<'py, PyString>> {
     if let Ok(b) = v.cast_exact::<PyBytes>() {
-        std::str::from_utf8(b.as_bytes()).ok().map(|s| PyString::new(py, s))
+        std::str::from_utf8(b.as_bytes())
+            .ok()
+            .map(|s| PyString::new(py, s))
     } else {
         v.cast_exact::<PyString>().ok().cloned()
     }
@@ -136,7 +138,10 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
             return false;
         }
     }
-    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(x, y)| x == y)
 }
 
 const MAX_CHANGED: usize = 3;
@@ -174,7 +179,11 @@ enum Route {
 impl Route {
     fn clone_ref(&self, py: Python<'_>) -> Route {
         match self {
-            Route::V2 { namespace, model, request } => Route::V2 {
+            Route::V2 {
+                namespace,
+                model,
+                request,
+            } => Route::V2 {
                 namespace: namespace.clone_ref(py),
                 model: model.clone_ref(py),
                 request: *request,
@@ -316,8 +325,18 @@ impl Decoder {
                 known = found == kw.len(); // else the Python definition raises TypeError
             }
             if known {
-                let args = (topic, key, value, headers, timestamp_ms, &partition, &offset);
-                if let Some(event) = this.decode_kafka(py, args.0, args.1, args.2, args.3, args.4, args.5, args.6) {
+                let args = (
+                    topic,
+                    key,
+                    value,
+                    headers,
+                    timestamp_ms,
+                    &partition,
+                    &offset,
+                );
+                if let Some(event) =
+                    this.decode_kafka(py, args.0, args.1, args.2, args.3, args.4, args.5, args.6)
+                {
                     return Ok(event);
                 }
             }
@@ -326,7 +345,9 @@ impl Decoder {
                 None => return Ok(py.None().into_bound(py)),
             }
         }; // the borrow ends here: the fallback may call into this decoder again
-        fallback.bind(py).call((topic, key, value, headers, timestamp_ms), kwargs)
+        fallback
+            .bind(py)
+            .call((topic, key, value, headers, timestamp_ms), kwargs)
     }
 
     /// The event `decode_kafka_record` would return for these arguments, or None.
@@ -343,7 +364,16 @@ impl Decoder {
         offset: &Bound<'py, PyAny>,
     ) -> Option<Bound<'py, PyAny>> {
         let run = AssertUnwindSafe(|| {
-            self.decode(py, topic, key, value, headers, timestamp_ms, partition, offset)
+            self.decode(
+                py,
+                topic,
+                key,
+                value,
+                headers,
+                timestamp_ms,
+                partition,
+                offset,
+            )
         });
         match catch_unwind(run) {
             Ok(Ok(event)) => event,
@@ -381,7 +411,11 @@ impl Decoder {
         let route = self.route(py, topic, topic_text)?;
         let raw = value.cast::<PyBytes>()?.as_bytes();
         let event = match route {
-            Route::V2 { namespace, model, request } => self.decode_v2(
+            Route::V2 {
+                namespace,
+                model,
+                request,
+            } => self.decode_v2(
                 py,
                 namespace.bind(py),
                 model.bind(py),
@@ -404,20 +438,30 @@ impl Decoder {
             )?,
             Route::Unsupported => None,
         };
-        let Some((args, _)) = event else {
+        let Some(args) = event else {
             return Ok(None);
         };
         let coords = vectorcall(
             py,
             self.coords_cls.bind(py),
-            &[self.s_kafka.bind(py).clone().into_any(), topic.clone(), partition.clone(), offset.clone()],
+            &[
+                self.s_kafka.bind(py).clone().into_any(),
+                topic.clone(),
+                partition.clone(),
+                offset.clone(),
+            ],
         )?;
         let mut args = args;
         args.push(coords);
         Ok(Some(vectorcall(py, self.event_cls.bind(py), &args)?))
     }
 
-    fn route(&mut self, py: Python<'_>, topic_obj: &Bound<'_, PyAny>, topic: &str) -> PyResult<Route> {
+    fn route(
+        &mut self,
+        py: Python<'_>,
+        topic_obj: &Bound<'_, PyAny>,
+        topic: &str,
+    ) -> PyResult<Route> {
         let routes = self.routes.bind(py);
         if let Some(i) = routes.get_item(topic_obj)? {
             let i: usize = i.extract()?;
@@ -449,8 +493,16 @@ impl Decoder {
     /// `normalize_headers`: lower-cased names without `ce-`/`ce_`, str values. None for
     /// anything but a list of (str, bytes|str) tuples or a dict of str to bytes|str, for a
     /// non-ASCII name and for a value that is not UTF-8.
-    fn attrs<'py>(&mut self, py: Python<'py>, headers: &Bound<'py, PyAny>) -> PyResult<Option<Attrs<'py>>> {
-        let mut attrs = Attrs { dict: PyDict::new(py), slots: Default::default(), len: 0 };
+    fn attrs<'py>(
+        &mut self,
+        py: Python<'py>,
+        headers: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Attrs<'py>>> {
+        let mut attrs = Attrs {
+            dict: PyDict::new(py),
+            slots: Default::default(),
+            len: 0,
+        };
         if headers.is_none() {
             return Ok(Some(attrs));
         }
@@ -475,7 +527,11 @@ impl Decoder {
     /// values gets a copy of the template's dict with those values replaced. The result is
     /// the dict the loop below builds, key order included (a template never has two headers
     /// with the same normalized name, where the later one would win).
-    fn attrs_list<'py>(&mut self, py: Python<'py>, list: &Bound<'py, PyList>) -> PyResult<Option<Attrs<'py>>> {
+    fn attrs_list<'py>(
+        &mut self,
+        py: Python<'py>,
+        list: &Bound<'py, PyList>,
+    ) -> PyResult<Option<Attrs<'py>>> {
         let n = list.len();
         if let Some(t) = &mut self.template {
             if t.keys.len() == n {
@@ -483,13 +539,17 @@ impl Decoder {
                 let mut n_changed = 0;
                 let mut fits = true;
                 for (i, item) in list.iter().enumerate() {
-                    let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(None) };
+                    let Ok(pair) = item.cast_exact::<PyTuple>() else {
+                        return Ok(None);
+                    };
                     if pair.len() != 2 {
                         return Ok(None);
                     }
                     let k = pair.get_item(0)?;
                     let same_key = match k.cast_exact::<PyString>() {
-                        Ok(k) => k.to_str().map_or(false, |k| same_bytes(k.as_bytes(), t.keys[i].as_bytes())),
+                        Ok(k) => k
+                            .to_str()
+                            .is_ok_and(|k| same_bytes(k.as_bytes(), t.keys[i].as_bytes())),
                         Err(_) => false,
                     };
                     if !same_key {
@@ -498,7 +558,9 @@ impl Decoder {
                     }
                     let v = pair.get_item(1)?;
                     let same_value = match v.cast_exact::<PyBytes>() {
-                        Ok(b) => t.raw[i].as_deref().is_some_and(|r| same_bytes(r, b.as_bytes())),
+                        Ok(b) => t.raw[i]
+                            .as_deref()
+                            .is_some_and(|r| same_bytes(r, b.as_bytes())),
                         Err(_) => false,
                     };
                     if !same_value {
@@ -512,7 +574,11 @@ impl Decoder {
                 }
                 if fits {
                     let dict = t.dict.bind(py).copy()?;
-                    let mut attrs = Attrs { dict, slots: Default::default(), len: n };
+                    let mut attrs = Attrs {
+                        dict,
+                        slots: Default::default(),
+                        len: n,
+                    };
                     for (slot, v) in attrs.slots.iter_mut().zip(t.slots.iter()) {
                         *slot = v.as_ref().map(|v| v.bind(py).clone());
                     }
@@ -523,16 +589,22 @@ impl Decoder {
                         // found again as the last other value seen in this place.
                         let alt = &mut t.alt[i];
                         let value = match (v.cast_exact::<PyBytes>(), &alt.1) {
-                            (Ok(b), Some(s)) if same_bytes(&alt.0, b.as_bytes()) => s.bind(py).clone(),
+                            (Ok(b), Some(s)) if same_bytes(&alt.0, b.as_bytes()) => {
+                                s.bind(py).clone()
+                            }
                             (Ok(b), _) => {
-                                let Some(value) = header_value(py, &v) else { return Ok(None) };
+                                let Some(value) = header_value(py, &v) else {
+                                    return Ok(None);
+                                };
                                 alt.0.clear();
                                 alt.0.extend_from_slice(b.as_bytes());
                                 alt.1 = Some(value.clone().unbind());
                                 value
                             }
                             (Err(_), _) => {
-                                let Some(value) = header_value(py, &v) else { return Ok(None) };
+                                let Some(value) = header_value(py, &v) else {
+                                    return Ok(None);
+                                };
                                 value
                             }
                         };
@@ -545,7 +617,11 @@ impl Decoder {
                 }
             }
         }
-        let mut attrs = Attrs { dict: PyDict::new(py), slots: Default::default(), len: 0 };
+        let mut attrs = Attrs {
+            dict: PyDict::new(py),
+            slots: Default::default(),
+            len: 0,
+        };
         let mut t = Template {
             keys: Vec::with_capacity(n),
             raw: Vec::with_capacity(n),
@@ -556,14 +632,22 @@ impl Decoder {
             alt: (0..n).map(|_| (Vec::new(), None)).collect(),
         };
         for item in list.iter() {
-            let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(None) };
+            let Ok(pair) = item.cast_exact::<PyTuple>() else {
+                return Ok(None);
+            };
             if pair.len() != 2 {
                 return Ok(None);
             }
             let (k, v) = (pair.get_item(0)?, pair.get_item(1)?);
-            let Some((name, slot)) = self.add(py, &mut attrs, &k, &v)? else { return Ok(None) };
+            let Some((name, slot)) = self.add(py, &mut attrs, &k, &v)? else {
+                return Ok(None);
+            };
             t.keys.push(k.cast::<PyString>()?.to_str()?.to_owned());
-            t.raw.push(v.cast_exact::<PyBytes>().ok().map(|b| b.as_bytes().to_vec()));
+            t.raw.push(
+                v.cast_exact::<PyBytes>()
+                    .ok()
+                    .map(|b| b.as_bytes().to_vec()),
+            );
             t.names.push(name.unbind());
             t.slot_at.push(slot);
         }
@@ -585,8 +669,12 @@ impl Decoder {
         k: &Bound<'py, PyAny>,
         v: &Bound<'py, PyAny>,
     ) -> PyResult<Option<(Bound<'py, PyString>, Option<usize>)>> {
-        let Ok(k) = k.cast_exact::<PyString>() else { return Ok(None) };
-        let Some(value) = header_value(py, v) else { return Ok(None) };
+        let Ok(k) = k.cast_exact::<PyString>() else {
+            return Ok(None);
+        };
+        let Some(value) = header_value(py, v) else {
+            return Ok(None);
+        };
         let names = self.names.bind(py);
         let name = match names.get_item(k)? {
             Some(n) => n.cast_into_exact::<PyString>()?,
@@ -612,7 +700,10 @@ impl Decoder {
                 name
             }
         };
-        let slot = self.slot_names.iter().position(|n| n.as_ptr() == name.as_ptr());
+        let slot = self
+            .slot_names
+            .iter()
+            .position(|n| n.as_ptr() == name.as_ptr());
         attrs.dict.set_item(&name, &value)?;
         if let Some(i) = slot {
             attrs.slots[SLOTS[i] as usize] = Some(value);
@@ -631,7 +722,12 @@ impl Decoder {
         version: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         for (held, v, model) in &self.models {
-            if v == version && held.iter().zip(fields).all(|(h, f)| h.as_ptr() == f.as_ptr()) {
+            if v == version
+                && held
+                    .iter()
+                    .zip(fields)
+                    .all(|(h, f)| h.as_ptr() == f.as_ptr())
+            {
                 return Ok(model.bind(py).clone());
             }
         }
@@ -646,7 +742,8 @@ impl Decoder {
         if self.models.len() >= MODEL_REFS {
             self.models.remove(0);
         }
-        self.models.push((held, version.to_owned(), model.clone().unbind()));
+        self.models
+            .push((held, version.to_owned(), model.clone().unbind()));
         Ok(model)
     }
 
@@ -669,7 +766,11 @@ impl Decoder {
 
     /// `tuple(names)`, shared with the events before that had the same names (a tuple of
     /// str is immutable); the last `NAME_TUPLES` distinct name lists are kept.
-    fn names_tuple<'py>(&mut self, py: Python<'py>, names: &[&str]) -> PyResult<Bound<'py, PyTuple>> {
+    fn names_tuple<'py>(
+        &mut self,
+        py: Python<'py>,
+        names: &[&str],
+    ) -> PyResult<Bound<'py, PyTuple>> {
         for (cached, tuple) in &self.name_tuples {
             if cached.len() == names.len() && cached.iter().zip(names).all(|(a, b)| a == b) {
                 return Ok(tuple.bind(py).clone());
@@ -679,8 +780,10 @@ impl Decoder {
         if self.name_tuples.len() >= NAME_TUPLES {
             self.name_tuples.remove(0);
         }
-        self.name_tuples
-            .push((names.iter().map(|s| s.to_string()).collect(), tuple.clone().unbind()));
+        self.name_tuples.push((
+            names.iter().map(|s| s.to_string()).collect(),
+            tuple.clone().unbind(),
+        ));
         Ok(tuple)
     }
 
@@ -696,22 +799,31 @@ impl Decoder {
         raw: &[u8],
         headers: &Bound<'py, PyAny>,
         fallback_time: f64,
-    ) -> PyResult<Option<(Vec<Bound<'py, PyAny>>, ())>> {
-        let Some(attrs) = self.attrs(py, headers)? else { return Ok(None) };
+    ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+        let Some(attrs) = self.attrs(py, headers)? else {
+            return Ok(None);
+        };
         if attrs.len == 0 {
             return Ok(None); // the structured-mode sniffing of decode_kafka_record
         }
-        let Some(content_type) = attrs.text(Slot::ContentType) else { return Ok(None) };
+        let Some(content_type) = attrs.text(Slot::ContentType) else {
+            return Ok(None);
+        };
         if content_type != "application/json" && content_type.contains("structured") {
             return Ok(None);
         }
-        let Some(ce_type) = attrs.text(Slot::Type) else { return Ok(None) };
+        let Some(ce_type) = attrs.text(Slot::Type) else {
+            return Ok(None);
+        };
         let response = match ce_type {
             SELDON_REQUEST => false,
             SELDON_RESPONSE => true,
             _ => return Ok(None),
         };
-        let body_ct = match attrs.get(Slot::ContentType).or(attrs.get(Slot::DataContentType)) {
+        let body_ct = match attrs
+            .get(Slot::ContentType)
+            .or(attrs.get(Slot::DataContentType))
+        {
             Some(v) => v.to_str()?.to_owned(),
             None => String::new(),
         };
@@ -722,8 +834,23 @@ impl Decoder {
         let out = if let Some(fast) = json::seldon(py, raw, response, &mut self.json_pool) {
             let out = match meta_info(fast.meta.as_ref()) {
                 Some((request_path, puid)) => {
-                    let body = V1Body { names: fast.names, rows: fast.rows, request_path, puid };
-                    self.v1_event(py, fmt_plain, fmt_ce, key, value, fallback_time, response, &attrs, body)
+                    let body = V1Body {
+                        names: fast.names,
+                        rows: fast.rows,
+                        request_path,
+                        puid,
+                    };
+                    self.v1_event(
+                        py,
+                        fmt_plain,
+                        fmt_ce,
+                        key,
+                        value,
+                        fallback_time,
+                        response,
+                        &attrs,
+                        body,
+                    )
                 }
                 None => Ok(None),
             };
@@ -732,12 +859,29 @@ impl Decoder {
             }
             out
         } else {
-            let Some(obj) = json::parse(raw, &mut self.json_pool) else { return Ok(None) };
+            let Some(obj) = json::parse(raw, &mut self.json_pool) else {
+                return Ok(None);
+            };
             let out = match seldon_body(&obj, response) {
                 Some(b) => match rows_to_py(py, &b.rows) {
                     Ok(rows) => {
-                        let body = V1Body { names: b.names, rows, request_path: b.request_path, puid: b.puid };
-                        self.v1_event(py, fmt_plain, fmt_ce, key, value, fallback_time, response, &attrs, body)
+                        let body = V1Body {
+                            names: b.names,
+                            rows,
+                            request_path: b.request_path,
+                            puid: b.puid,
+                        };
+                        self.v1_event(
+                            py,
+                            fmt_plain,
+                            fmt_ce,
+                            key,
+                            value,
+                            fallback_time,
+                            response,
+                            &attrs,
+                            body,
+                        )
                     }
                     Err(e) => Err(e),
                 },
@@ -746,9 +890,11 @@ impl Decoder {
             self.json_pool.recycle(obj);
             out
         };
-        let Some(mut args) = out? else { return Ok(None) };
+        let Some(mut args) = out? else {
+            return Ok(None);
+        };
         args.push(attrs.dict.into_any());
-        Ok(Some((args, ())))
+        Ok(Some(args))
     }
 
     /// `decode_v1` once the body is parsed: the event's arguments but the headers and source.
@@ -765,13 +911,19 @@ impl Decoder {
         attrs: &Attrs<'py>,
         body: V1Body<'_, '_, 'py>,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let fmt = if attrs.get(Slot::SpecVersion).is_some() { fmt_ce } else { fmt_plain };
+        let fmt = if attrs.get(Slot::SpecVersion).is_some() {
+            fmt_ce
+        } else {
+            fmt_plain
+        };
 
         // request id: header, else record key, else meta.puid
         let request_id: Bound<'py, PyString> = match attrs.get(Slot::RequestId) {
             Some(v) if !v.to_str()?.is_empty() => v.clone(),
             _ => {
-                let Some(k) = Self::key_text(key) else { return Ok(None) };
+                let Some(k) = Self::key_text(key) else {
+                    return Ok(None);
+                };
                 if !k.is_empty() {
                     PyString::new(py, &k)
                 } else {
@@ -783,7 +935,10 @@ impl Decoder {
                 }
             }
         };
-        let model_name = match (attrs.get(Slot::InferenceServiceName), attrs.get(Slot::MlserverModel)) {
+        let model_name = match (
+            attrs.get(Slot::InferenceServiceName),
+            attrs.get(Slot::MlserverModel),
+        ) {
             (Some(v), _) if !v.to_str()?.is_empty() => v.clone(),
             (_, Some(v)) if !v.to_str()?.is_empty() => v.clone(),
             _ => return Ok(None),
@@ -808,8 +963,16 @@ impl Decoder {
             }
         };
         let or_empty = |s: Slot| attrs.get(s).cloned().unwrap_or_else(|| empty.clone());
-        let model =
-            self.model_ref(py, [&model_name, &or_empty(Slot::Namespace), &node, &or_empty(Slot::Endpoint)], &version)?;
+        let model = self.model_ref(
+            py,
+            [
+                &model_name,
+                &or_empty(Slot::Namespace),
+                &node,
+                &or_empty(Slot::Endpoint),
+            ],
+            &version,
+        )?;
         let event_time = match attrs.get(Slot::Time) {
             Some(t) => match parse_rfc3339(t.to_str()?) {
                 Some(x) => x,
@@ -827,7 +990,11 @@ impl Decoder {
             None => py.None().into_bound(py),
         };
         let rows = body.rows;
-        let kind = if response { &self.response } else { &self.request };
+        let kind = if response {
+            &self.response
+        } else {
+            &self.request
+        };
         let none = || py.None().into_bound(py);
         let mut args: Vec<Bound<'py, PyAny>> = Vec::with_capacity(18);
         args.extend([
@@ -861,17 +1028,25 @@ impl Decoder {
         raw: &[u8],
         headers: &Bound<'py, PyAny>,
         fallback_time: f64,
-    ) -> PyResult<Option<(Vec<Bound<'py, PyAny>>, ())>> {
+    ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
         // JSON (first non-blank byte `{`) is left to Python.
-        match raw.iter().find(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n')) {
-            Some(b'{') => return Ok(None),
-            _ => {}
+        if let Some(b'{') = raw
+            .iter()
+            .find(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+        {
+            return Ok(None);
         }
         let attrs = if headers.is_truthy()? {
-            let Some(a) = self.attrs(py, headers)? else { return Ok(None) };
+            let Some(a) = self.attrs(py, headers)? else {
+                return Ok(None);
+            };
             a
         } else {
-            Attrs { dict: PyDict::new(py), slots: Default::default(), len: 0 }
+            Attrs {
+                dict: PyDict::new(py),
+                slots: Default::default(),
+                len: 0,
+            }
         };
         let Some(msg) = proto::parse_infer(raw, if request { 7 } else { 6 }) else {
             return Ok(None);
@@ -880,7 +1055,9 @@ impl Decoder {
             return Ok(None);
         }
         let t = &msg.tensors[0];
-        let Some(values) = raw_values(py, t.datatype, msg.raw[0])? else { return Ok(None) };
+        let Some(values) = raw_values(py, t.datatype, msg.raw[0])? else {
+            return Ok(None);
+        };
         let len = values.len() as i128;
         let (n, width) = match t.shape.as_slice() {
             [n, w] => (*n as i128, *w as i128),
@@ -893,10 +1070,16 @@ impl Decoder {
         }
         let (names, rows) = if width == 1 {
             let names = PyTuple::new(py, [t.name])?.into_any();
-            let rows = PyList::new(py, values.into_iter().map(|v| PyList::new(py, [v]).unwrap()))?;
+            let rows = PyList::new(
+                py,
+                values.into_iter().map(|v| PyList::new(py, [v]).unwrap()),
+            )?;
             (names, rows)
         } else if n == 1 {
-            (py.None().into_bound(py), PyList::new(py, [PyList::new(py, values)?])?)
+            (
+                py.None().into_bound(py),
+                PyList::new(py, [PyList::new(py, values)?])?,
+            )
         } else {
             let w = width as usize;
             let rows = PyList::empty(py);
@@ -909,7 +1092,9 @@ impl Decoder {
         let request_id = match attrs.get(Slot::XRequestId) {
             Some(v) if !v.to_str()?.is_empty() => v.clone(),
             _ => {
-                let Some(k) = Self::key_text(key) else { return Ok(None) };
+                let Some(k) = Self::key_text(key) else {
+                    return Ok(None);
+                };
                 let k = k.rsplit('.').next().unwrap_or("");
                 if !k.is_empty() {
                     PyString::new(py, k)
@@ -923,7 +1108,11 @@ impl Decoder {
         let empty = &self.s_empty.bind(py).clone();
         let model_ref = self.model_ref(py, [model, namespace, model, empty], msg.model_version)?;
         let none = || py.None().into_bound(py);
-        let kind = if request { &self.request } else { &self.response };
+        let kind = if request {
+            &self.request
+        } else {
+            &self.response
+        };
         let mut args: Vec<Bound<'py, PyAny>> = Vec::with_capacity(18);
         args.extend([
             kind.bind(py).clone(),
@@ -939,8 +1128,15 @@ impl Decoder {
         } else {
             args.extend([none(), PyList::empty(py).into_any(), names, rows.into_any()]);
         }
-        args.extend([none(), none(), none(), none(), value.clone(), attrs.dict.into_any()]);
-        Ok(Some((args, ())))
+        args.extend([
+            none(),
+            none(),
+            none(),
+            none(),
+            value.clone(),
+            attrs.dict.into_any(),
+        ]);
+        Ok(Some(args))
     }
 }
 
@@ -966,9 +1162,14 @@ fn vectorcall<'py>(
 
 /// Little-endian raw tensor values as Python ints/floats, None for a datatype the fast
 /// path leaves to Python (FP16, BOOL, BYTES), a partial element or a NaN/infinity.
-fn raw_values<'py>(py: Python<'py>, datatype: &str, raw: &[u8]) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+fn raw_values<'py>(
+    py: Python<'py>,
+    datatype: &str,
+    raw: &[u8],
+) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
     macro_rules! ints {
         ($t:ty, $n:expr) => {{
+            #[allow(clippy::modulo_one)]
             if raw.len() % $n != 0 {
                 return Ok(None);
             }
@@ -1077,7 +1278,12 @@ fn seldon_body<'a, 'j>(obj: &'j J<'a>, response: bool) -> Option<SeldonBody<'a, 
         Some(_) => return None,
     };
     let (request_path, puid) = meta_info(obj.get("meta"))?;
-    Some(SeldonBody { names, rows, request_path, puid })
+    Some(SeldonBody {
+        names,
+        rows,
+        request_path,
+        puid,
+    })
 }
 
 /// `meta.requestPath` (when a non-empty object) and `meta.puid` of a SeldonMessage; None
@@ -1175,8 +1381,10 @@ fn new_list(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyList>> {
     // SAFETY: PyList_New returns a new reference or NULL with an exception set; its slots
     // are NULL until set (list_dealloc accepts that should an error leave some unset).
     unsafe {
-        Ok(Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t))?
-            .cast_into_unchecked())
+        Ok(
+            Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyList_New(n as pyo3::ffi::Py_ssize_t))?
+                .cast_into_unchecked(),
+        )
     }
 }
 
@@ -1203,13 +1411,22 @@ fn parse_rfc3339(text: &str) -> Option<f64> {
     if !text.is_ascii() || b.len() < 20 || !matches!(b[b.len() - 1], b'Z' | b'z') {
         return None;
     }
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     if !(b[19] == b'.' || b.len() == 20) {
         return None;
     }
-    let frac = if b.len() > 20 { &b[20..b.len() - 1] } else { &b[0..0] };
+    let frac = if b.len() > 20 {
+        &b[20..b.len() - 1]
+    } else {
+        &b[0..0]
+    };
     if !frac.iter().all(u8::is_ascii_digit) {
         return None;
     }

@@ -108,7 +108,10 @@ fn parse_tensor(buf: &[u8]) -> Option<Tensor<'_>> {
             (1, LEN) => t.name = r.string()?,
             (2, LEN) => t.datatype = r.string()?,
             (3, LEN) => {
-                let mut packed = Reader { b: r.bytes()?, i: 0 };
+                let mut packed = Reader {
+                    b: r.bytes()?,
+                    i: 0,
+                };
                 while !packed.done() {
                     t.shape.push(packed.varint()? as i64);
                 }
