@@ -15,7 +15,7 @@ NATIVE_SRC := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildca
 
 $(STAMP): pyproject.toml constraints.txt $(NATIVE_SRC)
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
-	@command -v cargo >/dev/null || { echo "need cargo and rustc >= 1.74 for native/ (rustup, or Debian's cargo-web)"; exit 1; }
+	@command -v cargo >/dev/null || native/ensure-toolchain.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
