@@ -950,14 +950,14 @@ impl Decoder {
             _ => empty.clone(),
         };
         let node_text = node.to_str()?;
-        let version = if node_text.is_empty() {
-            String::new()
+        let version: &str = if node_text.is_empty() {
+            ""
         } else {
             match body.request_path {
-                None => String::new(),
+                None => "",
                 Some(paths) => match paths.get(node_text) {
-                    None => String::new(),
-                    Some(J::Str(image)) => image_tag(image).to_owned(),
+                    None => "",
+                    Some(J::Str(image)) => image_tag(image),
                     Some(_) => return Ok(None),
                 },
             }
@@ -971,7 +971,7 @@ impl Decoder {
                 &node,
                 &or_empty(Slot::Endpoint),
             ],
-            &version,
+            version,
         )?;
         let event_time = match attrs.get(Slot::Time) {
             Some(t) => match parse_rfc3339(t.to_str()?) {
