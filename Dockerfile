@@ -18,6 +18,12 @@ ARG PIP_INDEX_URL
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
+# The compiled decoder (native/) needs a Rust toolchain and a C linker in this stage only:
+# Debian bookworm's rustc-web/cargo-web (1.85; native/Cargo.toml needs 1.74).
+RUN set -eu; \
+    apt-get update -q; \
+    apt-get install -q -y --no-install-recommends cargo-web rustc-web gcc libc6-dev; \
+    rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/predlog
 WORKDIR /src
 # Dependencies first (cache layer keyed on the lock), then the sources.
@@ -25,10 +31,15 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY stream ./stream
 COPY agents ./agents
 COPY sinks ./sinks
+COPY native ./native
 RUN set -eu; \
     [ -n "${PIP_CERT:-}" ] && export PIP_CERT || unset PIP_CERT; \
     [ -n "${PIP_INDEX_URL:-}" ] && export PIP_INDEX_URL || unset PIP_INDEX_URL; \
     /opt/predlog/bin/pip install -q -c constraints.txt . ; \
+    # the compiled decoder: built here (maturin from native/pyproject.toml), a wheel in the venv
+    CARGO_HOME=/tmp/cargo /opt/predlog/bin/pip install -q ./native; \
+    rm -rf /tmp/cargo native/target; \
+    /opt/predlog/bin/python -c 'import predlog_native'; \
     /opt/predlog/bin/pip check; \
     # pip itself is not needed at run time
     /opt/predlog/bin/pip uninstall -q -y pip; \

@@ -6,15 +6,21 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# native/ (the compiled decoder) builds with cargo: rustup's default location, or the system's.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE_SRC := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 
 .PHONY: venv demo test unit integration lint stack-up stack-down stack-status lock proto clean \
 	deploy-tools deploy-test image image-test
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(NATIVE_SRC)
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	@command -v cargo >/dev/null || native/ensure-toolchain.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	# the compiled decoder fast path (maturin, pinned in native/pyproject.toml, builds it)
+	$(BIN)/pip install -q ./native
 	touch $@
 
 venv: $(STAMP)
@@ -66,4 +72,4 @@ proto: venv
 	cd stream/decode/oip && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. inference.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache native/target

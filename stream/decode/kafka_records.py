@@ -16,6 +16,7 @@ from typing import Any
 
 from stream.decode.cloudevent import decode_attributes, normalize_headers
 from stream.decode.lines import decode_line
+from stream.decode.native import with_fast_path
 from stream.decode.seldon_v2 import TOPIC as V2_TOPIC
 from stream.decode.seldon_v2 import decode_v2_record
 from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
@@ -33,7 +34,7 @@ def _key_text(key: bytes | str | None) -> str:
     return key.decode("utf-8", "replace") if isinstance(key, _BYTES) else str(key)
 
 
-def decode_kafka_record(
+def decode_kafka_record_python(
     topic: str,
     key: bytes | str | None,
     value: bytes | None,
@@ -43,7 +44,11 @@ def decode_kafka_record(
     partition: int = -1,
     offset: int = -1,
 ) -> PredictionEvent | DeadLetter:
-    """Decode one consumed record; a record no decoder can read becomes a `DeadLetter`."""
+    """Decode one consumed record; a record no decoder can read becomes a `DeadLetter`.
+
+    The Python definition. `decode_kafka_record` is this behind the compiled fast path
+    (`stream.decode.native`), which gives the same event for the records it decodes.
+    """
     coords = SourceCoords("kafka", topic, partition, offset)
     hdrs = headers or ()
     try:
@@ -76,6 +81,11 @@ def decode_kafka_record(
         detail = f"{type(exc).__name__}: {exc}"
         return DeadLetter("decoder_error", detail, value or b"", _str_headers(hdrs), coords)
 
+
+# What consumers call: the compiled decoder for the common records, falling back to
+# `decode_kafka_record_python` (which stays the definition) for everything else. Without
+# the predlog-native package it is `decode_kafka_record_python` itself.
+decode_kafka_record = with_fast_path(decode_kafka_record_python)
 
 _V2 = ("", "seldon-v2")
 _ROUTES: dict[str, tuple[str, str]] = {}

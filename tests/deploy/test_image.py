@@ -65,6 +65,17 @@ def test_predlog_replay_of_the_bundled_sample(image):
 
 
 def test_no_build_tools_or_pip_in_the_runtime(image):
-    proc = _run(image, "sh", "-c", "command -v gcc || true; ls /opt/predlog/bin/pip 2>&1 || true")
-    assert "gcc" not in proc.stdout
+    proc = _run(image, "sh", "-c", "command -v gcc cargo rustc || true; "
+                "ls /opt/predlog/bin/pip 2>&1 || true")
+    for tool in ("gcc", "cargo", "rustc"):
+        assert tool not in proc.stdout
     assert "No such file" in proc.stdout
+
+
+def test_the_compiled_decoder_is_in_the_image(image):
+    """Built in the build stage (Rust toolchain there only), decoding in the runtime."""
+    proc = _run(image, "/opt/predlog/bin/python", "-c",
+                "from stream.decode.kafka_records import decode_kafka_record as d; "
+                "print(type(d).__name__)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "builtin_function_or_method"

@@ -1,0 +1,588 @@
+//! A strict JSON reader for the one shape the fast path decodes (SeldonMessage bodies).
+//!
+//! It accepts a subset of what `orjson.loads` accepts and gives the same values on it:
+//! any input it is unsure about makes it return `None`, and the caller then leaves the
+//! record to the Python decoder. Refused here (though orjson may read them):
+//! - strings with a backslash escape or a control character (values come out as borrowed
+//!   slices of the input, never unescaped copies);
+//! - integers outside the i64 range (orjson reads them as u64 ints or as floats);
+//! - floats that are not finite once parsed (orjson refuses them as well);
+//! - nesting deeper than `MAX_DEPTH`.
+//!
+//! The whole input must be valid UTF-8 (orjson refuses anything else). Numbers follow the
+//! JSON grammar exactly: no leading zeros, no `1.`, no `.5`, no `+1`. A number without a
+//! fraction or exponent is an int (`-0` is int 0), anything else a float, parsed with
+//! Rust's correctly rounded `str::parse::<f64>` (as orjson's parser is correctly rounded).
+//! Objects keep every key in order, duplicates included; `get` returns the last one, as
+//! a Python dict built from the same text holds the last value.
+
+pub const MAX_DEPTH: usize = 32;
+
+#[derive(Debug)]
+pub enum J<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    Arr(Vec<J<'a>>),
+    Obj(Vec<(&'a str, J<'a>)>),
+}
+
+impl<'a> J<'a> {
+    /// Python truthiness of the value orjson would build.
+    pub fn truthy(&self) -> bool {
+        match self {
+            J::Null => false,
+            J::Bool(b) => *b,
+            J::Int(i) => *i != 0,
+            J::Float(f) => *f != 0.0,
+            J::Str(s) => !s.is_empty(),
+            J::Arr(a) => !a.is_empty(),
+            J::Obj(o) => !o.is_empty(),
+        }
+    }
+
+    /// The value of `key` in an object (the last one when a key repeats).
+    pub fn get(&self, key: &str) -> Option<&J<'a>> {
+        match self {
+            J::Obj(items) => items.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Every key of an object is one of `allowed`.
+    pub fn keys_within(&self, allowed: &[&str]) -> bool {
+        match self {
+            J::Obj(items) => items.iter().all(|(k, _)| allowed.contains(k)),
+            _ => false,
+        }
+    }
+}
+
+/// Empty vectors kept between documents, so that parsing one allocates nothing once a few
+/// documents of the same shape have been read: `parse` takes its arrays and objects from
+/// here and `recycle` gives them back, emptied.
+#[derive(Default)]
+pub struct Pool {
+    arrs: Vec<Vec<J<'static>>>,
+    objs: Vec<Vec<(&'static str, J<'static>)>>,
+}
+
+const POOL_LIMIT: usize = 64;
+
+impl Pool {
+    fn arr<'a>(&mut self) -> Vec<J<'a>> {
+        match self.arrs.pop() {
+            // SAFETY: the vector is empty, and J<'static> and J<'a> have one layout: no
+            // value of either lifetime is ever read through the other.
+            Some(v) => unsafe { std::mem::transmute::<Vec<J<'static>>, Vec<J<'a>>>(v) },
+            None => Vec::with_capacity(16),
+        }
+    }
+
+    fn obj<'a>(&mut self) -> Vec<(&'a str, J<'a>)> {
+        match self.objs.pop() {
+            // SAFETY: as in `arr`.
+            Some(v) => unsafe {
+                std::mem::transmute::<Vec<(&'static str, J<'static>)>, Vec<(&'a str, J<'a>)>>(v)
+            },
+            None => Vec::with_capacity(4),
+        }
+    }
+
+    /// Take a parsed document apart, keeping its (emptied) vectors for the next one.
+    pub fn recycle(&mut self, j: J<'_>) {
+        match j {
+            J::Arr(mut items) => {
+                for v in items.drain(..) {
+                    if matches!(v, J::Arr(_) | J::Obj(_)) {
+                        self.recycle(v); // scalars own nothing
+                    }
+                }
+                if self.arrs.len() < POOL_LIMIT {
+                    // SAFETY: emptied just above; see `arr`.
+                    self.arrs
+                        .push(unsafe { std::mem::transmute::<Vec<J<'_>>, Vec<J<'static>>>(items) });
+                }
+            }
+            J::Obj(mut items) => {
+                for (_, v) in items.drain(..) {
+                    if matches!(v, J::Arr(_) | J::Obj(_)) {
+                        self.recycle(v);
+                    }
+                }
+                if self.objs.len() < POOL_LIMIT {
+                    // SAFETY: emptied just above; see `arr`.
+                    self.objs.push(unsafe {
+                        std::mem::transmute::<Vec<(&str, J<'_>)>, Vec<(&'static str, J<'static>)>>(
+                            items,
+                        )
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Parse a whole document; `None` when it is not in the accepted subset.
+///
+/// Only the bytes of strings are checked for UTF-8: anywhere else the grammar accepts
+/// ASCII bytes only, so a document this accepts is valid UTF-8 as a whole.
+pub fn parse<'a>(raw: &'a [u8], pool: &mut Pool) -> Option<J<'a>> {
+    let mut p = Parser { b: raw, i: 0, pool };
+    p.ws();
+    let v = p.value(0)?;
+    p.ws();
+    if p.i != p.b.len() {
+        return None;
+    }
+    Some(v)
+}
+
+struct Parser<'a, 'p> {
+    b: &'a [u8],
+    pool: &'p mut Pool,
+    i: usize,
+}
+
+impl<'a, 'p> Parser<'a, 'p> {
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.i) {
+            if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], v: J<'a>) -> Option<J<'a>> {
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(v)
+        } else {
+            None
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<J<'a>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match *self.b.get(self.i)? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => self.string().map(J::Str),
+            b't' => self.literal(b"true", J::Bool(true)),
+            b'f' => self.literal(b"false", J::Bool(false)),
+            b'n' => self.literal(b"null", J::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn string(&mut self) -> Option<&'a str> {
+        self.i += 1; // opening quote
+        let start = self.i;
+        let rest = self.b.get(start..)?;
+        let n = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[n] != b'"' {
+            return None; // an escape or a control character
+        }
+        let bytes = &rest[..n];
+        self.i = start + n + 1;
+        if bytes.is_ascii() {
+            // SAFETY: ASCII bytes are valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+        } else {
+            std::str::from_utf8(bytes).ok()
+        }
+    }
+
+    /// Skip ASCII digits (a fraction, an exponent); how many there were.
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while matches!(self.b.get(self.i), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Option<J<'a>> {
+        let start = self.i;
+        let neg = self.b[self.i] == b'-';
+        if neg {
+            self.i += 1;
+        }
+        let digits_start = self.i;
+        let first = *self.b.get(self.i)?;
+        // The integer part, accumulated as it is read (enough for an i64 int).
+        let mut mag: u64 = 0;
+        let mut overflow = false;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            match mag
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(u64::from(c - b'0')))
+            {
+                Some(m) => mag = m,
+                None => overflow = true,
+            }
+            self.i += 1;
+        }
+        let n = self.i - digits_start;
+        if n == 0 || (first == b'0' && n > 1) {
+            return None;
+        }
+        let mut float = false;
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if matches!(self.b.get(self.i), Some(b'e') | Some(b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+') | Some(b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+            float = true;
+        }
+        if !float {
+            // i64 only: orjson reads larger ints as u64 ints or floats; Python decides those.
+            if overflow {
+                return None;
+            }
+            return if neg {
+                if mag <= 1u64 << 63 {
+                    Some(J::Int((mag as i64).wrapping_neg()))
+                } else {
+                    None
+                }
+            } else {
+                i64::try_from(mag).ok().map(J::Int)
+            };
+        }
+        // SAFETY: sign, digits, '.', 'e', '+', '-' only: ASCII, valid UTF-8.
+        let text = unsafe { std::str::from_utf8_unchecked(&self.b[start..self.i]) };
+        let f: f64 = text.parse().ok()?;
+        if f.is_finite() {
+            Some(J::Float(f))
+        } else {
+            None
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<J<'a>> {
+        self.i += 1;
+        let mut items = self.pool.arr();
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(J::Arr(items));
+        }
+        loop {
+            self.ws();
+            // numbers and strings (most array items) without the dispatch of `value`
+            let v = match self.b.get(self.i) {
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b'"') => J::Str(self.string()?),
+                _ => self.value(depth + 1)?,
+            };
+            items.push(v);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(J::Arr(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<J<'a>> {
+        self.i += 1;
+        let mut items = self.pool.obj();
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(J::Obj(items));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            items.push((key, self.value(depth + 1)?));
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(J::Obj(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+// --- The SeldonMessage fast path --------------------------------------------------------
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyList, PyString};
+
+/// A SeldonMessage `{"data": {"names": [...], "ndarray": [...]}, "meta": {...}}` read in
+/// one pass, its ndarray rows built as Python lists while they are read (no tree).
+pub struct Seldon<'a, 'py> {
+    /// `data.names` when it is a list of strings; None when absent or null
+    pub names: Option<Vec<&'a str>>,
+    /// the rows `seldon_message_body` makes of `data.ndarray`
+    pub rows: Bound<'py, PyList>,
+    /// `meta`, parsed as a tree (give it back to the pool)
+    pub meta: Option<J<'a>>,
+}
+
+/// `Some` only for a document with the keys `data` (with `ndarray`, optionally `names`)
+/// and `meta`, an ndarray of scalars of 1 or 2 dimensions and names that are strings;
+/// anything else (a tensor, strData, other keys, objects in rows, ...) gives None and the
+/// caller reads the document through `parse` instead. A repeated key keeps its last value.
+pub fn seldon<'a, 'py>(
+    py: Python<'py>,
+    raw: &'a [u8],
+    response: bool,
+    pool: &mut Pool,
+) -> Option<Seldon<'a, 'py>> {
+    let mut p = Parser { b: raw, i: 0, pool };
+    p.ws();
+    let mut data = None;
+    let mut meta: Option<J<'a>> = None;
+    let ok = p.members(|p, key| {
+        match key {
+            "data" => data = Some(p.seldon_data(py, response)?),
+            "meta" => {
+                let v = p.value(1)?;
+                if let Some(old) = meta.replace(v) {
+                    p.pool.recycle(old);
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    });
+    p.ws();
+    let (names, rows) = match (ok, data) {
+        (Some(()), Some(d)) if p.i == p.b.len() => d,
+        _ => {
+            if let Some(m) = meta {
+                p.pool.recycle(m);
+            }
+            return None;
+        }
+    };
+    Some(Seldon { names, rows, meta })
+}
+
+type SeldonData<'a, 'py> = (Option<Vec<&'a str>>, Bound<'py, PyList>);
+
+impl<'a, 'p> Parser<'a, 'p> {
+    /// The members of an object (the cursor on its `{`), each handed to `f` with the
+    /// cursor on its value; `f` reads the value. None on a syntax error or when `f` says so.
+    fn members(&mut self, mut f: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        if self.b.get(self.i) != Some(&b'{') {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return None;
+            }
+            self.i += 1;
+            self.ws();
+            f(self, key)?;
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn seldon_data<'py>(&mut self, py: Python<'py>, response: bool) -> Option<SeldonData<'a, 'py>> {
+        let mut names = None;
+        let mut rows = None;
+        self.members(|p, key| {
+            match key {
+                "names" => names = p.names()?,
+                "ndarray" => rows = Some(p.ndarray(py, response)?),
+                _ => return None, // a tensor or anything else: the general path
+            }
+            Some(())
+        })?;
+        Some((names, rows?))
+    }
+
+    /// `names`: Some(None) for null, Some(Some(strings)) for a list of strings.
+    fn names(&mut self) -> Option<Option<Vec<&'a str>>> {
+        if self.b.get(self.i) == Some(&b'n') {
+            self.literal(b"null", J::Null)?;
+            return Some(None);
+        }
+        if self.b.get(self.i) != Some(&b'[') {
+            return None;
+        }
+        self.i += 1;
+        let mut out = Vec::with_capacity(16);
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(Some(out));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            out.push(self.string()?);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(Some(out));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// One scalar (not an array or an object) as the Python object orjson makes of it.
+    fn py_scalar<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        Some(match *self.b.get(self.i)? {
+            b'-' | b'0'..=b'9' => match self.number()? {
+                J::Int(i) => i.into_pyobject(py).ok()?.into_any(),
+                J::Float(f) => PyFloat::new(py, f).into_any(),
+                _ => return None,
+            },
+            b'"' => PyString::new(py, self.string()?).into_any(),
+            b't' => {
+                self.literal(b"true", J::Null)?;
+                PyBool::new(py, true).to_owned().into_any()
+            }
+            b'f' => {
+                self.literal(b"false", J::Null)?;
+                PyBool::new(py, false).to_owned().into_any()
+            }
+            b'n' => {
+                self.literal(b"null", J::Null)?;
+                py.None().into_bound(py)
+            }
+            _ => return None,
+        })
+    }
+
+    /// The scalars of an array (the cursor on its `[`), appended to `out`.
+    fn py_scalars<'py>(&mut self, py: Python<'py>, out: &mut Vec<Bound<'py, PyAny>>) -> Option<()> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            out.push(self.py_scalar(py)?);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `seldon_message_body`'s rows of an ndarray: a 2-D array's rows of scalars, a 1-D
+    /// array's one row (request) or one row per value (response).
+    fn ndarray<'py>(&mut self, py: Python<'py>, response: bool) -> Option<Bound<'py, PyList>> {
+        if self.b.get(self.i) != Some(&b'[') {
+            return None;
+        }
+        let start = self.i;
+        self.i += 1;
+        self.ws();
+        let two_d = self.b.get(self.i) == Some(&b'[');
+        if !two_d {
+            self.i = start;
+            let mut values = Vec::with_capacity(16);
+            self.py_scalars(py, &mut values)?;
+            if values.is_empty() {
+                return Some(PyList::empty(py));
+            }
+            return if response {
+                PyList::new(
+                    py,
+                    values.into_iter().map(|v| PyList::new(py, [v]).unwrap()),
+                )
+                .ok()
+            } else {
+                PyList::new(py, [PyList::new(py, values).ok()?]).ok()
+            };
+        }
+        let mut rows = Vec::with_capacity(4);
+        let mut row = Vec::with_capacity(16);
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'[') {
+                return None; // a scalar among rows: ragged, the general path decides
+            }
+            self.py_scalars(py, &mut row)?;
+            rows.push(PyList::new(py, row.drain(..)).ok()?);
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return PyList::new(py, rows).ok();
+                }
+                _ => return None,
+            }
+        }
+    }
+}
