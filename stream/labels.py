@@ -273,21 +273,26 @@ class LabelJoiner:
                 heapq.heappush(self._heap, (self._watermark + self.horizon_seconds, lkey))
         self._unanchored.clear()
         unmatched: list[Label] = []
-        while self._heap and self._heap[0][0] < self._watermark:
-            deadline, skey = heapq.heappop(self._heap)
-            s = self._store.get(skey)
-            if s is None or s[0] is None or s[0] + self.horizon_seconds != deadline:
+        # Locals: this loop sees every prediction and label once (two per labelled row).
+        heap, store, by_key, stats = self._heap, self._store, self._by_key, self._stats
+        watermark, horizon, pop = self._watermark, self.horizon_seconds, heapq.heappop
+        while heap and heap[0][0] < watermark:
+            deadline, skey = pop(heap)
+            s = store.get(skey)
+            if s is None or s[0] is None or s[0] + horizon != deadline:
                 continue
-            del self._store[skey]
-            if skey.startswith("p|"):
-                keys = self._by_key.get((s[1], s[2]), set())
-                keys.discard(skey)
-                if not keys:
-                    self._by_key.pop((s[1], s[2]), None)
+            del store[skey]
+            if skey[0] == "p":  # "p|..." (a prediction) or "l|..." (a label)
+                key = (s[1], s[2])
+                keys = by_key.get(key)
+                if keys is not None:
+                    keys.discard(skey)
+                    if not keys:
+                        del by_key[key]
                 if not s[11]:
-                    self._stats.unlabelled_predictions += 1
+                    stats.unlabelled_predictions += 1
             elif not s[6]:
-                self._stats.unmatched_labels[s[5]] += 1
+                stats.unmatched_labels[s[5]] += 1
                 unmatched.append(_label(s))
         return unmatched
 
