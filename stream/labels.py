@@ -37,6 +37,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import msgspec
+
 from stream.decode.labels import Label
 from stream.events import EventKind, ModelRef, PredictionEvent
 from stream.pairs import Pair
@@ -45,9 +47,12 @@ from stream.windows import WindowKey
 Key = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """One predicted row, as the window layer counted it."""
+class Prediction(msgspec.Struct, frozen=True):
+    """One predicted row, as the window layer counted it.
+
+    A frozen `msgspec.Struct`, like the event records (`stream.events`): one is built
+    per joined label, and a frozen dataclass cost ~1 µs more to construct.
+    """
 
     request_id: str
     row: int
@@ -86,9 +91,8 @@ class Prediction:
                            response.output_names) for i, out in enumerate(response.outputs)]
 
 
-@dataclass(frozen=True, slots=True)
-class JoinedLabel:
-    """A prediction and its label."""
+class JoinedLabel(msgspec.Struct, frozen=True):
+    """A prediction and its label (a frozen `msgspec.Struct`, as `Prediction`)."""
 
     prediction: Prediction
     label: Label
