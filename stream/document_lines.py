@@ -96,21 +96,37 @@ def prediction_lines(pair: Pair, index: str) -> list[bytes]:
 def _template_lines(pair: Pair, index: str) -> list[bytes]:
     m = pair.model
     rows = pair.rows or [None]
-    single = len(rows) == 1
-    base = pair.request_id if pair.entry else f"{pair.request_id}-{m.node}"
-    outputs = pair.outputs or []
-    n_out = len(outputs)
+    rid, entry = pair.request_id, pair.entry
     response_time = format_utc(pair.response_time) if pair.response_time else None
     model_part, names_part = _model_parts(m, pair.output_names)
-    head = b'{"@timestamp":' + _dumps(format_utc(pair.request_time)) + b',"_id":'
-    after_id = _after_id(index, pair.entry, pair.error_type, pair.error)
-    before_prediction = b',"latency_seconds":' + _dumps(pair.latency) + model_part
-    tail = (names_part + _dumps(pair.request_id, option=OPTION)
-            + b',"response_time":' + _dumps(response_time) + b',"row":')
+    # The parts before and after the row's own (id, features, prediction, row number),
+    # joined once per line rather than concatenated piece by piece.
+    head = (b'{"@timestamp":', _dumps(format_utc(pair.request_time)), b',"_id":')
+    after_id = _after_id(index, entry, pair.error_type, pair.error)
+    before_prediction = (b',"latency_seconds":', _dumps(pair.latency), model_part)
+    tail = (names_part, _dumps(rid, option=OPTION), b',"response_time":',
+            _dumps(response_time), b',"row":')
+    outputs = pair.outputs or []
+    if len(rows) == 1:  # the usual request: one row, its document id the request's
+        row = rows[0]
+        out = outputs[0] if outputs else None
+        prediction = None if out is None else out[0] if len(out) == 1 else out
+        if row is None:
+            features = b""
+        else:
+            names = feature_names_for(pair, len(row), None)
+            features = b',"features":' + _dumps(dict(zip(names, row, strict=False)),
+                                                option=OPTION)
+        return [b"".join((*head, _dumps(rid if entry else f"{rid}-{m.node}"), after_id,
+                          features, *before_prediction, _dumps(prediction, option=OPTION),
+                          *tail, b"0}\n"))]
+    base = rid if entry else f"{rid}-{m.node}"
+    n_out = len(outputs)
+    head_b, before_b, tail_b = b"".join(head), b"".join(before_prediction), b"".join(tail)
     lines = []
     names, width = None, -1
     for n, row in enumerate(rows):
-        doc_id = base if single else f"{base}-item-{n}"
+        doc_id = f"{base}-item-{n}"
         if n < n_out:
             out = outputs[n]
             prediction = None if out is None else out[0] if len(out) == 1 else out
@@ -124,6 +140,6 @@ def _template_lines(pair: Pair, index: str) -> list[bytes]:
                 names = feature_names_for(pair, width, None)
             features = b',"features":' + _dumps(dict(zip(names, row, strict=False)),
                                                 option=OPTION)
-        lines.append(b"".join((head, _dumps(doc_id), after_id, features, before_prediction,
-                               _dumps(prediction, option=OPTION), tail, b"%d}\n" % n)))
+        lines.append(b"".join((head_b, _dumps(doc_id), after_id, features, before_b,
+                               _dumps(prediction, option=OPTION), tail_b, b"%d}\n" % n)))
     return lines

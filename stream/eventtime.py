@@ -109,7 +109,17 @@ def format_utc(epoch: float) -> str:
         global _LAST_SECOND
         last_whole, text = _LAST_SECOND  # one tuple: safe to share between threads
         if whole != last_whole:
-            text = datetime.fromtimestamp(int(whole), UTC).isoformat()[:19]
+            # The day's "YYYY-MM-DDT" from datetime (cached), the time of day by
+            # arithmetic: a UTC day is 86,400 s in epoch time (no leap seconds).
+            day, second = divmod(int(whole), 86400)
+            date = _DATES.get(day)
+            if date is None:
+                if len(_DATES) > 4096:
+                    _DATES.clear()
+                date = _DATES[day] = datetime.fromtimestamp(day * 86400, UTC).isoformat()[:11]
+            hour, second = divmod(second, 3600)
+            minute, second = divmod(second, 60)
+            text = f"{date}{hour:02d}:{minute:02d}:{second:02d}"
             _LAST_SECOND = (whole, text)
         return f"{text}.{us:06d}Z" if us else f"{text}Z"
     return format_utc_datetime(epoch)
@@ -117,6 +127,7 @@ def format_utc(epoch: float) -> str:
 
 _YEAR_10000 = 253402300800.0
 _LAST_SECOND: tuple[float, str] = (-1.0, "")  # (whole epoch seconds, "YYYY-MM-DDTHH:MM:SS")
+_DATES: dict[int, str] = {}  # epoch day -> "YYYY-MM-DDT"
 
 
 def format_utc_datetime(epoch: float) -> str:

@@ -65,6 +65,7 @@ def block_means(rows: list[list[Any]], block: int = EARLY_WARNING_BLOCK) -> list
 
 
 _NUMBER_TYPES = frozenset((float, int))
+_TEXT_TYPES = frozenset((str, type(None)))  # exact types: never an int or float (subclass)
 _EXACT_INT = 2.0 ** 48  # ten values below this sum exactly in float64, as ints do in Python
 
 
@@ -75,10 +76,14 @@ def _block_means_by_column(rows: list[list[Any]], block: int) -> list[list[Any]]
         return None
     n = len(rows)
     columns = []
+    blocks = range(0, n, block)
     for col in zip(*rows, strict=True):
         means = _numeric_means(col, block)
         if means is None:
-            means = [_mean(col[i:i + block]) for i in range(0, n, block)]
+            if _TEXT_TYPES.issuperset(map(type, col)):  # text: no block has a number
+                means = [None] * len(blocks)
+            else:
+                means = [_mean(col[i:i + block]) for i in blocks]
         columns.append(means)
     return [list(means) for means in zip(*columns, strict=True)]
 

@@ -127,12 +127,14 @@ class RequestPairer:
     def expire(self, watermark: float) -> list[Outcome]:
         """Resolve everything whose TTL the watermark has passed, oldest first."""
         out: list[Outcome] = []
-        while self._deadlines and self._deadlines[0][0] <= watermark:
-            deadline, key = heapq.heappop(self._deadlines)
-            state = self._store.get(key)
-            if state is None or state[0] + self.ttl != deadline:
+        # Locals: every request logs three deadlines (entry, request or response, done).
+        deadlines, store, ttl, pop = self._deadlines, self._store, self.ttl, heapq.heappop
+        while deadlines and deadlines[0][0] <= watermark:
+            deadline, key = pop(deadlines)
+            state = store.get(key)
+            if state is None or state[0] + ttl != deadline:
                 continue  # already resolved, or re-put with a newer deadline
-            del self._store[key]
+            del store[key]
             kind, _, rest = key.partition("|")
             if kind == "req":
                 t, model, ns, node, predictor, version, rid, names, rows, entry = state

@@ -17,6 +17,7 @@ from stream.windows import WindowKey
 
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 _PLAIN_NUMBERS = frozenset((int, float))
+_NOT_NUMBERS = frozenset((str, type(None)))  # exact types: never an int or float (subclass)
 
 
 def latency_summary(latencies: list[float]) -> dict[str, float | None]:
@@ -51,8 +52,11 @@ def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...],
     """Append the numeric values of equal-width `rows` to their columns, column by column
     (each column still gets its values in row order)."""
     for name, col in zip(names, zip(*rows, strict=True), strict=True):
-        if _PLAIN_NUMBERS.issuperset(map(type, col)):  # the usual case, at C speed
+        types = set(map(type, col))
+        if _PLAIN_NUMBERS.issuperset(types):  # the usual case, at C speed
             vals = list(map(float, col))
+        elif _NOT_NUMBERS.issuperset(types):  # a text column: no numeric value
+            vals = []
         else:
             vals = [float(v) for v in col
                     if isinstance(v, int | float) and not isinstance(v, bool)]
@@ -73,7 +77,7 @@ def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> d
             continue
         width = len(rows[0])
         names = feature_names_for(p, width, schema)
-        if all(len(r) == width for r in rows) and (
+        if (len(rows) == 1 or all(len(r) == width for r in rows)) and (
                 names == batch_names or len(set(names)) == width):
             if names != batch_names:
                 if batch:

@@ -60,44 +60,54 @@ def wasserstein(ref: ReferenceColumn, cur: np.ndarray) -> float:
     """
     u = ref.values
     v = np.sort(cur)
-    runs = _runs(ref, v)
-    if runs is None:
+    terms = _terms_by_runs(ref, v)
+    if terms is None:
         merged = np.sort(np.concatenate([u, v]))
         u_counts = np.searchsorted(u, merged[:-1], "right")
         v_counts = np.searchsorted(v, merged[:-1], "right")
-    else:  # the same arrays, built from distinct values (references repeat values a lot)
-        values, n_each, u_cum, v_cum = runs
-        merged = np.repeat(values, n_each)
-        u_counts = np.repeat(u_cum, n_each)[:-1]
-        v_counts = np.repeat(v_cum, n_each)[:-1]
-    deltas = np.diff(merged)
-    u_cdf = u_counts / len(u)
-    v_cdf = v_counts / len(v)
-    return float(np.sum(np.abs(u_cdf - v_cdf) * deltas) / max(ref.std, 0.001))
+        deltas = np.diff(merged)
+        u_cdf = u_counts / len(u)
+        v_cdf = v_counts / len(v)
+        terms = np.abs(u_cdf - v_cdf) * deltas
+    return float(np.sum(terms) / max(ref.std, 0.001))
 
 
-def _runs(ref: ReferenceColumn, v: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Distinct values of reference ∪ current, how often each occurs in both, and how many
-    reference / current values are <= each; None with a -0.0 (a sort keeps the signs of
-    zeros the distinct values would merge)."""
+def _terms_by_runs(ref: ReferenceColumn, v: np.ndarray) -> np.ndarray | None:
+    """``np.abs(u_cdf - v_cdf) * np.diff(merged)`` of the sorting formula (above), the
+    same array element for element, built from the distinct values instead of sorting
+    reference ∪ current: `merged` is the distinct values repeated by how often each
+    occurs in both, so `diff(merged)` is 0.0 inside a run of equal values (a 0.0 term:
+    the CDFs are finite) and the step to the next distinct value at a run's last
+    position, where the CDFs are those of the run's value. Only those d - 1 terms are
+    computed, into zeros of the full length, so `np.sum` adds the same array in the same
+    order. O(distinct values + window) besides the zeros, against sorting and searching
+    the whole reference per window. None with a -0.0 (a sort keeps the signs of zeros
+    the distinct values would merge)."""
     cached = ref._cache.get("runs")
     if cached is None:
         u = ref.values
-        runs = np.unique(u, return_counts=True)
-        # Worth it when values repeat; never with a -0.0 (see above).
-        useful = 2 * len(runs[0]) <= len(u) and not np.signbit(u[u == 0]).any()
-        cached = ref._cache["runs"] = runs if useful else ()
-    if not cached or np.signbit(v[v == 0]).any():
+        cached = ref._cache["runs"] = (
+            np.unique(u, return_counts=True) if not np.signbit(u[u == 0]).any() else ())
+    if not cached or not len(cached[0]) or not len(v) or np.signbit(v[v == 0]).any():
         return None
     u_values, u_n = cached
     v_values, v_n = np.unique(v, return_counts=True)
-    values = np.union1d(u_values, v_values)
+    # The union of the sorted distinct values: the window's new ones inserted in place.
+    at = np.searchsorted(u_values, v_values)
+    new = (at == len(u_values)) | (u_values[np.minimum(at, len(u_values) - 1)] != v_values)
+    values = np.insert(u_values, at[new], v_values[new]) if new.any() else u_values
     u_here = np.zeros(len(values), dtype=np.int64)
-    u_here[np.searchsorted(values, u_values)] = u_n
+    from_ref = np.ones(len(values), dtype=bool)
+    from_ref[at[new] + np.arange(int(new.sum()))] = False
+    u_here[from_ref] = u_n
     v_here = np.zeros(len(values), dtype=np.int64)
     v_here[np.searchsorted(values, v_values)] = v_n
-    return values, u_here + v_here, np.cumsum(u_here), np.cumsum(v_here)
+    ends = np.cumsum(u_here + v_here)[:-1] - 1  # each run's last position in `merged`
+    u_cdf = np.cumsum(u_here)[:-1] / len(ref.values)
+    v_cdf = np.cumsum(v_here)[:-1] / len(v)
+    terms = np.zeros(len(ref.values) + len(v) - 1)
+    terms[ends] = np.abs(u_cdf - v_cdf) * np.diff(values)
+    return terms
 
 
 def _keyed(ref: ReferenceColumn, cur: Current) -> tuple[list, np.ndarray, np.ndarray]:

@@ -59,3 +59,19 @@ def test_wasserstein_distinct_value_path_is_bit_identical(seed):
     zeros = ReferenceColumn.numerical("z", [-0.0, 0.0, 1.0])
     assert wasserstein(zeros, np.array([0.0, -0.0])) == _wasserstein_by_sorting(
         zeros.values, np.array([0.0, -0.0]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_wasserstein_continuous_reference_is_bit_identical(seed):
+    """Mostly distinct reference values (a probability column): the distinct-value path
+    now serves these too, and must still add up the sorting formula's very terms."""
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        base = rng.random(int(rng.integers(1, 6000)))
+        ref = ReferenceColumn.numerical("p", np.round(base, int(rng.integers(3, 17))))
+        cur = np.concatenate([rng.choice(ref.values, int(rng.integers(0, 300))),
+                              rng.random(int(rng.integers(1, 1500))) * 1.2 - 0.1])
+        assert wasserstein(ref, cur) == _wasserstein_by_sorting(ref.values, cur)
+    empty = ReferenceColumn.numerical("e", [float("nan")])
+    with np.errstate(all="ignore"):  # an empty reference takes the sorting path, as before
+        wasserstein(empty, np.array([1.0]))
