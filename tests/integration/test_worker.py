@@ -126,11 +126,6 @@ def test_two_workers_share_the_partitions(stack, stream, deployment):
     _check_against_oracle(deployment.windows(len(expected), timeout=180), expected)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug (issue 4 open): when a second worker joins mid-stream, the last windows "
-    "sometimes never closed (a watermark stall after the rebalance: failed in 2 of 2 CI runs, "
-    "0 of 7 dev runs); a fix is in (persisted per-partition marks, positions of partitions "
-    "with nothing to read) and this stays xfail until CI shows it reliable"))
 def test_a_worker_joining_mid_stream_loses_and_double_counts_nothing(stack, stream, deployment):
     """A rebalance while the first worker is busy: partitions (and their changelogged state)
     move to the newcomer; every window is still emitted once per content."""
