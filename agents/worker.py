@@ -41,7 +41,7 @@ from stream.deadletters import dead_letter_headers
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record, feedback_labels
 from stream.events import DeadLetter, EventKind, SourceCoords
-from stream.labels import JoinedLabel, LabelJoiner, Prediction
+from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import (
     Pair,
     decode_outcomes,
@@ -469,9 +469,11 @@ class Worker:
             for outcome in stage.process(item):
                 self._send_outcome(outcome, msg.partition)
                 if isinstance(outcome, Pair) and outcome.succeeded:
+                    # = `_join` of each `Prediction.rows_of(outcome, key)`, without building
+                    # a Prediction per row that only waits for its label
                     key = window_key(outcome, self.settings.window_seconds)
-                    for prediction in Prediction.rows_of(outcome, key):
-                        self._join(msg.partition, prediction)
+                    self._send_joined(msg.partition, self.joiners[msg.partition].add_pair(
+                        outcome, key.id))
         for partition in touched:
             marks = self.views[("pair", partition)][2]
             mark = self.pair_watermark.max_of(partition)
@@ -518,7 +520,10 @@ class Worker:
 
     def _join(self, partition: int, item) -> None:
         """A prediction or a label into this partition's joiner; joined labels go to stage 2."""
-        for joined in self.joiners[partition].update(item):
+        self._send_joined(partition, self.joiners[partition].update(item))
+
+    def _send_joined(self, partition: int, joined_labels) -> None:
+        for joined in joined_labels:
             m = joined.prediction.model
             target = self._target(f"{m.namespace}|{m.model}".encode())
             self.outbox[target].append(encode_joined(

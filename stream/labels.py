@@ -32,7 +32,7 @@ already emitted, emits a revision. The joiner decides nothing about windows.
 from __future__ import annotations
 
 import heapq
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -114,6 +114,44 @@ class JoinStats:
     pending_labels: int = 0
 
 
+def _index_add(index: dict, key: Key, skey: str) -> None:
+    """`index[key]` gains `skey`: a str while it is the only one, then a set.
+
+    >>> ix = {}
+    >>> _index_add(ix, ("r", 0), "p|a"); _index_add(ix, ("r", 0), "p|a"); ix
+    {('r', 0): 'p|a'}
+    >>> _index_add(ix, ("r", 0), "p|b"); sorted(ix[("r", 0)])
+    ['p|a', 'p|b']
+    >>> _index_discard(ix, ("r", 0), "p|a"); ix
+    {('r', 0): 'p|b'}
+    >>> _index_discard(ix, ("r", 0), "p|b"); ix
+    {}
+    """
+    have = index.get(key)
+    if have is None:
+        index[key] = skey
+    elif isinstance(have, str):
+        if have != skey:
+            index[key] = {have, skey}
+    else:
+        have.add(skey)
+
+
+def _index_discard(index: dict, key: Key, skey: str) -> None:
+    have = index.get(key)
+    if have is None:
+        return
+    if isinstance(have, str):
+        if have == skey:
+            del index[key]
+        return
+    have.discard(skey)
+    if len(have) == 1:
+        index[key] = next(iter(have))
+    elif not have:
+        del index[key]
+
+
 def _pkey(p: Prediction) -> str:
     m = p.model
     return f"p|{p.row}|{m.namespace}|{m.model}|{m.version}|{m.node}|{m.predictor}|{p.request_id}"
@@ -168,13 +206,15 @@ class LabelJoiner:
 
     def rebuild_index(self) -> None:
         """Re-derive the in-memory indexes from the store (after a restart or rebalance)."""
-        self._by_key: dict[Key, set[str]] = defaultdict(set)  # (rid, row) → prediction keys
+        # (rid, row) → its prediction's store key, or a set of them when several graph
+        # nodes or versions predicted the row (a set per row cost ~200 bytes per row held)
+        self._by_key: dict[Key, str | set[str]] = {}
         self._heap: list[tuple[float, str]] = []
         self._unanchored: list[str] = []
         self._watermark = float("-inf")
         for skey, s in self._store.items():
             if skey.startswith("p|"):
-                self._by_key[(s[1], s[2])].add(skey)
+                _index_add(self._by_key, (s[1], s[2]), skey)
                 heapq.heappush(self._heap, (s[0] + self.horizon_seconds, skey))
             elif s[0] is None:
                 self._unanchored.append(skey)
@@ -197,7 +237,7 @@ class LabelJoiner:
         lkey = f"l|{p.row}|{p.request_id}"
         label = self._store.get(lkey)
         self._store[skey] = _pstate(p, labelled=label is not None)
-        self._by_key[p.key].add(skey)
+        _index_add(self._by_key, p.key, skey)
         heapq.heappush(self._heap, (p.time + self.horizon_seconds, skey))
         if label is None:
             return []
@@ -235,7 +275,7 @@ class LabelJoiner:
             label = store.get(lkey)
             store[skey] = [t, rid, row, m.model, m.namespace, m.node, m.predictor, m.version,
                            window_id, out, names, label is not None]
-            by_key[(rid, row)].add(skey)
+            _index_add(by_key, (rid, row), skey)
             heapq.heappush(heap, (deadline, skey))
             if label is None:
                 continue
@@ -253,7 +293,7 @@ class LabelJoiner:
             return []
         joined = []
         keys = self._by_key.get((label.request_id, label.row))
-        for skey in (sorted(keys) if keys and len(keys) > 1 else keys or ()):
+        for skey in ((keys,) if isinstance(keys, str) else sorted(keys or ())):
             s = self._store[skey]
             if not s[11]:
                 self._store[skey] = [*s[:11], True]
@@ -287,12 +327,7 @@ class LabelJoiner:
                 continue
             del store[skey]
             if skey[0] == "p":  # "p|..." (a prediction) or "l|..." (a label)
-                key = (s[1], s[2])
-                keys = by_key.get(key)
-                if keys is not None:
-                    keys.discard(skey)
-                    if not keys:
-                        del by_key[key]
+                _index_discard(by_key, (s[1], s[2]), skey)
                 if not s[11]:
                     stats.unlabelled_predictions += 1
             elif not s[6]:
