@@ -24,6 +24,17 @@
 //!   `raw_tensor_rows` in stream/decode/oiptensors.py reads).
 //!
 //! tests/unit/test_decode_native.py checks the equality on fixtures and generated records.
+//!
+//! `Decoder.decode_line(line, source)` does the same for `stream.decode.lines.decode_line`
+//! (the replay's reader): an event equal to `decode_line_python(line, source)`'s, or None.
+//! It decodes one line shape, the captured binary-mode HTTP CloudEvent the demo and the
+//! bench write: exact `bytes` holding `{"headers": {str: str}, "body": "<string>"}` (those
+//! two keys once each, header names ASCII and distinct once normalized, header values
+//! without escapes, a body string with no escape but `\" \\ \/ \b \f \n \r \t` and
+//! non-surrogate `\uXXXX`), a Seldon request or response type, a time header (lines have
+//! no fallback time) and a body the Kafka path above decodes. `decode_line_record(line,
+//! source=None)` is `decode_line` with the constructor's `line_fallback` behind it.
+//! tests/unit/test_decode_native_lines.py checks it.
 
 mod json;
 mod proto;
