@@ -158,6 +158,11 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// A header value's bytes and the str made of them.
 type CachedValue = (Vec<u8>, Py<PyString>);
 
+/// Replay line header values are cached for the first `LINE_VALUE_SLOTS` positions, when
+/// at most `LINE_VALUE_MAX` bytes long.
+const LINE_VALUE_SLOTS: usize = 64;
+const LINE_VALUE_MAX: usize = 256;
+
 const MAX_CHANGED: usize = 3;
 const NAME_TUPLES: usize = 8;
 const MODEL_REFS: usize = 8;
@@ -1161,9 +1166,9 @@ impl Decoder {
             slots: Default::default(),
             len: 0,
         };
-        if self.line_values.len() < headers.len() {
-            self.line_values
-                .resize_with(headers.len(), Default::default);
+        let cached = headers.len().min(LINE_VALUE_SLOTS);
+        if self.line_values.len() < cached {
+            self.line_values.resize_with(cached, Default::default);
         }
         for (i, (k, v)) in headers.iter().enumerate() {
             let (name, slot) = match self.line_names.get(k.as_bytes()) {
@@ -1192,20 +1197,22 @@ impl Decoder {
                 }
             };
             // Header values repeat (all but the ids and the time): the last two distinct
-            // values seen at this position are kept with their str.
-            let cache = &mut self.line_values[i];
-            let value = match cache
-                .iter()
-                .flatten()
-                .find(|(b, _)| same_bytes(b, v.as_bytes()))
-            {
-                Some((_, s)) => s.bind(py).clone(),
-                None => {
-                    let s = PyString::new(py, v);
-                    cache[1] = cache[0].take();
-                    cache[0] = Some((v.as_bytes().to_vec(), s.clone().unbind()));
-                    s
-                }
+            // (short) values seen at this position are kept with their str.
+            let value = match self.line_values.get_mut(i) {
+                Some(cache) if v.len() <= LINE_VALUE_MAX => match cache
+                    .iter()
+                    .flatten()
+                    .find(|(b, _)| same_bytes(b, v.as_bytes()))
+                {
+                    Some((_, s)) => s.bind(py).clone(),
+                    None => {
+                        let s = PyString::new(py, v);
+                        cache[1] = cache[0].take();
+                        cache[0] = Some((v.as_bytes().to_vec(), s.clone().unbind()));
+                        s
+                    }
+                },
+                _ => PyString::new(py, v),
             };
             attrs.dict.set_item(&name, &value)?;
             if let Some(i) = slot {

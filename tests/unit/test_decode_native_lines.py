@@ -333,3 +333,15 @@ def test_a_panic_or_error_inside_becomes_none():
     dec = predlog_native.Decoder(boom, boom, boom, "request", "response")
     assert dec.decode_line(line(demo_headers(), DEMO_REQUEST), None) is None
     assert dec.decode_line_record(line(demo_headers(), DEMO_REQUEST)) is None
+
+
+def test_many_and_long_header_values_through_one_decoder():
+    """Past the value cache's positions and length: values are built, never mixed up."""
+    dec = new_decoder()
+    for i in range(4):
+        h = {f"x-{j}": f"v{j}-{i % 2}" for j in range(70)}
+        h.update(demo_headers(REQ if i % 2 else RESP, "r" * (300 + i)))
+        h["x-long"] = "z" * (257 + i % 2)
+        ev = check(dec, line(h, DEMO_RESPONSE if i % 2 == 0 else DEMO_REQUEST))
+        assert ev is not None and ev.headers["x-69"] == f"v69-{i % 2}"
+        assert ev.request_id == "r" * (300 + i) and len(ev.headers["x-long"]) == 257 + i % 2
