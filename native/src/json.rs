@@ -586,3 +586,123 @@ impl<'a, 'p> Parser<'a, 'p> {
         }
     }
 }
+
+// --- Captured HTTP CloudEvent lines ---------------------------------------------------------
+
+/// A replay line `{"headers": {str: str, ...}, "body": "<string>"}` (stream/decode/lines.py):
+/// the header members in order, and the body string as it is written, escapes included
+/// (`unescape` makes the body bytes of it).
+pub struct CapturedLine<'a> {
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: &'a [u8],
+}
+
+/// `Some` only for an object with exactly the keys `headers` and `body` (once each), the
+/// headers an object of strings without escapes (once each name), the body a string with
+/// only the escapes `unescape` reads. Anything else (a structured CloudEvent, a captured
+/// Kafka record, other keys, a body that is an object, ...) gives None: Python's.
+pub fn captured_line(raw: &[u8]) -> Option<CapturedLine<'_>> {
+    let mut pool = Pool::default();
+    let mut p = Parser {
+        b: raw,
+        i: 0,
+        pool: &mut pool,
+    };
+    p.ws();
+    let mut headers: Option<Vec<(&str, &str)>> = None;
+    let mut body: Option<&[u8]> = None;
+    p.members(|p, key| {
+        match key {
+            "headers" if headers.is_none() => {
+                let mut out = Vec::with_capacity(16);
+                p.members(|p, name| {
+                    if p.b.get(p.i) != Some(&b'"') || out.iter().any(|(n, _)| *n == name) {
+                        return None; // a value that is no string, a name twice
+                    }
+                    out.push((name, p.string()?));
+                    Some(())
+                })?;
+                headers = Some(out);
+            }
+            "body" if body.is_none() => body = Some(p.escaped_string()?),
+            _ => return None,
+        }
+        Some(())
+    })?;
+    p.ws();
+    if p.i != p.b.len() {
+        return None;
+    }
+    Some(CapturedLine {
+        headers: headers?,
+        body: body?,
+    })
+}
+
+impl<'a, 'p> Parser<'a, 'p> {
+    /// A string (the cursor on its opening quote) as written between its quotes, escapes
+    /// and all; None for a control character or text that is not UTF-8.
+    fn escaped_string(&mut self) -> Option<&'a [u8]> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        self.i += 1;
+        let start = self.i;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' => self.i += 2, // what follows is checked by `unescape`
+                c if c < 0x20 => return None,
+                _ => self.i += 1,
+            }
+        }
+        let s = self.b.get(start..self.i)?;
+        self.i += 1;
+        std::str::from_utf8(s).ok()?;
+        Some(s)
+    }
+}
+
+/// The text of a JSON string written as `s` (between its quotes), UTF-8 encoded into `out`
+/// (cleared first). The escapes `\" \\ \/ \b \f \n \r \t` and `\uXXXX` outside the
+/// surrogates; None for any other (a surrogate pair is Python's to join or refuse).
+pub fn unescape(s: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    out.clear();
+    out.reserve(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let Some(n) = s[i..].iter().position(|&c| c == b'\\') else {
+            out.extend_from_slice(&s[i..]);
+            break;
+        };
+        out.extend_from_slice(&s[i..i + n]);
+        i += n + 1;
+        let c = *s.get(i)?;
+        i += 1;
+        let b = match c {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let hex = std::str::from_utf8(s.get(i..i + 4)?).ok()?;
+                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                    return None;
+                }
+                let code = u32::from_str_radix(hex, 16).ok()?;
+                i += 4;
+                let ch = char::from_u32(code)?; // None for a surrogate
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+            _ => return None,
+        };
+        out.push(b);
+    }
+    Some(())
+}

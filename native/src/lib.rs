@@ -24,6 +24,17 @@
 //!   `raw_tensor_rows` in stream/decode/oiptensors.py reads).
 //!
 //! tests/unit/test_decode_native.py checks the equality on fixtures and generated records.
+//!
+//! `Decoder.decode_line(line, source)` does the same for `stream.decode.lines.decode_line`
+//! (the replay's reader): an event equal to `decode_line_python(line, source)`'s, or None.
+//! It decodes one line shape, the captured binary-mode HTTP CloudEvent the demo and the
+//! bench write: exact `bytes` holding `{"headers": {str: str}, "body": "<string>"}` (those
+//! two keys once each, header names ASCII and distinct once normalized, header values
+//! without escapes, a body string with no escape but `\" \\ \/ \b \f \n \r \t` and
+//! non-surrogate `\uXXXX`), a Seldon request or response type, a time header (lines have
+//! no fallback time) and a body the Kafka path above decodes. `decode_line_record(line,
+//! source=None)` is `decode_line` with the constructor's `line_fallback` behind it.
+//! tests/unit/test_decode_native_lines.py checks it.
 
 mod json;
 mod proto;
@@ -144,6 +155,14 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         .all(|(x, y)| x == y)
 }
 
+/// A header value's bytes and the str made of them.
+type CachedValue = (Vec<u8>, Py<PyString>);
+
+/// Replay line header values are cached for the first `LINE_VALUE_SLOTS` positions, when
+/// at most `LINE_VALUE_MAX` bytes long.
+const LINE_VALUE_SLOTS: usize = 64;
+const LINE_VALUE_MAX: usize = 256;
+
 const MAX_CHANGED: usize = 3;
 const NAME_TUPLES: usize = 8;
 const MODEL_REFS: usize = 8;
@@ -250,12 +269,23 @@ struct Decoder {
     models: Vec<([Py<PyString>; 4], String, Py<PyAny>)>,
     /// Names tuples built, by their strings (a topic's records repeat a few).
     name_tuples: Vec<(Vec<String>, Py<PyTuple>)>,
+    /// `decode_line`'s Python definition, called for whatever `decode_line` does not decode.
+    line_fallback: Option<Py<PyAny>>,
+    s_fmt_http: Py<PyString>,
+    /// raw header name of a replay line -> (normalized name, index in SLOTS)
+    line_names: std::collections::HashMap<Vec<u8>, (Py<PyString>, Option<usize>)>,
+    /// per header position of a replay line: the last two distinct values and their str
+    line_values: Vec<[Option<CachedValue>; 2]>,
+    /// a replay line's body, unescaped
+    line_body: Vec<u8>,
 }
 
 #[pymethods]
 impl Decoder {
     #[new]
-    #[pyo3(signature = (event_cls, model_cls, coords_cls, request, response, fallback = None))]
+    #[pyo3(signature = (event_cls, model_cls, coords_cls, request, response, fallback = None,
+                        line_fallback = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         event_cls: Py<PyAny>,
@@ -264,6 +294,7 @@ impl Decoder {
         request: Py<PyAny>,
         response: Py<PyAny>,
         fallback: Option<Py<PyAny>>,
+        line_fallback: Option<Py<PyAny>>,
     ) -> Self {
         let s = |t: &str| PyString::new(py, t).unbind();
         Decoder {
@@ -289,6 +320,50 @@ impl Decoder {
             json_pool: json::Pool::default(),
             models: Vec::new(),
             name_tuples: Vec::new(),
+            line_fallback,
+            s_fmt_http: s("seldon-v1-http"),
+            line_names: std::collections::HashMap::new(),
+            line_values: Vec::new(),
+            line_body: Vec::new(),
+        }
+    }
+
+    /// `decode_line(line, source=None)` itself: the event decoded here, else what the
+    /// `line_fallback` given to the constructor (the Python definition) returns for the
+    /// same arguments.
+    #[pyo3(signature = (line, source = None))]
+    fn decode_line_record<'py>(
+        slf: &Bound<'py, Self>,
+        line: &Bound<'py, PyAny>,
+        source: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let none = py.None().into_bound(py);
+        let source = source.unwrap_or(&none);
+        let fallback = {
+            let mut this = slf.borrow_mut();
+            if let Some(event) = this.decode_line(py, line, source) {
+                return Ok(event);
+            }
+            match &this.line_fallback {
+                Some(f) => f.clone_ref(py),
+                None => return Ok(none),
+            }
+        }; // the borrow ends here: the fallback may call into this decoder again
+        fallback.bind(py).call1((line, source))
+    }
+
+    /// The event `decode_line(line, source)` would return, or None.
+    fn decode_line<'py>(
+        &mut self,
+        py: Python<'py>,
+        line: &Bound<'py, PyAny>,
+        source: &Bound<'py, PyAny>,
+    ) -> Option<Bound<'py, PyAny>> {
+        let run = AssertUnwindSafe(|| self.line(py, line, source));
+        match catch_unwind(run) {
+            Ok(Ok(event)) => event,
+            _ => None,
         }
     }
 
@@ -812,6 +887,31 @@ impl Decoder {
         if content_type != "application/json" && content_type.contains("structured") {
             return Ok(None);
         }
+        self.v1_attrs(
+            py,
+            fmt_plain,
+            fmt_ce,
+            key,
+            value,
+            raw,
+            attrs,
+            Some(fallback_time),
+        )
+    }
+
+    /// `decode_attributes` of normalized headers: the event's arguments but the source.
+    #[allow(clippy::too_many_arguments)]
+    fn v1_attrs<'py>(
+        &mut self,
+        py: Python<'py>,
+        fmt_plain: &Bound<'py, PyString>,
+        fmt_ce: &Bound<'py, PyString>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        raw: &[u8],
+        attrs: Attrs<'py>,
+        fallback_time: Option<f64>,
+    ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
         let Some(ce_type) = attrs.text(Slot::Type) else {
             return Ok(None);
         };
@@ -906,7 +1006,7 @@ impl Decoder {
         fmt_ce: &Bound<'py, PyString>,
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
-        fallback_time: f64,
+        fallback_time: Option<f64>,
         response: bool,
         attrs: &Attrs<'py>,
         body: V1Body<'_, '_, 'py>,
@@ -978,7 +1078,10 @@ impl Decoder {
                 Some(x) => x,
                 None => return Ok(None),
             },
-            None => fallback_time,
+            None => match fallback_time {
+                Some(t) => t,
+                None => return Ok(None), // missing_time: Python's dead letter
+            },
         };
         let protocol = match attrs.get(Slot::Protocol) {
             Some(p) if !p.to_str()?.is_empty() => p.clone(),
@@ -1013,6 +1116,114 @@ impl Decoder {
         }
         args.extend([none(), none(), none(), none(), value.clone()]);
         Ok(Some(args))
+    }
+
+    /// A replay line (`decode_line`): a captured binary-mode HTTP CloudEvent whose headers
+    /// and body `json::captured_line` reads, decoded as `decode_cloudevent` does with the
+    /// source format `seldon-v1-http` and no fallback time.
+    fn line<'py>(
+        &mut self,
+        py: Python<'py>,
+        line: &Bound<'py, PyAny>,
+        source: &Bound<'py, PyAny>,
+    ) -> Res<'py> {
+        let Ok(line) = line.cast_exact::<PyBytes>() else {
+            return Ok(None);
+        };
+        let Some(captured) = json::captured_line(line.as_bytes()) else {
+            return Ok(None);
+        };
+        let Some(attrs) = self.line_attrs(py, &captured.headers)? else {
+            return Ok(None);
+        };
+        let mut body = std::mem::take(&mut self.line_body);
+        let unescaped = json::unescape(captured.body, &mut body);
+        let value = PyBytes::new(py, &body);
+        self.line_body = body;
+        if unescaped.is_none() {
+            return Ok(None);
+        }
+        let fmt = self.s_fmt_http.bind(py).clone();
+        let none = py.None().into_bound(py);
+        let raw = value.as_bytes();
+        let value = value.as_any();
+        let Some(mut args) = self.v1_attrs(py, &fmt, &fmt, &none, value, raw, attrs, None)? else {
+            return Ok(None);
+        };
+        args.push(source.clone());
+        Ok(Some(vectorcall(py, self.event_cls.bind(py), &args)?))
+    }
+
+    /// `normalize_headers` of a replay line's header object (str names and values). None for
+    /// a non-ASCII name and for two names that normalize to one.
+    fn line_attrs<'py>(
+        &mut self,
+        py: Python<'py>,
+        headers: &[(&str, &str)],
+    ) -> PyResult<Option<Attrs<'py>>> {
+        let mut attrs = Attrs {
+            dict: PyDict::new(py),
+            slots: Default::default(),
+            len: 0,
+        };
+        let cached = headers.len().min(LINE_VALUE_SLOTS);
+        if self.line_values.len() < cached {
+            self.line_values.resize_with(cached, Default::default);
+        }
+        for (i, (k, v)) in headers.iter().enumerate() {
+            let (name, slot) = match self.line_names.get(k.as_bytes()) {
+                Some((n, slot)) => (n.bind(py).clone(), *slot),
+                None => {
+                    if !k.is_ascii() {
+                        return Ok(None); // str.lower() of non-ASCII text: Python decides
+                    }
+                    let lower = k.to_ascii_lowercase();
+                    let norm = if lower.starts_with("ce-") || lower.starts_with("ce_") {
+                        &lower[3..]
+                    } else {
+                        &lower[..]
+                    };
+                    let slot = SLOT_NAMES.iter().position(|n| *n == norm);
+                    let name = match slot {
+                        Some(i) => self.slot_names[i].bind(py).clone(),
+                        None => PyString::new(py, norm),
+                    };
+                    if self.line_names.len() >= CACHE_LIMIT * 4 {
+                        self.line_names.clear();
+                    }
+                    self.line_names
+                        .insert(k.as_bytes().to_vec(), (name.clone().unbind(), slot));
+                    (name, slot)
+                }
+            };
+            // Header values repeat (all but the ids and the time): the last two distinct
+            // (short) values seen at this position are kept with their str.
+            let value = match self.line_values.get_mut(i) {
+                Some(cache) if v.len() <= LINE_VALUE_MAX => match cache
+                    .iter()
+                    .flatten()
+                    .find(|(b, _)| same_bytes(b, v.as_bytes()))
+                {
+                    Some((_, s)) => s.bind(py).clone(),
+                    None => {
+                        let s = PyString::new(py, v);
+                        cache[1] = cache[0].take();
+                        cache[0] = Some((v.as_bytes().to_vec(), s.clone().unbind()));
+                        s
+                    }
+                },
+                _ => PyString::new(py, v),
+            };
+            attrs.dict.set_item(&name, &value)?;
+            if let Some(i) = slot {
+                attrs.slots[SLOTS[i] as usize] = Some(value);
+            }
+        }
+        attrs.len = attrs.dict.len();
+        if attrs.len != headers.len() {
+            return Ok(None);
+        }
+        Ok(Some(attrs))
     }
 
     /// Seldon v2 model topic record (`decode_v2_record` with `raw_tensor_rows`).

@@ -12,6 +12,11 @@ ndarray/tensor bodies, and Seldon v2 protobuf messages with one raw-contents ten
 documented in native/src/lib.rs; tests/unit/test_decode_native.py holds it to the Python
 decoders on fixtures and generated records.
 
+`with_line_fast_path(python)` does the same for `stream.decode.lines.decode_line` (the
+replay's reader): `Decoder.decode_line(line, source)` answers the captured binary-mode HTTP
+CloudEvent lines `{"headers": {...}, "body": "<SeldonMessage JSON>"}` with a Seldon request
+or response type, and None for every other line (tests/unit/test_decode_native_lines.py).
+
 `make venv` and the image install the package. Without it (or with `PREDLOG_NATIVE=0`)
 `decode_kafka` is None and decoding takes the Python path only; a missing module is
 logged once, as a warning, at import.
@@ -44,12 +49,13 @@ def _load() -> Any | None:
 _MODULE = _load()
 
 
-def new_decoder(fallback: Callable[..., Any] | None = None) -> Any:
+def new_decoder(fallback: Callable[..., Any] | None = None,
+                line_fallback: Callable[..., Any] | None = None) -> Any:
     """A `predlog_native.Decoder` building predlog's event records (None without it)."""
     if _MODULE is None:
         return None
     return _MODULE.Decoder(PredictionEvent, ModelRef, SourceCoords, EventKind.REQUEST,
-                           EventKind.RESPONSE, fallback=fallback)
+                           EventKind.RESPONSE, fallback=fallback, line_fallback=line_fallback)
 
 
 _DECODER = new_decoder()
@@ -63,3 +69,13 @@ def with_fast_path(python_decoder: Callable[..., Any]) -> Callable[..., Any]:
     same arguments. `python_decoder` itself when the module is missing or switched off."""
     decoder = new_decoder(python_decoder)
     return python_decoder if decoder is None else decoder.decode_kafka_record
+
+
+def with_line_fast_path(python_decode_line: Callable[..., Any]) -> Callable[..., Any]:
+    """`python_decode_line` (a `decode_line`) behind the compiled fast path for replay
+    lines: one call `(line, source=None)` that returns the compiled decoder's event for a
+    captured binary-mode HTTP CloudEvent line it fully handles, or else
+    `python_decode_line`'s answer for the same arguments. `python_decode_line` itself when
+    the module is missing or switched off."""
+    decoder = new_decoder(line_fallback=python_decode_line)
+    return python_decode_line if decoder is None else decoder.decode_line_record

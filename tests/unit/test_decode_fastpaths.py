@@ -23,7 +23,7 @@ from stream.decode.bodies import parse_body
 from stream.decode.cloudevent import _normalize_each, normalize_headers
 from stream.decode.fastbody import seldon_message_body
 from stream.decode.kafka_records import decode_kafka_record
-from stream.decode.lines import decode_line
+from stream.decode.lines import decode_line, decode_line_python
 from stream.decode.oip.inference_pb2 import ModelInferRequest, ModelInferResponse
 from stream.decode.oiptensors import raw_tensor_rows, tensors_to_rows
 from stream.events import DecodeError, PredictionEvent
@@ -42,6 +42,8 @@ def general_paths(monkeypatch):
         import stream.decode.kafka_records as kr
         if fn is decode_kafka_record:  # without the compiled fast path in front
             fn = kr.decode_kafka_record_python
+        if fn is decode_line:
+            fn = decode_line_python
         with monkeypatch.context() as m:
             m.setattr(cloudevent, "seldon_message_body", lambda obj, response: None)
             m.setattr(cloudevent, "normalize_headers", _normalize_each)
@@ -65,7 +67,10 @@ def test_sample_lines_decode_the_same(general_paths):
     lines = SAMPLE.read_bytes().splitlines()
     assert len(lines) > 300
     for line in lines:
-        assert same(decode_line(line), general_paths(decode_line, line)), line
+        general = general_paths(decode_line, line)
+        # the compiled fast path (when installed), then the Python fast paths alone
+        assert same(decode_line(line), general), line
+        assert same(decode_line_python(line), general), line
 
 
 def _kafka_cases():
