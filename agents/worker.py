@@ -3,7 +3,9 @@
 Three stages, each processing batches of records (`agents.faust_bulk`: the consumer
 hands over whole fetches instead of Faust's one event at a time) and letting Faust
 commit a batch's offsets only after the batch's outputs were flushed (a batch is acked
-when the loop body returns, and Faust flushes its producer before committing):
+once its outputs and then its state changes were handed to the producer — for the pair
+stage in the background while it processes the next batch — and Faust flushes its
+producer before committing):
 
 1. `rekey`   external logger topics (Seldon v1 Kafka mode, MLServer, Seldon v2 model
              topics) → `predlog.events`, keyed by request id, original timestamp,
