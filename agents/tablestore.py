@@ -1,7 +1,7 @@
 """A partition's slice of a Faust table, as a plain MutableMapping for `stream/` objects.
 
 Faust picks a table changelog partition from "the current event", which is wrong
-when a batch (`take_events`) mixes partitions. This view writes every change to the
+when a batch mixes partitions. This view writes every change to the
 changelog partition it was made for, and prefixes keys with that partition, so a
 worker that is assigned the partition after a rebalance or a restart finds exactly
 that partition's state in the recovered table.
