@@ -313,36 +313,12 @@ impl<'a, 'p> Parser<'a, 'p> {
     }
 
     fn object(&mut self, depth: usize) -> Option<J<'a>> {
-        self.i += 1;
         let mut items = self.pool.obj();
-        self.ws();
-        if self.b.get(self.i) == Some(&b'}') {
-            self.i += 1;
-            return Some(J::Obj(items));
-        }
-        loop {
-            self.ws();
-            if self.b.get(self.i) != Some(&b'"') {
-                return None;
-            }
-            let key = self.string()?;
-            self.ws();
-            if self.b.get(self.i) != Some(&b':') {
-                return None;
-            }
-            self.i += 1;
-            self.ws();
-            items.push((key, self.value(depth + 1)?));
-            self.ws();
-            match *self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(J::Obj(items));
-                }
-                _ => return None,
-            }
-        }
+        self.members(|p, key| {
+            items.push((key, p.value(depth + 1)?));
+            Some(())
+        })?;
+        Some(J::Obj(items))
     }
 }
 
