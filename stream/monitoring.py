@@ -31,6 +31,7 @@ from stream.drift.window import WindowDrift
 from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import Pair
 from stream.performance import WindowPerformance
+from stream.summary import NUMBER_TYPES, TEXT_TYPES
 from stream.windows import WindowKey
 
 ANY_MODEL = "*"
@@ -64,8 +65,6 @@ def block_means(rows: list[list[Any]], block: int = EARLY_WARNING_BLOCK) -> list
     return _block_means_by_cell(rows, block)
 
 
-_NUMBER_TYPES = frozenset((float, int))
-_TEXT_TYPES = frozenset((str, type(None)))  # exact types: never an int or float (subclass)
 _EXACT_INT = 2.0 ** 48  # ten values below this sum exactly in float64, as ints do in Python
 
 
@@ -80,7 +79,7 @@ def _block_means_by_column(rows: list[list[Any]], block: int) -> list[list[Any]]
     for col in zip(*rows, strict=True):
         means = _numeric_means(col, block)
         if means is None:
-            if _TEXT_TYPES.issuperset(map(type, col)):  # text: no block has a number
+            if TEXT_TYPES.issuperset(map(type, col)):  # text: no block has a number
                 means = [None] * len(blocks)
             else:
                 means = [_mean(col[i:i + block]) for i in blocks]
@@ -94,7 +93,7 @@ def _numeric_means(col: tuple, block: int) -> list[float] | None:
     the means are the same floats. NaN (skipped by the definition), inf (inf - inf)
     and large values (int sums above 2**53 are exact in Python, not in float64) are
     left to the definition."""
-    if not _NUMBER_TYPES.issuperset(map(type, col)):
+    if not NUMBER_TYPES.issuperset(map(type, col)):
         return None
     try:
         arr = np.array(col, dtype=np.float64)

@@ -16,8 +16,9 @@ from stream.pairs import NO_RESPONSE, Pair
 from stream.windows import WindowKey
 
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-_PLAIN_NUMBERS = frozenset((int, float))
-_NOT_NUMBERS = frozenset((str, type(None)))  # exact types: never an int or float (subclass)
+# Exact cell types (`type(v)`, so never a subclass such as bool) for column fast paths:
+NUMBER_TYPES = frozenset((int, float))  # every value is a number
+TEXT_TYPES = frozenset((str, type(None)))  # no value is a number
 
 
 def latency_summary(latencies: list[float]) -> dict[str, float | None]:
@@ -53,9 +54,9 @@ def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...],
     (each column still gets its values in row order)."""
     for name, col in zip(names, zip(*rows, strict=True), strict=True):
         types = set(map(type, col))
-        if _PLAIN_NUMBERS.issuperset(types):  # the usual case, at C speed
+        if NUMBER_TYPES.issuperset(types):  # the usual case, at C speed
             vals = list(map(float, col))
-        elif _NOT_NUMBERS.issuperset(types):  # a text column: no numeric value
+        elif TEXT_TYPES.issuperset(types):  # a text column: no numeric value
             vals = []
         else:
             vals = [float(v) for v in col
