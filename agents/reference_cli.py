@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stream.drift.reference import ReferenceProfile
+if TYPE_CHECKING:  # pandas and scipy (through the profile) cost ~1 s: imported where used
+    import pandas as pd
+
+    from stream.drift.reference import ReferenceProfile
 
 app = typer.Typer(help="Reference profiles for drift.", no_args_is_help=True)
 console = Console(width=110)
@@ -31,6 +33,8 @@ def reference() -> None:
 
 def read_frame(path: Path) -> pd.DataFrame:
     """A CSV (also .csv.gz) or Parquet file as a DataFrame (Parquet by suffix or magic)."""
+    import pandas as pd
+
     path = Path(path)
     with path.open("rb") as f:
         magic = f.read(4)
@@ -46,6 +50,8 @@ def save_profile(profile: ReferenceProfile, path: Path) -> None:
 def load_reference(path: Path, **roles) -> ReferenceProfile:
     """A built profile (`.npz`), or a CSV/Parquet file profiled with `roles`
     (`ReferenceProfile.from_frame` keyword arguments)."""
+    from stream.drift.reference import ReferenceProfile
+
     path = Path(path)
     data = path.read_bytes()
     if data[:2] == b"PK":  # npz is a zip archive
@@ -114,6 +120,8 @@ def build(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
 ) -> None:
     """Build a reference profile (column kinds, values, overrides) for drift."""
+    from stream.drift.reference import ReferenceProfile
+
     if (input is None) == (mlflow_run is None):
         raise typer.BadParameter("give either INPUT or --mlflow-run with --artifact")
     if mlflow_run is not None and not artifact:
