@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from agents.faust_adapter import memory_store_dict
+
 
 class TableView(MutableMapping):
     def __init__(self, table: Any, partition: int) -> None:
@@ -30,12 +32,9 @@ class TableView(MutableMapping):
         self.prefix = f"{partition}|"
         self._changes: dict[str, Any] = {}
         self._fresh: set[str] = set()  # created since the last flush: not in the changelog
-        # Faust's in-memory store keeps its keys in a plain dict (`store.data`): use that
-        # dict itself, as every stage touches a table several times per record (through
-        # the store's mapping wrapper that cost ~10 µs of a worker's time per record).
-        store = table.data
-        inner = getattr(store, "data", None)
-        self._data: Any = inner if isinstance(inner, dict) else store
+        # The plain dict under Faust's in-memory store: every stage touches a table several
+        # times per record (`agents.faust_adapter.memory_store_dict`).
+        self._data: Any = memory_store_dict(table)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[self.prefix + key]
@@ -91,7 +90,8 @@ class TableView(MutableMapping):
     async def send_changes(self, producer: Any, changes: dict[str, Any]) -> int:
         """Send taken changes to this partition's changelog, in record batches.
 
-        `producer` is the aiokafka producer under Faust's (`app.producer._ensure_producer()`).
+        `producer` is the aiokafka producer under Faust's
+        (`agents.faust_adapter.aiokafka_producer`).
         Records go straight to it as record batches, not through Faust's table buffer:
         that buffer's flush gives up after 0.1 s with records still queued, so Faust could
         commit input offsets whose state never reached the changelog (seen as lost pairs

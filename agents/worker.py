@@ -1,6 +1,6 @@
 """`predlog worker`: the Faust app. Thin wiring; the logic is in `stream/`.
 
-Three stages, each processing batches of records (`agents.faust_bulk`: the consumer
+Three stages, each processing batches of records (`agents.faust_adapter`: the consumer
 hands over whole fetches instead of Faust's one event at a time) and letting Faust
 commit a batch's offsets only after the batch's outputs were flushed (a batch is acked
 once its outputs and then its state changes were handed to the producer — for the pair
@@ -34,8 +34,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from agents.faust_bulk import BulkApp, BulkInput
-from agents.faust_recovery import SeekFirstTableManager
+from agents.faust_adapter import BulkApp, BulkInput, SeekFirstTableManager, aiokafka_producer
 from agents.kafka_auth import faust_credentials, kafka_python_kwargs
 from agents.settings import Settings
 from agents.tablestore import TableView
@@ -355,7 +354,7 @@ class Worker:
                 # Nothing of this batch is committed: crash, restart, replay from the changelog.
                 log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
                 raise
-            producer = self.app.producer._ensure_producer()  # aiokafka's, for record batches
+            producer = aiokafka_producer(self.app)  # for record batches
             for view, changes in taken:
                 await view.send_changes(producer, changes)
         except asyncio.CancelledError:

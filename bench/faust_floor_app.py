@@ -3,7 +3,7 @@
 Started by `bench/worker_bench.py` as `python bench/faust_floor_app.py worker -l warn`
 with FLOOR_BOOTSTRAP, FLOOR_TOPIC, FLOOR_TOTAL, FLOOR_PORT and FLOOR_DATADIR set. One agent
 takes the topic in batches the way Faust delivers them (`take_events`, one event at a
-time underneath; predlog's stages used this before `agents/faust_bulk.py`), with the same
+time underneath; predlog's stages used this before `agents/faust_adapter.py`), with the same
 batch settings and raw serializers, counts, and prints
 `FLOOR <events> <seconds> <cpu seconds>` from its first batch to the last event, then exits.
 """

@@ -25,7 +25,7 @@ What it does, in one run, on fresh topics of its own (`bench<hex>.*`, deleted at
    0.5 s;
 5. the floor: a bare Faust app (`bench/faust_floor_app.py`) whose one agent only takes
    the topic in batches through Faust's own per-event delivery (`take_events`; predlog's
-   stages get whole fetches from `agents/faust_bulk.py` instead) — what Faust itself costs
+   stages get whole fetches from `agents/faust_adapter.py` instead) — what Faust itself costs
    per event (skip with `--no-floor`);
 6. prints events/s of all, the ratios worker/raw and worker/bare Faust, and RSS at
    start, 25/50/75/100 % of the events consumed, peak and last.

@@ -13,7 +13,7 @@ import weakref
 import pytest
 from mode.utils.queues import FlowControlEvent
 
-from agents.faust_bulk import BulkInput
+from agents.faust_adapter import BulkInput
 
 
 class Msg:
@@ -121,3 +121,30 @@ async def test_without_auto_ack_the_caller_acks_each_batch_when_it_is_done() -> 
     bulk.ack(first)
     assert app.consumer.acked == [2, 3, 0, 1]  # Faust commits only the acked prefix
     await it.aclose()
+
+
+def test_the_installed_faust_is_the_release_the_adapter_was_written_for():
+    """agents/faust_adapter.py overrides private methods of faust-streaming: a different
+    release may have changed them. Check the adapter against the new release (read its
+    `Consumer._drain_messages`, `Recovery.on_recovery_completed`, the in-memory store and
+    the producer), then move `WRITTEN_FOR` and the pin in pyproject.toml together."""
+    from importlib.metadata import version
+
+    from agents.faust_adapter import WRITTEN_FOR
+
+    assert version("faust-streaming") == WRITTEN_FOR
+
+
+def test_no_other_module_reaches_into_faust_internals():
+    """Faust's private API is used in agents/faust_adapter.py only."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    private = re.compile(r"\b(_ensure_producer|_drain_messages|_read_offset|_fetcher|"
+                         r"on_recovery_completed|_new_consumer|_new_transport)\b|"
+                         r"\.data\.data\b")
+    offenders = [str(p.relative_to(root)) for folder in ("agents", "stream", "sinks")
+                 for p in sorted((root / folder).rglob("*.py"))
+                 if p.name != "faust_adapter.py" and private.search(p.read_text())]
+    assert offenders == []
