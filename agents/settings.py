@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     external_topics_pattern: str = (
         r"^(seldon|mlserver-input|mlserver-output|seldon\..+\.model\..+\.(inputs|outputs))$"
     )
+    # How often the re-key stage refreshes topic metadata: a new topic matching the pattern
+    # (a Seldon v2 model deployed after start) is read within about this long.
+    topic_refresh_seconds: float = Field(30.0, gt=0)
     partitions: int = Field(4, ge=1, le=1024)  # of predlog's own topics and tables
     consumer_group: str = "predlog"
     # Faust's working directory (table metadata); "" = Faust's default, ./<group>-data.

@@ -1,15 +1,18 @@
 """`predlog worker`: the Faust app. Thin wiring; the logic is in `stream/`.
 
-Three stages, each processing batches of records (`agents.faust_adapter`: the consumer
-hands over whole fetches instead of Faust's one event at a time) and letting Faust
-commit a batch's offsets only after the batch's outputs were flushed (a batch is acked
-once its outputs and then its state changes were handed to the producer — for the pair
-stage in the background while it processes the next batch — and Faust flushes its
-producer before committing):
+Three stages. The first (`agents.rekey`) has its own aiokafka consumer, subscribed by
+pattern so new model topics are read without a restart; the other two are Faust
+stages processing batches of records (`agents.faust_adapter`: the consumer hands over
+whole fetches instead of Faust's one event at a time) and letting Faust commit a batch's
+offsets only after the batch's outputs were flushed (a batch is acked once its outputs
+and then its state changes were handed to the producer — for the pair stage in the
+background while it processes the next batch — and Faust flushes its producer before
+committing):
 
 1. `rekey`   external logger topics (Seldon v1 Kafka mode, MLServer, Seldon v2 model
-             topics) → `predlog.events`, keyed by request id, original timestamp,
-             the source topic in a header. Undecodable records → `predlog.dlq`.
+             topics, by pattern) and the labels topic → `predlog.events`, keyed by
+             request id, original timestamp, the source topic in a header.
+             Undecodable records → `predlog.dlq`.
 2. `pair`    `predlog.events` (keyed by request id) → `PairingStage` → outcomes to
              `predlog.pairs`, keyed by namespace|model, with the stage's watermark.
 3. `window`  `predlog.pairs` → `WindowStage` → pairs and summaries to the
@@ -35,13 +38,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agents.faust_adapter import BulkApp, BulkInput, SeekFirstTableManager, aiokafka_producer
-from agents.kafka_auth import faust_credentials, kafka_python_kwargs
+from agents.kafka_auth import faust_credentials
+from agents.rekey import KIND_HEADER, SOURCE_TOPIC_HEADER, Rekeyer, run_forever
 from agents.settings import Settings
 from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record, feedback_labels
-from stream.events import DeadLetter, EventKind, SourceCoords
+from stream.events import DeadLetter, EventKind
 from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import (
     Pair,
@@ -57,8 +61,6 @@ from stream.watermark import Watermark
 from stream.windows import WindowKey, window_key
 
 log = logging.getLogger("predlog.worker")
-SOURCE_TOPIC_HEADER = "predlog-source-topic"
-KIND_HEADER = "predlog-kind"
 FLUSH_TIMEOUT_SECONDS = 120.0
 DUMPS = orjson.OPT_SORT_KEYS
 
@@ -136,13 +138,6 @@ class Worker:
         # internal: declared (created where missing) when the consumer subscribes.
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw",
                    value_serializer="raw", internal=True)
-        # Faust's pattern subscription does not work (a known faust-streaming limitation):
-        # subscribe to the external topics that exist at start-up; new ones need a restart.
-        # (Extending the subscription at run time was tried: a newly subscribed topic's
-        # partitions were assigned but often never fetched, with or without predlog's
-        # recovery change — measured in 2 of 3 and 3 of 3 runs of a minimal Faust app.)
-        self.external_names = [*discover_topics(s), s.topic_labels]
-        self.external = app.topic(*self.external_names, **raw)
         self.events = app.topic(s.topic_events, partitions=s.partitions, **raw)
         self.pairs = app.topic(s.topic_pairs, partitions=s.partitions, **raw)
         self.windows_topic = app.topic(s.topic_windows, partitions=s.partitions, **raw)
@@ -160,8 +155,10 @@ class Worker:
         # far it has got (else it holds the watermark, and the last windows never close).
         self.marks_table = app.Table("marks", **tables)
 
-        inputs = {"rekey": (app.bulk_input(self.external), self._rekey_batch, None),
-                  "pair": (app.bulk_input(self.events), self._pair_batch, self.pair_lock),
+        # Stage 0 reads the external topics by pattern with its own consumer (agents.rekey).
+        self.rekeyer = Rekeyer(s, on_consumed=self._consumed, on_dead_letter=self._dead_lettered)
+        app.task(lambda: run_forever(self.rekeyer, self.app.crash))
+        inputs = {"pair": (app.bulk_input(self.events), self._pair_batch, self.pair_lock),
                   "window": (app.bulk_input(self.pairs), self._window_batch, self.window_lock)}
         for name, (bulk, handle, lock) in inputs.items():
             app.task(self._stage_task(name, bulk, handle, lock))
@@ -364,6 +361,12 @@ class Worker:
                 await self.app.crash(exc)  # once, by the first commit that failed
             raise
 
+    def _consumed(self, topic: str) -> None:
+        self.metrics.consumed[topic] += 1
+
+    def _dead_lettered(self, reason: str, topic: str) -> None:
+        self.metrics.add_dead_letter(reason, topic)
+
     async def _dead_letter(self, dl: DeadLetter) -> None:
         self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
         await self.dlq.send(value=dl.raw, headers=dead_letter_headers(dl))
@@ -407,34 +410,6 @@ class Worker:
 
         run.__name__ = f"predlog_{name}"
         return run
-
-    async def _rekey_batch(self, batch) -> None:
-        s = self.settings
-        for msg in batch:
-            self.metrics.consumed[msg.topic] += 1
-            headers = _headers(msg)
-            if msg.topic == s.topic_labels:
-                label = decode_label_record(
-                    msg.value or b"", fallback_time=msg.timestamp,
-                    coords=SourceCoords("kafka", msg.topic, msg.partition, msg.offset))
-                if isinstance(label, DeadLetter):
-                    await self._dead_letter(label)
-                else:
-                    await self.events.send(key=label.request_id.encode(), value=msg.value,
-                                           headers=[(KIND_HEADER, b"label")],
-                                           timestamp=msg.timestamp)
-                continue
-            item = decode_kafka_record(msg.topic, msg.key, msg.value, headers,
-                                       msg.timestamp * 1000.0, partition=msg.partition,
-                                       offset=msg.offset)
-            if isinstance(item, DeadLetter):
-                await self._dead_letter(item)
-                continue
-            await self.events.send(
-                key=item.request_id.encode(), value=msg.value,
-                headers=[*headers, (SOURCE_TOPIC_HEADER, msg.topic.encode())],
-                timestamp=msg.timestamp)
-        await self.app.producer.flush()
 
     async def _pair_batch(self, batch) -> asyncio.Future:
         self._ensure_stages()
@@ -656,24 +631,6 @@ def make_monitoring(settings: Settings):
     return Monitoring(models, label_horizon=settings.label_horizon_seconds,
                       drift_min_rows=settings.drift_min_rows,
                       report_every=settings.report_every)
-
-
-def discover_topics(settings: Settings) -> list[str]:
-    """External logger topics that exist now and match the configured pattern."""
-    import re
-
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                             request_timeout_ms=15000, **kafka_python_kwargs(settings))
-    try:
-        topics = consumer.topics()
-    finally:
-        consumer.close()
-    pattern = re.compile(settings.external_topics_pattern)
-    names = sorted(t for t in topics if pattern.match(t))
-    log.info("external logger topics: %s", ", ".join(names) or "none")
-    return names
 
 
 def make_es_sink(settings: Settings):

@@ -93,3 +93,45 @@ def test_v1_kafka_mode_and_v2_model_topics(stack):
     assert by_model["iris"]["requests"] == 30 and by_model["iris"]["errors"] == 0
     assert by_model["iris"]["namespace"] == f"it{dep.suffix}"
     assert by_model["iris"]["window_start"] == "2026-11-01T00:00:00Z"
+
+
+def test_a_model_topic_created_while_the_worker_runs_is_consumed(stack):
+    """Seldon v2 creates a model's topics when the model is deployed: a running worker
+    picks them up (pattern subscription, metadata refresh) without a restart."""
+    dep = Deployment(stack, window=WINDOW, ttl=30.0, lateness=10.0)
+    v2_prefix = f"seldon.it{dep.suffix}.model.late"
+    dep.extra_env["PREDLOG_EXTERNAL_TOPICS_PATTERN"] = (
+        f"^seldon\\.it{dep.suffix}\\.model\\..+\\.(inputs|outputs)$")
+    dep.extra_env["PREDLOG_TOPIC_REFRESH_SECONDS"] = "5"
+    dep.create_topics()
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    try:
+        dep.start_worker()  # no matching topic exists yet
+        time.sleep(2)
+        created = time.monotonic()
+        admin.create_topics([NewTopic(f"{v2_prefix}.inputs", 2, 1),
+                             NewTopic(f"{v2_prefix}.outputs", 2, 1)])
+        for i in range(25):
+            key, req, resp, t = _v2(i)
+            producer.send(f"{v2_prefix}.inputs", key=key, value=req, timestamp_ms=int(t * 1000))
+            producer.send(f"{v2_prefix}.outputs", key=key, value=resp,
+                          timestamp_ms=int(t * 1000 + 30))
+        producer.flush()
+        consumer = KafkaConsumer(dep.topics["events"], bootstrap_servers=stack.kafka_bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=1000)
+        n = 0
+        try:
+            while n < 50 and time.monotonic() - created < 60:
+                n += sum(len(b) for b in consumer.poll(timeout_ms=1000).values())
+        finally:
+            consumer.close()
+        assert n == 50, f"{n} of 50 records of the new topics re-keyed within 60 s"
+        dep.produce(flush_records(T0 + 3600, PARTITIONS), partitions=True)
+        summaries = dep.windows(1)
+    finally:
+        producer.close()
+        admin.close()
+        dep.stop()
+    late = [s for s in summaries if s["model"] == "late"]  # the topic names the model
+    assert len(late) == 1 and late[0]["requests"] == 25 and late[0]["errors"] == 0
