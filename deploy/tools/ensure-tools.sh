@@ -2,6 +2,7 @@
 # Install (idempotently) the tools the deploy tests need. Run as root on Debian bookworm.
 #   deploy/tools/ensure-tools.sh          # kubectl, promtool, amtool
 #   deploy/tools/ensure-tools.sh --image  # also buildah and debootstrap (make image-test)
+#   deploy/tools/ensure-tools.sh --bench  # also wrk (bench/ingest_bench.py's load client)
 # Verified with: kubectl v1.32.4 (kustomize v5.5.0, the one on this machine). Debian's
 # kubernetes-client (1.20.2, kustomize v2) is too old for these kustomizations: it fails
 # with "cannot unmarshal object into Go struct field Kustomization.patchesStrategicMerge"
@@ -11,7 +12,9 @@
 set -euo pipefail
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WITH_IMAGE=0
+WITH_BENCH=0
 [[ "${1:-}" == "--image" ]] && WITH_IMAGE=1
+[[ "${1:-}" == "--bench" ]] && WITH_BENCH=1
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 APT_UPDATED=0
@@ -45,6 +48,9 @@ for pf in /run/prometheus/prometheus.pid /run/prometheus/prometheus-alertmanager
 done
 if (( WITH_IMAGE )); then
   ensure_apt buildah debootstrap
+fi
+if (( WITH_BENCH )); then
+  ensure_apt wrk  # verified: wrk 4.1.0-3+b2
 fi
 
 # The Python test dependencies (kubernetes-validate, jsonschema) are dev extras in
