@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     ingest_port: int = Field(8085, ge=1, le=65535)
     ingest_max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     ingest_token: SecretStr | None = None
+    ingest_access_log: bool = False  # aiohttp's access log: one line per logged event
 
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Settings:
