@@ -19,6 +19,9 @@ QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 # Exact cell types (`type(v)`, so never a subclass such as bool) for column fast paths:
 NUMBER_TYPES = frozenset((int, float))  # every value is a number
 TEXT_TYPES = frozenset((str, type(None)))  # no value is a number
+# A row wider than this is not profiled per feature (an image or embedding tensor, or a
+# hostile payload): 65,000 columns made a 3.4 MB summary that no Kafka producer took.
+MAX_FEATURE_COLUMNS = 1000
 
 
 def latency_summary(latencies: list[float]) -> dict[str, float | None]:
@@ -66,7 +69,15 @@ def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...],
 
 
 def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> dict[str, dict]:
-    """mean/std/min/max of each numeric feature over every logged input row."""
+    """mean/std/min/max of each numeric feature over every logged input row (rows of at
+    most `MAX_FEATURE_COLUMNS` values).
+
+    >>> from stream.events import ModelRef
+    >>> m = ModelRef("m")
+    >>> wide = Pair(m, "r2", 0.0, 0.1, rows=[[1.0] * (MAX_FEATURE_COLUMNS + 1)])
+    >>> sorted(feature_stats([Pair(m, "r1", 0.0, 0.1, ("a", "b"), [[1.0, 3.0]]), wide]))
+    ['a', 'b']
+    """
     columns: dict[str, list[float]] = {}
     # Consecutive pairs with the same distinct names and equal-width rows are transposed
     # together; anything else goes cell by cell, in order.
@@ -77,6 +88,11 @@ def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> d
         if not rows:
             continue
         width = len(rows[0])
+        if width > MAX_FEATURE_COLUMNS:
+            rows = [r for r in rows if len(r) <= MAX_FEATURE_COLUMNS]
+            if not rows:
+                continue
+            width = len(rows[0])
         names = feature_names_for(p, width, schema)
         if (len(rows) == 1 or all(len(r) == width for r in rows)) and (
                 names == batch_names or len(set(names)) == width):
@@ -90,6 +106,8 @@ def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> d
             _extend_columns(columns, batch_names, batch)
         batch_names, batch = None, []
         for row in rows:
+            if len(row) > MAX_FEATURE_COLUMNS:
+                continue
             names = feature_names_for(p, len(row), schema)
             for name, v in zip(names, row, strict=False):
                 if isinstance(v, int | float) and not isinstance(v, bool):
