@@ -53,15 +53,17 @@ def subscription_pattern(settings: Settings) -> str:
 class Rekeyer:
     """Reads the external topics by pattern and re-publishes them keyed by request id.
 
-    `on_consumed(topic)` and `on_dead_letter(reason, topic)` report to the worker's
-    metrics. `run()` loops until cancelled; any other failure propagates (the worker
+    `on_consumed(topic)`, `on_decoded(topic)` and `on_dead_letter(reason, topic)` report
+    to the worker's metrics. `run()` loops until cancelled; any other failure propagates (the worker
     stops and is restarted from the last commit).
     """
 
     def __init__(self, settings: Settings, *, on_consumed: Callable[[str], None],
+                 on_decoded: Callable[[str], None],
                  on_dead_letter: Callable[[str, str], None]) -> None:
         self.settings = settings
         self.on_consumed = on_consumed
+        self.on_decoded = on_decoded
         self.on_dead_letter = on_dead_letter
         self.assigned: frozenset[str] = frozenset()  # topics with partitions assigned here
 
@@ -111,6 +113,7 @@ class Rekeyer:
             if isinstance(label, DeadLetter):
                 await self._dead_letter(producer, label)
                 return
+            self.on_decoded(topic)
             await producer.send(s.topic_events, key=label.request_id.encode(),
                                 value=record.value, headers=[(KIND_HEADER, b"label")],
                                 timestamp_ms=record.timestamp)
@@ -121,6 +124,7 @@ class Rekeyer:
         if isinstance(item, DeadLetter):
             await self._dead_letter(producer, item)
             return
+        self.on_decoded(topic)
         await producer.send(s.topic_events, key=item.request_id.encode(), value=record.value,
                             headers=[*headers, (SOURCE_TOPIC_HEADER, topic.encode())],
                             timestamp_ms=record.timestamp)

@@ -156,7 +156,8 @@ class Worker:
         self.marks_table = app.Table("marks", **tables)
 
         # Stage 0 reads the external topics by pattern with its own consumer (agents.rekey).
-        self.rekeyer = Rekeyer(s, on_consumed=self._consumed, on_dead_letter=self._dead_lettered)
+        self.rekeyer = Rekeyer(s, on_consumed=self._consumed, on_decoded=self._decoded,
+                               on_dead_letter=self._dead_lettered)
         app.task(lambda: run_forever(self.rekeyer, self.app.crash))
         inputs = {"pair": (app.bulk_input(self.events), self._pair_batch, self.pair_lock),
                   "window": (app.bulk_input(self.pairs), self._window_batch, self.window_lock)}
@@ -364,6 +365,9 @@ class Worker:
     def _consumed(self, topic: str) -> None:
         self.metrics.consumed[topic] += 1
 
+    def _decoded(self, topic: str) -> None:
+        self.metrics.decoded[topic] += 1
+
     def _dead_lettered(self, reason: str, topic: str) -> None:
         self.metrics.add_dead_letter(reason, topic)
 
@@ -421,6 +425,7 @@ class Worker:
             if dict(headers).get(KIND_HEADER) == b"label":
                 label = decode_label_record(msg.value, fallback_time=msg.timestamp)
                 if not isinstance(label, DeadLetter):
+                    self.metrics.decoded[msg.topic] += 1
                     self._pairing_stage(msg.partition)
                     self._join(msg.partition, label)
                 continue
@@ -434,6 +439,7 @@ class Worker:
             if isinstance(item, DeadLetter):
                 await self._dead_letter(item)
                 continue
+            self.metrics.decoded[msg.topic] += 1
             self.pair_watermark.update(msg.partition, item.event_time)
             stage = self._pairing_stage(msg.partition)
             touched.add(msg.partition)

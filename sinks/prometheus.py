@@ -87,6 +87,7 @@ class PrometheusSink(Collector):
         self._models: dict[ModelKey, ModelState] = defaultdict(ModelState)
         self.dead_letters: dict[tuple[str, str], int] = defaultdict(int)
         self.consumed: dict[str, int] = defaultdict(int)
+        self.decoded: dict[str, int] = defaultdict(int)  # consumed = decoded + dead letters
         self.consumer_lag: dict[tuple[str, int], int] = {}
         self.labels_joined: dict[ModelKey, int] = defaultdict(int)
         self.label_delay: dict[str, Histogram] = {}
@@ -255,11 +256,16 @@ class PrometheusSink(Collector):
                                     labels=["topic"])
         for topic, n in sorted(self.consumed.items()):
             c_con.add_metric([topic], n)
+        c_dec = CounterMetricFamily("predlog_events_decoded",
+                                    "Records consumed and decoded (the others are dead letters)",
+                                    labels=["topic"])
+        for topic, n in sorted(self.decoded.items()):
+            c_dec.add_metric([topic], n)
         g_clag = GaugeMetricFamily("predlog_consumer_lag_records",
                                    "Log-end offset minus position", labels=["topic", "partition"])
         for (topic, part), n in sorted(self.consumer_lag.items()):
             g_clag.add_metric([topic, str(part)], n)
-        yield from (c_dl, c_con, g_clag)
+        yield from (c_dl, c_con, c_dec, g_clag)
         base = ["model_name", "model_version", "namespace", "node"]
         c_lj = CounterMetricFamily("predlog_labels_joined", "Labels joined to a prediction",
                                    labels=base)
