@@ -309,6 +309,25 @@ def mlflow_exporter(
 
 
 @app.command()
+def check() -> None:
+    """Check Kafka, Elasticsearch, MLflow and the reference files as the worker uses them."""
+    from agents.check import run_checks
+    from agents.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        console.print(f"FAIL  settings: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    results = run_checks(settings, emit=lambda c: console.print(c.line(), markup=False,
+                                                                highlight=False, soft_wrap=True))
+    failed = sum(r.status == "FAIL" for r in results)
+    console.print(f"{failed} of {len(results)} checks failed" if failed
+                  else f"all {len(results)} checks passed", markup=False, highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
 def stack(
     action: Annotated[str, typer.Argument(help="up | down | status")],
     services: Annotated[
