@@ -191,7 +191,7 @@ def test_workloads_are_locked_down(overlay):
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
         assert pod["automountServiceAccountToken"] is False
         mounted = set()
-        for c in pod["containers"]:
+        for c in pod["containers"] + pod.get("initContainers", []):
             sc = c["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True
             assert sc["allowPrivilegeEscalation"] is False
@@ -203,7 +203,8 @@ def test_workloads_are_locked_down(overlay):
         # Writable scratch is emptyDir; anything else is a Secret mounted read-only (a CA).
         empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
         secrets = {v["name"] for v in pod["volumes"] if "secret" in v}
-        for m in (m for c in pod["containers"] for m in c["volumeMounts"]):
+        for m in (m for c in pod["containers"] + pod.get("initContainers", [])
+                  for m in c["volumeMounts"]):
             assert m["name"] in empty_dirs or (m["name"] in secrets and m["readOnly"]), m
 
 
@@ -219,6 +220,30 @@ def test_worker_probes_state_and_pdb(overlay):
     assert "/var/lib/predlog" in {m["mountPath"] for m in c["volumeMounts"]}
     pdb = one(objs, "PodDisruptionBudget", "predlog-worker")
     assert pdb["spec"]["selector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_starts_after_predlog_check(overlay):
+    """The init container runs `predlog check` with the worker's settings, Secrets and mounts."""
+    pod = one(objects(overlay), "Deployment", "predlog-worker")["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    worker = pod["containers"][0]
+    assert init["args"] == ["check"] and init["image"] == worker["image"]
+    assert init["envFrom"] == worker["envFrom"]
+    assert init["env"] == worker["env"]
+    mounts = {m["mountPath"]: m for m in worker["volumeMounts"] if m.get("readOnly")}
+    assert mounts.items() <= {m["mountPath"]: m for m in init["volumeMounts"]}.items()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_partitions_setting_matches_the_events_topic(overlay):
+    """PREDLOG_PARTITIONS = partitions of the events topic (`predlog check` fails otherwise)."""
+    objs = objects(overlay)
+    settings = next(c for c in by_kind(objs, "ConfigMap")
+                    if c["metadata"]["name"].startswith("predlog-settings"))["data"]
+    topics = {t["spec"]["topicName"]: t["spec"] for t in by_kind(objs, "KafkaTopic")}
+    assert int(settings["PREDLOG_PARTITIONS"]) == \
+        topics[settings["PREDLOG_TOPIC_EVENTS"]]["partitions"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
