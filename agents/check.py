@@ -43,7 +43,9 @@ class Check:
     fix: str = ""
 
     def line(self) -> str:
-        """>>> Check("FAIL", "kafka: x", "do y").line()
+        """The line `predlog check` prints.
+
+        >>> Check("FAIL", "kafka: x", "do y").line()
         'FAIL  kafka: x → fix: do y'
         """
         return f"{self.status:<5} {self.what}" + (f" → fix: {self.fix}" if self.fix else "")
