@@ -116,8 +116,12 @@ class MlflowCollector(Collector):
     @staticmethod
     def _metrics(values: dict[tuple[str, str, str, str], float]) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily] = {}
+        seen: set[tuple[str, str, str, str]] = set()
         for (name, model, version, experiment), value in sorted(values.items()):
             family_name = metric_family_name(name)
+            if (family_name, model, version, experiment) in seen:
+                continue  # two MLflow names that sanitize alike ("a.b", "a_b"): the first wins
+            seen.add((family_name, model, version, experiment))
             family = families.get(family_name)
             if family is None:
                 family = families[family_name] = GaugeMetricFamily(

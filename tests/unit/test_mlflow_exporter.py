@@ -169,9 +169,11 @@ def test_a_failed_poll_keeps_the_last_values_and_reports_down():
 def test_sanitized_names_do_not_collide_into_duplicate_series():
     collector = MlflowCollector()
     collector.update(MlflowSnapshot(metrics={("a.b", "m", "1", "e"): 1.0,
+                                             ("a_b", "m", "1", "e"): 3.0,
                                              ("a_b", "m", "2", "e"): 2.0}), now=0.0)
     registry = CollectorRegistry()
     registry.register(collector)
     text = generate_latest(registry).decode()
     assert text.count("# TYPE mlflow_metric_a_b gauge") == 1
     assert 'mlflow_metric_a_b{experiment="e",model_name="m",version="2"} 2.0' in text
+    assert text.count('mlflow_metric_a_b{experiment="e",model_name="m",version="1"}') == 1
