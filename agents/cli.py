@@ -283,6 +283,50 @@ def ingest(
     run_ingest(settings)
 
 
+@app.command("mlflow-exporter")
+def mlflow_exporter(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 6067).")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between polls (default 30).")
+                        ] = None,
+) -> None:
+    """Serve MLflow runs and registered models as Prometheus metrics (mlflow_*)."""
+    import logging
+
+    from agents.mlflow_exporter import run_mlflow_exporter
+    from agents.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings(mlflow_exporter_host=host, mlflow_exporter_port=port,
+                             mlflow_exporter_interval_seconds=interval)
+    if not settings.mlflow_tracking_uri:
+        console.print("[red]PREDLOG_MLFLOW_TRACKING_URI is not set: nothing to export")
+        raise typer.Exit(2)
+    console.print(f"predlog mlflow-exporter: {settings.mlflow_tracking_uri} every "
+                  f"{settings.mlflow_exporter_interval_seconds:g} s → http://"
+                  f"{settings.mlflow_exporter_host}:{settings.mlflow_exporter_port}/metrics")
+    run_mlflow_exporter(settings)
+
+
+@app.command()
+def check() -> None:
+    """Check Kafka, Elasticsearch, MLflow and the reference files as the worker uses them."""
+    from agents.check import run_checks
+    from agents.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        console.print(f"FAIL  settings: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    results = run_checks(settings, emit=lambda c: console.print(c.line(), markup=False,
+                                                                highlight=False, soft_wrap=True))
+    failed = sum(r.status == "FAIL" for r in results)
+    console.print(f"{failed} of {len(results)} checks failed" if failed
+                  else f"all {len(results)} checks passed", markup=False, highlight=False)
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command()
 def stack(
     action: Annotated[str, typer.Argument(help="up | down | status")],

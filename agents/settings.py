@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     ingest_token: SecretStr | None = None
     ingest_access_log: bool = False  # aiohttp's access log: one line per logged event
 
+    # MLflow exporter (`predlog mlflow-exporter`, agents/mlflow_exporter.py): polls
+    # mlflow_tracking_uri and serves mlflow_* metrics on http://HOST:PORT/metrics.
+    mlflow_exporter_host: str = "127.0.0.1"
+    mlflow_exporter_port: int = Field(6067, ge=1, le=65535)
+    mlflow_exporter_interval_seconds: float = Field(30.0, gt=0)
+    mlflow_exporter_timeout_seconds: float = Field(10.0, gt=0)  # per MLflow request
+    mlflow_exporter_runs_per_experiment: int = Field(20, ge=1)  # newest runs read (series bound)
+    mlflow_exporter_include: str = ""  # regex (searched) on experiment/model names; "" = all
+
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL_") and not (

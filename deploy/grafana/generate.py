@@ -323,8 +323,17 @@ def pipeline() -> Board:
     b.panel("Ingest: Rejected / s",
             [("sum by (reason) (rate(predlog_ingest_events_rejected_total[5m]))", "{{reason}}")],
             unit="ops")
-    b.panel("Targets Up", [('up{job=~"predlog|predlog-ingest"}', "{{job}} {{instance}}")],
-            minmax=(0, 1), w=24, h=6)
+    b.panel("Targets Up",
+            [('up{job=~"predlog|predlog-ingest|predlog-mlflow-exporter"}', "{{job}} {{instance}}")],
+            minmax=(0, 1), w=12, h=6)
+    b.panel("MLflow Exporter: Last Poll Worked / Age",
+            [("max by (instance) (predlog_mlflow_exporter_up)", "up {{instance}}"),
+             ("time() - max by (instance) "
+              "(predlog_mlflow_exporter_last_success_timestamp_seconds)", "age (s) {{instance}}")],
+            w=12, h=6,
+            description="predlog mlflow-exporter: 1 when its last poll of the MLflow tracking "
+                        "server worked (at 0 the mlflow_* values are the last ones read), and "
+                        "seconds since the last poll that worked.")
     b.alert_list("predlog Alerts (firing and pending)")
     return b
 

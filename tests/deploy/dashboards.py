@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+# The seed's own dashboards, verbatim (Grafana HTTP API form: {"dashboard": {...}})
+SEED_DASHBOARDS = DASHBOARDS.parent / "seed"
 
 # Grafana variable -> value for evaluation ("All" of a multi-value regex variable is .*)
 VARIABLES = {"model_name": ".*", "__rate_interval": "5m", "__interval": "1m"}
@@ -34,6 +36,12 @@ def load_dashboards() -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
 
 
+def load_seed_dashboards() -> dict[str, dict]:
+    """File name -> the dashboard inside the seed's {"dashboard": ...} JSON."""
+    return {p.name: json.loads(p.read_text())["dashboard"]
+            for p in sorted(SEED_DASHBOARDS.glob("*.json"))}
+
+
 def iter_panels(panels: list[dict]):
     for panel in panels:
         yield panel
@@ -41,12 +49,16 @@ def iter_panels(panels: list[dict]):
 
 
 def all_queries() -> list[PanelQuery]:
-    """Every panel target's PromQL of every dashboard."""
+    """Every panel target's PromQL of every dashboard, predlog's and the seed's (whose
+    dashboard is named by its title and targets by position: the seed gives neither uid
+    nor refId)."""
     out = []
-    for board in load_dashboards().values():
+    boards = [*load_dashboards().values(), *load_seed_dashboards().values()]
+    for board in boards:
         for panel in iter_panels(board["panels"]):
-            for target in panel.get("targets", []):
-                out.append(PanelQuery(board["uid"], panel["title"], target["refId"],
+            for i, target in enumerate(panel.get("targets", [])):
+                out.append(PanelQuery(board.get("uid", board["title"]), panel["title"],
+                                      target.get("refId", chr(ord("A") + i)),
                                       target["expr"], target.get("legendFormat", "")))
     return out
 

@@ -17,8 +17,9 @@ import uuid
 import pytest
 import requests
 
-from tests.deploy.conftest import DEPLOY
+from tests.deploy.conftest import DEPLOY, REPO
 from tests.deploy.dashboards import (
+    SEED_DASHBOARDS,
     all_queries,
     documented_metrics,
     evaluable,
@@ -100,6 +101,24 @@ def test_seed_panels_are_rebuilt():
     assert "histogram_quantile(0.5" in exprs["Prediction Distribution"]
 
 
+SEED_DOC = REPO.parent / "shared" / "seed" / "09-monitoring-observability.md"
+
+
+def test_seed_mlflow_dashboard_ships_verbatim():
+    """deploy/grafana/seed/mlflow-model-performance.json is the seed's JSON block, unchanged
+    (importable as it is through Grafana's HTTP API, POST /api/dashboards/db)."""
+    shipped = (SEED_DASHBOARDS / "mlflow-model-performance.json").read_text()
+    if not SEED_DOC.is_file():
+        pytest.skip(f"seed document not found at {SEED_DOC}")
+    block = re.search(r"### MLflow Metrics Dashboard\n```json\n(.*?)```", SEED_DOC.read_text(),
+                      re.S)
+    assert block and shipped == block.group(1)
+    exprs = [q.expr for q in all_queries() if q.dashboard == "MLflow Model Performance"]
+    assert sorted(exprs) == ["count(mlflow_experiment_active_runs)",
+                             "mlflow_metric_accuracy", "mlflow_run_duration_seconds",
+                             "sum(mlflow_registered_model_versions)"]
+
+
 def test_every_documented_metric_is_on_a_dashboard():
     text = " ".join(q.expr for q in all_queries())
     missing = [name for name, m in documented_metrics().items()
@@ -115,7 +134,8 @@ def test_queries_use_only_documented_metrics_and_known_variables():
         body = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"|\b(by|on|without|ignoring)\s*\([^)]*\)",
                       " ", expr)
         words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", body))
-        metrics = {w for w in words if w.startswith(("model_", "predlog_", "evidently_"))}
+        metrics = {w for w in words
+                   if w.startswith(("model_", "predlog_", "evidently_", "mlflow_"))}
         assert metrics <= known, f"{q.dashboard}/{q.panel}: {metrics - known}"
         assert metrics or "up" in words, f"{q.dashboard}/{q.panel}"
 
@@ -140,7 +160,9 @@ class SyntheticExporter:
         values = {"model_name": self.model, "model_version": "v1", "feature_name": "f0",
                   "error_type": "500", "reason": "invalid_json", "source": "predlog.events",
                   "topic": "predlog.events", "partition": "0", "detector": "adwin",
-                  "stattest": "ks", "event_type": "request", "namespace": "deploy-test"}
+                  "stattest": "ks", "event_type": "request", "namespace": "deploy-test",
+                  "version": "1", "experiment": f"synthetic-{token}-training",
+                  "run_name": "train-1", "stage": "Production"}
         for name, m in documented_metrics().items():
             labels = m["labels"]
             mtype = m["type"]
@@ -162,7 +184,7 @@ class SyntheticExporter:
                 opts = m["values"].get(label) or [values[label]]
                 combos = [{**c, label: v} for c in combos for v in opts]
             for combo in combos:
-                self.children.append((kind, name, metric.labels(**combo)))
+                self.children.append((kind, name, metric.labels(**combo) if labels else metric))
         self._stop = threading.Event()
         self.port = _free_port()
 

@@ -182,7 +182,8 @@ def test_examples_point_the_loggers_at_predlog_ingest():
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_workloads_are_locked_down(overlay):
     deployments = by_kind(objects(overlay), "Deployment")
-    assert {d["metadata"]["name"] for d in deployments} == {"predlog-worker", "predlog-ingest"}
+    assert {d["metadata"]["name"] for d in deployments} == {
+        "predlog-worker", "predlog-ingest", "predlog-mlflow-exporter"}
     for d in deployments:
         pod = d["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -190,7 +191,7 @@ def test_workloads_are_locked_down(overlay):
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
         assert pod["automountServiceAccountToken"] is False
         mounted = set()
-        for c in pod["containers"]:
+        for c in pod["containers"] + pod.get("initContainers", []):
             sc = c["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True
             assert sc["allowPrivilegeEscalation"] is False
@@ -202,7 +203,8 @@ def test_workloads_are_locked_down(overlay):
         # Writable scratch is emptyDir; anything else is a Secret mounted read-only (a CA).
         empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
         secrets = {v["name"] for v in pod["volumes"] if "secret" in v}
-        for m in (m for c in pod["containers"] for m in c["volumeMounts"]):
+        for m in (m for c in pod["containers"] + pod.get("initContainers", [])
+                  for m in c["volumeMounts"]):
             assert m["name"] in empty_dirs or (m["name"] in secrets and m["readOnly"]), m
 
 
@@ -218,6 +220,30 @@ def test_worker_probes_state_and_pdb(overlay):
     assert "/var/lib/predlog" in {m["mountPath"] for m in c["volumeMounts"]}
     pdb = one(objs, "PodDisruptionBudget", "predlog-worker")
     assert pdb["spec"]["selector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_starts_after_predlog_check(overlay):
+    """The init container runs `predlog check` with the worker's settings, Secrets and mounts."""
+    pod = one(objects(overlay), "Deployment", "predlog-worker")["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    worker = pod["containers"][0]
+    assert init["args"] == ["check"] and init["image"] == worker["image"]
+    assert init["envFrom"] == worker["envFrom"]
+    assert init["env"] == worker["env"]
+    mounts = {m["mountPath"]: m for m in worker["volumeMounts"] if m.get("readOnly")}
+    assert mounts.items() <= {m["mountPath"]: m for m in init["volumeMounts"]}.items()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_partitions_setting_matches_the_events_topic(overlay):
+    """PREDLOG_PARTITIONS = partitions of the events topic (`predlog check` fails otherwise)."""
+    objs = objects(overlay)
+    settings = next(c for c in by_kind(objs, "ConfigMap")
+                    if c["metadata"]["name"].startswith("predlog-settings"))["data"]
+    topics = {t["spec"]["topicName"]: t["spec"] for t in by_kind(objs, "KafkaTopic")}
+    assert int(settings["PREDLOG_PARTITIONS"]) == \
+        topics[settings["PREDLOG_TOPIC_EVENTS"]]["partitions"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -295,13 +321,41 @@ def test_no_literal_secrets(overlay):
                     assert not SECRETISH_NAME.search(key), f"{key} belongs in a Secret"
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_mlflow_exporter_deployment_and_service(overlay):
+    objs = objects(overlay)
+    exporter = one(objs, "Deployment", "predlog-mlflow-exporter")
+    pod = exporter["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["args"] == ["mlflow-exporter"]
+    settings = next(c for c in by_kind(objs, "ConfigMap")
+                    if c["metadata"]["name"].startswith("predlog-settings"))["data"]
+    port = int(settings["PREDLOG_MLFLOW_EXPORTER_PORT"])
+    assert settings["PREDLOG_MLFLOW_EXPORTER_HOST"] == "0.0.0.0"
+    assert settings["PREDLOG_MLFLOW_TRACKING_URI"]
+    assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in c["ports"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "predlog-mlflow", "key": "password",
+                                               "optional": True}
+    svc = one(objs, "Service", "predlog-mlflow-exporter")
+    assert svc["spec"]["selector"] == exporter["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"][0]["port"] == port
+    # selects only the exporter's pods, not the worker's or ingest's
+    for other in ("predlog-worker", "predlog-ingest"):
+        labels = one(objs, "Deployment", other)["spec"]["template"]["metadata"]["labels"]
+        assert not svc["spec"]["selector"].items() <= labels.items()
+
+
 # ------------------------------------------------------------------ monitoring and scaling
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_service_monitors_select_the_services(overlay):
     objs = objects(overlay)
     for name, port, job in (("predlog-worker", "web", "predlog"),
-                            ("predlog-ingest", "http", "predlog-ingest")):
+                            ("predlog-ingest", "http", "predlog-ingest"),
+                            ("predlog-mlflow-exporter", "metrics", "predlog-mlflow-exporter")):
         sm = one(objs, "ServiceMonitor", name)
         svc = one(objs, "Service", name)
         selector = sm["spec"]["selector"]["matchLabels"]

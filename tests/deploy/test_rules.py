@@ -21,6 +21,7 @@ ALERTS = {
     "HighPredictionErrorRate", "HighPredictionLatency", "LowRequestRate", "ModelAbsent",
     "DataDriftDetected", "ModelAccuracyDegraded", "LowLabelCoverage", "PredlogWorkerDown",
     "PredlogIngestDown", "PipelineLag", "PredlogConsumerLag", "DeadLettersRising",
+    "PredlogMlflowExporterDown",
 }
 
 
