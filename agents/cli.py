@@ -124,6 +124,8 @@ def replay(
     if result.reports:
         console.print(f"Evidently drift reports: {len(result.reports)} in {out / 'reports'}/, "
                       f"e.g. {result.reports[-1]}")
+    if result.overview:
+        console.print(f"overview (open in a browser): {result.overview}")
 
 
 def _remote_source(settings, from_elasticsearch: str | None, index: str,
@@ -217,6 +219,8 @@ def demo(
     if result.replay.reports:
         console.print(f"Evidently drift reports ({len(result.replay.reports)}): "
                       f"{result.out / 'reports'}/, e.g. {result.replay.reports[-1]}")
+    if result.replay.overview:
+        console.print(f"overview (open in a browser): {result.replay.overview}")
 
 
 def _print_monthly(windows_path: Path) -> None:

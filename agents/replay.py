@@ -8,7 +8,9 @@ and writes to an output directory:
 - `dead-letters.jsonl`: input no decoder could read, with reason and file/line;
 - `metrics.prom`: OpenMetrics with timestamps, for `promtool tsdb create-blocks-from`;
 - `mlflow.db` + `mlartifacts/`: the seed's monitoring runs in a local tracking store;
-- `reports/`: Evidently HTML drift reports (every n-th drift window per model).
+- `reports/`: Evidently HTML drift reports (every n-th drift window per model);
+- `overview.html`: the replay at a glance, charts per model linking to those reports
+  (`sinks.overview_html`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class ReplayResult:
     reports: list[Path] = field(default_factory=list)
     mlflow_runs: int = 0
     dead_letters: Counter = field(default_factory=Counter)
+    overview: Path | None = None
 
 
 def dead_letter_record(dl: DeadLetter) -> dict:
@@ -165,7 +168,11 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                         settings.pairing_ttl_seconds, monitoring=monitoring)
     result = ReplayResult(totals=RunTotals())
     writer = ReplayWriter(out_dir) if out_dir is not None else None
-    mlflow = reports = None
+    mlflow = reports = overview = None
+    if out_dir is not None:
+        from sinks.overview_html import OverviewHtmlSink
+
+        overview = OverviewHtmlSink(out_dir / "overview.html")
     if out_dir is not None and options.mlflow:
         from sinks.mlflow_sink import MlflowSink
 
@@ -200,6 +207,8 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             if mlflow is not None:
                 path = report_paths.get(key.id)
                 mlflow.add(summary, str(path) if path else None)
+            if overview is not None:
+                overview.add(summary, report_paths.get(key.id))
         result.late += len(step.late)
         result.orphans += len(step.orphans)
         if writer is not None:
@@ -253,6 +262,8 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
         consume(pipeline.finish())
         if mlflow is not None:
             result.mlflow_runs += mlflow.flush()
+        if overview is not None:
+            result.overview = overview.flush()
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()

@@ -1,0 +1,349 @@
+"""A replay at a glance: `overview.html`, one self-contained page of charts.
+
+Per model (namespace/model, version, graph node, as the window summaries name them),
+one figure with the windows on a shared time axis: requests, p95 latency, error rate,
+drift share (red where the window has dataset drift), performance (realized, and the
+label-free estimate when summaries carry `performance.estimated`), and a features ×
+windows heatmap of the per-feature drift flags (plus the prediction drift). A window
+with an Evidently report is marked; clicking any of its points or cells opens the
+report, and the reports are also listed as plain links under the figure.
+
+`add(summary, report)` takes each summary as the replay emits it (a revision replaces
+the window's earlier summary; a report, once given, stays with its window); `flush()`
+writes the page atomically. The charts are plotly.js, read from the plotly package's
+own `package_data/plotly.min.js` (plotly comes with evidently) and inlined once: no
+network is needed to view the page. The page is deterministic: models and windows
+sorted, figures as sorted-key JSON, no time of "now".
+
+>>> s = {"namespace": "ns", "model": "m", "version": "1", "node": "n",
+...      "window_start": "2020-01-01T00:00:00Z", "window_end": "2020-01-01T00:05:00Z",
+...      "requests": 4, "errors": 1, "latency_seconds": {"p95": 0.2},
+...      "performance": {"labels": 3, "accuracy": 0.5, "estimated": {"accuracy":
+...          {"value": 0.6, "lower": 0.4, "upper": 0.8}}}}
+>>> series(s)["error_rate"], series(s)["accuracy"], estimated_performance(s)["accuracy"]
+(0.25, 0.5, (0.6, 0.4, 0.8))
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+PERF_METRICS = ("accuracy", "r2", "mae")  # the performance row shows the first one present
+ROW_PX, GAP_PX, CELL_PX = 120, 34, 22
+COLORS = {"requests": "#4c78a8", "latency": "#f58518", "errors": "#e45756",
+          "drift": "#d62728", "no_drift": "#9ecae9", "realized": "#2a9d5c",
+          "estimated": "#7b5ea7", "report": "#222222", "cell": "#e3e9ef"}
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def series(summary: dict) -> dict[str, Any]:
+    """The charted values of one window summary (None where the window has none)."""
+    requests = summary.get("requests") or 0
+    drift = summary.get("drift") or {}
+    perf = summary.get("performance") or {}
+    out = {"requests": requests,
+           "p95": _num((summary.get("latency_seconds") or {}).get("p95")),
+           "error_rate": (summary.get("errors") or 0) / requests if requests else None,
+           "drift_share": _num(drift.get("drift_share")),
+           "dataset_drift": bool(drift.get("dataset_drift"))}
+    for metric in PERF_METRICS:
+        out[metric] = _num(perf.get(metric)) if perf.get("labels") else None
+    return out
+
+
+def estimated_performance(summary: dict) -> dict[str, tuple]:
+    """The hook for label-free estimates: `performance.estimated` as {metric: (value,
+    lower, upper)}, each entry either a number or {"value", "lower", "upper", ...}."""
+    est = (summary.get("performance") or {}).get("estimated") or {}
+    out = {}
+    for metric, e in est.items() if isinstance(est, dict) else ():
+        if isinstance(e, dict):
+            out[metric] = (_num(e.get("value")), _num(e.get("lower")), _num(e.get("upper")))
+        else:
+            out[metric] = (_num(e), None, None)
+    return out
+
+
+def _n(row: int) -> str:
+    """plotly's axis suffix: x, x2, x3, …"""
+    return "" if row == 1 else str(row)
+
+
+def _time(iso: str) -> str:
+    """plotly.js date strings carry no zone: "2013-01-03T00:00:00Z" → "2013-01-03 00:00:00"."""
+    return iso.rstrip("Z").replace("T", " ")[:19]
+
+
+def _label(s: dict) -> str:
+    """A window's span, as short as its bounds allow: whole days as dates."""
+    start, end = _time(s["window_start"]), _time(s["window_end"])
+    if start.endswith("00:00:00") and end.endswith("00:00:00"):
+        return f"{start[:10]} – {end[:10]}"
+    if start[:10] == end[:10]:
+        return f"{start[:16]} – {end[11:16]} UTC"
+    return f"{start[:16]} – {end[:16]} UTC"
+
+
+def _feature_rows(windows: list[dict]) -> tuple[list[str], list[list], list[list]]:
+    """Heatmap rows: features (sorted), then the prediction; z 1 drifted, 0 not, None
+    not computed; hover text per cell."""
+    names = sorted({f for s in windows for f in ((s.get("drift") or {}).get("features") or {})})
+    has_pred = any(isinstance(s.get("prediction_drift"), dict) for s in windows)
+    rows = [*names, "(prediction)"] if has_pred else names
+    z, text = [], []
+    for name in rows:
+        zr, tr = [], []
+        for s in windows:
+            if name == "(prediction)" and has_pred:
+                f = s.get("prediction_drift")
+            else:
+                f = ((s.get("drift") or {}).get("features") or {}).get(name)
+            if not isinstance(f, dict) or "drift" not in f:
+                zr.append(None)
+                tr.append(f"{name}<br>{_label(s)}<br>not computed")
+                continue
+            zr.append(1 if f["drift"] else 0)
+            score = _num(f.get("score"))
+            tr.append(f"{name}<br>{_label(s)}<br>{f.get('stattest')} "
+                      f"{'–' if score is None else format(score, '.4g')} "
+                      f"(threshold {f.get('threshold')}): "
+                      f"{'<b>drift</b>' if f['drift'] else 'no drift'}")
+        z.append(zr)
+        text.append(tr)
+    return rows, z, text
+
+
+def model_figure(windows: list[dict], links: list[str | None]) -> dict:
+    """One plotly figure (data, layout) for one model's windows, in time order."""
+    x = [_time(s["window_start"]) for s in windows]
+    labels = [_label(s) for s in windows]
+    vals = [series(s) for s in windows]
+    est = [estimated_performance(s) for s in windows]
+    metric = next((m for m in PERF_METRICS if any(v[m] is not None for v in vals)
+                   or any(m in e for e in est)), "accuracy")
+    features, z, text = _feature_rows(windows)
+    heat_px = max(CELL_PX * len(features), CELL_PX)
+    rows = 5 + bool(features)
+    total = 5 * ROW_PX + (heat_px if features else 0) + (rows - 1) * GAP_PX
+    custom = [[lab, "<br><i>click: Evidently report</i>" if link else ""]
+              for lab, link in zip(labels, links, strict=True)]
+    hover = "%{customdata[0]}<br>%{y:FMT} UNIT%{customdata[1]}<extra></extra>"
+
+    def trace(row: int, kind: str, y: list, fmt: str, unit: str, **kw) -> dict:
+        t = {"type": kind, "x": x, "y": y, "xaxis": f"x{_n(row)}", "yaxis": f"y{_n(row)}",
+             "customdata": custom, "showlegend": False,
+             "hovertemplate": hover.replace("FMT", fmt).replace("UNIT", unit)}
+        t.update(kw)
+        return t
+
+    line = {"mode": "lines+markers", "connectgaps": False, "marker": {"size": 5}}
+    data = [
+        trace(1, "bar", [v["requests"] for v in vals], ",", "requests",
+              marker={"color": COLORS["requests"]}),
+        trace(2, "scatter", [v["p95"] for v in vals], ".3f", "s p95 latency",
+              line={"color": COLORS["latency"]}, **line),
+        trace(3, "scatter", [v["error_rate"] for v in vals], ".2%", "errors",
+              line={"color": COLORS["errors"]}, **line),
+        trace(4, "bar", [v["drift_share"] for v in vals], ".0%", "of features drifted",
+              marker={"color": [COLORS["drift"] if v["dataset_drift"] else COLORS["no_drift"]
+                                for v in vals]}),
+        trace(4, "scatter", [v["drift_share"] if link else None
+                             for v, link in zip(vals, links, strict=True)], ".0%",
+              "of features drifted", mode="markers", name="Evidently report (click)",
+              showlegend=any(links), marker={"symbol": "square-open", "size": 11,
+                                             "color": COLORS["report"], "line": {"width": 2}}),
+    ]
+    if any(metric in e for e in est):  # the estimate's confidence band, then its value
+        lower = [e.get(metric, (None, None, None))[1] for e in est]
+        upper = [e.get(metric, (None, None, None))[2] for e in est]
+        data.append(trace(5, "scatter", upper, ".3f", f"upper bound ({metric})",
+                          mode="lines", line={"width": 0}, connectgaps=False))
+        data.append(trace(5, "scatter", lower, ".3f", f"lower bound ({metric})",
+                          mode="lines", line={"width": 0}, fill="tonexty",
+                          fillcolor="rgba(123,94,167,0.18)", connectgaps=False))
+        data.append(trace(5, "scatter", [e.get(metric, (None,))[0] for e in est], ".3f",
+                          f"estimated {metric}", name=f"estimated {metric}", showlegend=True,
+                          **{**line, "line": {"color": COLORS["estimated"], "dash": "dash"}}))
+    data.append(trace(5, "scatter", [v[metric] for v in vals], ".3f", f"realized {metric}",
+                      name=f"realized {metric}", showlegend=True,
+                      line={"color": COLORS["realized"]}, **line))
+    if features:
+        data.append({"type": "heatmap", "x": x, "y": features, "z": z, "text": text,
+                     "xaxis": f"x{_n(rows)}", "yaxis": f"y{_n(rows)}", "zmin": 0, "zmax": 1,
+                     "hovertemplate": "%{text}<extra></extra>", "showscale": False,
+                     "xgap": 1, "ygap": 1, "hoverongaps": False,
+                     "colorscale": [[0, COLORS["cell"]], [0.5, COLORS["cell"]],
+                                    [0.5, COLORS["drift"]], [1, COLORS["drift"]]]})
+    titles = ["requests", "p95 latency (s)", "error rate", "drift share", metric,
+              "feature drift"]
+    layout: dict[str, Any] = {
+        "height": total + 90, "margin": {"t": 40, "b": 50, "l": 70, "r": 20},
+        "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
+        "paper_bgcolor": "white", "plot_bgcolor": "#fafbfc", "bargap": 0.15,
+        "hovermode": "closest", "legend": {"orientation": "h", "x": 1, "xanchor": "right",
+                                           "y": 1, "yanchor": "bottom"}}
+    top = total
+    for row in range(1, rows + 1):
+        px = heat_px if row == 6 else ROW_PX
+        domain = [(top - px) / total, top / total]
+        top -= px + GAP_PX
+        y: dict[str, Any] = {"domain": domain, "automargin": True, "gridcolor": "#e6e9ee",
+                             "zeroline": False, "fixedrange": True,
+                             "title": {"text": titles[row - 1], "font": {"size": 12}}}
+        if row in (1, 2, 3):
+            y["rangemode"] = "tozero"
+        if row == 3:
+            y["tickformat"] = ".1%"
+        if row == 4:
+            y.update(range=[0, 1.05], tickformat=".0%")
+        if row == 6:
+            y.update(autorange="reversed", gridcolor="rgba(0,0,0,0)", title={"text": ""},
+                     tickfont={"size": 11})
+        layout[f"yaxis{_n(row)}"] = y
+        layout[f"xaxis{_n(row)}"] = {"anchor": f"y{_n(row)}", "type": "date",
+                                     "showticklabels": row == rows, "gridcolor": "#e6e9ee",
+                                     **({"matches": "x"} if row > 1 else {})}
+    return {"data": data, "layout": layout}
+
+
+def plotly_js() -> str:
+    """plotly.min.js as the plotly package ships it."""
+    return (files("plotly") / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+
+
+def _json(obj: Any) -> str:
+    """Sorted-key JSON, safe inside <script> (no "</" ends the element early)."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode().replace("</", "<\\/")
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2933;
+  background: #f3f5f8; margin: 0; }}
+main {{ max-width: 1280px; margin: 0 auto; padding: 20px 24px 40px; }}
+h1 {{ font-size: 22px; margin: 0 0 4px; }}
+h2 {{ font-size: 17px; margin: 0 0 2px; }}
+.sub, .meta {{ color: #52606d; font-size: 13px; margin: 0 0 12px; }}
+section {{ background: white; border: 1px solid #dde3ea; border-radius: 8px;
+  padding: 16px 18px 10px; margin: 16px 0; }}
+nav a, .reports a {{ color: #1f5fa8; text-decoration: none; margin-right: 10px; }}
+nav a:hover, .reports a:hover {{ text-decoration: underline; }}
+.reports {{ font-size: 13px; color: #52606d; margin: 4px 0 6px; line-height: 1.7; }}
+.key {{ font-size: 12px; color: #52606d; }}
+.sw {{ display: inline-block; width: 10px; height: 10px; border-radius: 2px;
+  vertical-align: -1px; margin: 0 3px 0 10px; }}
+</style></head><body><main>
+<h1>{title}</h1>
+<p class="sub">{subtitle}</p>
+{nav}
+{sections}
+<p class="key">Drift share bars and heatmap cells: <span class="sw" style="background:{drift}">
+</span>drift <span class="sw" style="background:{no_drift}"></span>no dataset drift
+<span class="sw" style="background:{cell}"></span>feature not drifted; blank: not computed
+(no reference or too few rows). Each point is one window (the latest revision of its
+summary in windows.jsonl); hover for values, click a window with a report to open it.</p>
+</main>
+<script>{plotly}</script>
+<script>
+var FIGURES = {figures};
+FIGURES.forEach(function (f) {{
+  var div = document.getElementById(f.id);
+  Plotly.newPlot(div, f.figure.data, f.figure.layout,
+                 {{responsive: true, displaylogo: false,
+                   modeBarButtonsToRemove: ["select2d", "lasso2d"]}});
+  div.on("plotly_click", function (ev) {{
+    var p = ev.points[0], i = Array.isArray(p.pointIndex) ? p.pointIndex[1] : p.pointIndex;
+    if (f.links[i]) {{ window.open(f.links[i], "_blank"); }}
+  }});
+}});
+</script>
+</body></html>
+"""
+
+
+class OverviewHtmlSink:
+    """Collects window summaries and writes the overview page to `path` on `flush()`."""
+
+    def __init__(self, path: str | Path, title: str = "predlog replay overview") -> None:
+        self.path = Path(path)
+        self.title = title
+        # (namespace, model, version, node) -> window_start -> (revision, summary)
+        self._windows: dict[tuple, dict[str, tuple[int, dict]]] = {}
+        self._reports: dict[tuple, Path] = {}  # (model key, window_start) -> report
+
+    def add(self, summary: dict, report: str | Path | None = None) -> None:
+        model = tuple(str(summary.get(k, "")) for k in ("namespace", "model", "version", "node"))
+        start = summary["window_start"]
+        windows = self._windows.setdefault(model, {})
+        revision = summary.get("revision") or 0
+        if start not in windows or windows[start][0] <= revision:
+            windows[start] = (revision, summary)
+        if report is not None:
+            self._reports[(model, start)] = Path(report)
+
+    def _link(self, model: tuple, start: str) -> str | None:
+        report = self._reports.get((model, start))
+        if report is None:
+            return None
+        rel = os.path.relpath(report.resolve(), self.path.parent.resolve())
+        return quote(Path(rel).as_posix())
+
+    def render(self) -> str:
+        sections, figures, nav = [], [], []
+        starts = sorted({s for w in self._windows.values() for s in w})
+        for i, model in enumerate(sorted(self._windows)):
+            ns, name, version, node = model
+            windows = [self._windows[model][s][1] for s in sorted(self._windows[model])]
+            links = [self._link(model, s["window_start"]) for s in windows]
+            anchor = f"model-{i + 1}"
+            heading = html.escape(f"{ns}/{name}")
+            nav.append(f'<a href="#{anchor}">{heading} {html.escape(version)} '
+                       f'{html.escape(node)}</a>')
+            drifted = sum(bool((s.get("drift") or {}).get("dataset_drift")) for s in windows)
+            requests = sum(s.get("requests") or 0 for s in windows)
+            reports = [f'<a href="{html.escape(link)}" target="_blank">'
+                       f"{html.escape(_label(s))}</a>"
+                       for s, link in zip(windows, links, strict=True) if link]
+            sections.append(
+                f'<section id="{anchor}"><h2>{heading}</h2>'
+                f'<p class="meta">version {html.escape(version)} · node {html.escape(node)} · '
+                f"{len(windows):,} windows · {requests:,} requests · {drifted:,} with dataset "
+                f"drift · {len(reports):,} Evidently reports</p>"
+                f'<div id="{anchor}-figure"></div>'
+                + (f'<p class="reports">Evidently reports: {" ".join(reports)}</p>'
+                   if reports else "") + "</section>")
+            figures.append({"id": f"{anchor}-figure", "links": links,
+                            "figure": model_figure(windows, links)})
+        if starts:
+            subtitle = (f"{sum(map(len, self._windows.values())):,} model windows of "
+                        f"{len(self._windows)} model{'s' if len(self._windows) > 1 else ''}, "
+                        "window starts from "
+                        f"{_time(starts[0])[:16]} to {_time(starts[-1])[:16]} UTC")
+        else:
+            subtitle = "no windows: the replay emitted no window summary"
+        return PAGE.format(
+            title=html.escape(self.title), subtitle=subtitle,
+            nav=f"<nav>{''.join(nav)}</nav>" if len(nav) > 1 else "",
+            sections="\n".join(sections), plotly=plotly_js(), figures=_json(figures),
+            drift=COLORS["drift"], no_drift=COLORS["no_drift"], cell=COLORS["cell"])
+
+    def flush(self) -> Path:
+        """Write the page (temporary file, then rename) and return its path."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".html.tmp")
+        tmp.write_text(self.render(), encoding="utf-8")
+        os.replace(tmp, self.path)
+        return self.path
