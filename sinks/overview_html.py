@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import html
 import os
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from urllib.parse import quote
 import orjson
 
 PERF_METRICS = ("accuracy", "r2", "mae")  # the performance row shows the first one present
-ROW_PX, GAP_PX, CELL_PX = 120, 34, 22
+ROW_PX, GAP_PX, CELL_PX = 120, 34, 22  # heights in pixels
 COLORS = {"requests": "#4c78a8", "latency": "#f58518", "errors": "#e45756",
           "drift": "#d62728", "no_drift": "#9ecae9", "realized": "#2a9d5c",
           "estimated": "#7b5ea7", "report": "#222222", "cell": "#e3e9ef"}
@@ -123,96 +124,103 @@ def _feature_rows(windows: list[dict]) -> tuple[list[str], list[list], list[list
     return rows, z, text
 
 
+def _middle(s: dict) -> str:
+    """The window's midpoint as a plotly.js date: a bar there covers [start, end)."""
+    a, b = (datetime.fromisoformat(s[k].replace("Z", "+00:00"))
+            for k in ("window_start", "window_end"))
+    mid = a + (b - a) / 2
+    text = mid.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text
+
+
 def model_figure(windows: list[dict], links: list[str | None]) -> dict:
-    """One plotly figure (data, layout) for one model's windows, in time order."""
-    x = [_time(s["window_start"]) for s in windows]
-    labels = [_label(s) for s in windows]
+    """One plotly figure (data, layout) for one model's windows, in time order: a row
+    per chart that has data, on one shared time axis."""
+    x = [_middle(s) for s in windows]
     vals = [series(s) for s in windows]
     est = [estimated_performance(s) for s in windows]
     metric = next((m for m in PERF_METRICS if any(v[m] is not None for v in vals)
-                   or any(m in e for e in est)), "accuracy")
+                   or any(m in e for e in est)), None)
     features, z, text = _feature_rows(windows)
-    heat_px = max(CELL_PX * len(features), CELL_PX)
-    rows = 5 + bool(features)
-    total = 5 * ROW_PX + (heat_px if features else 0) + (rows - 1) * GAP_PX
-    custom = [[lab, "<br><i>click: Evidently report</i>" if link else ""]
-              for lab, link in zip(labels, links, strict=True)]
-    hover = "%{customdata[0]}<br>%{y:FMT} UNIT%{customdata[1]}<extra></extra>"
-
-    def trace(row: int, kind: str, y: list, fmt: str, unit: str, **kw) -> dict:
-        t = {"type": kind, "x": x, "y": y, "xaxis": f"x{_n(row)}", "yaxis": f"y{_n(row)}",
-             "customdata": custom, "showlegend": False,
-             "hovertemplate": hover.replace("FMT", fmt).replace("UNIT", unit)}
-        t.update(kw)
-        return t
-
+    custom = [[_label(s), "<br><i>click: Evidently report</i>" if link else ""]
+              for s, link in zip(windows, links, strict=True)]
     line = {"mode": "lines+markers", "connectgaps": False, "marker": {"size": 5}}
-    data = [
-        trace(1, "bar", [v["requests"] for v in vals], ",", "requests",
-              marker={"color": COLORS["requests"]}),
-        trace(2, "scatter", [v["p95"] for v in vals], ".3f", "s p95 latency",
-              line={"color": COLORS["latency"]}, **line),
-        trace(3, "scatter", [v["error_rate"] for v in vals], ".2%", "errors",
-              line={"color": COLORS["errors"]}, **line),
-        trace(4, "bar", [v["drift_share"] for v in vals], ".0%", "of features drifted",
-              marker={"color": [COLORS["drift"] if v["dataset_drift"] else COLORS["no_drift"]
-                                for v in vals]}),
-        trace(4, "scatter", [v["drift_share"] if link else None
-                             for v, link in zip(vals, links, strict=True)], ".0%",
-              "of features drifted", mode="markers", name="Evidently report (click)",
-              showlegend=any(links), marker={"symbol": "square-open", "size": 11,
-                                             "color": COLORS["report"], "line": {"width": 2}}),
-    ]
-    if any(metric in e for e in est):  # the estimate's confidence band, then its value
-        lower = [e.get(metric, (None, None, None))[1] for e in est]
-        upper = [e.get(metric, (None, None, None))[2] for e in est]
-        data.append(trace(5, "scatter", upper, ".3f", f"upper bound ({metric})",
-                          mode="lines", line={"width": 0}, connectgaps=False))
-        data.append(trace(5, "scatter", lower, ".3f", f"lower bound ({metric})",
-                          mode="lines", line={"width": 0}, fill="tonexty",
-                          fillcolor="rgba(123,94,167,0.18)", connectgaps=False))
-        data.append(trace(5, "scatter", [e.get(metric, (None,))[0] for e in est], ".3f",
-                          f"estimated {metric}", name=f"estimated {metric}", showlegend=True,
-                          **{**line, "line": {"color": COLORS["estimated"], "dash": "dash"}}))
-    data.append(trace(5, "scatter", [v[metric] for v in vals], ".3f", f"realized {metric}",
-                      name=f"realized {metric}", showlegend=True,
-                      line={"color": COLORS["realized"]}, **line))
+    rows: list[tuple[str, int, dict, list[dict]]] = []  # title, height, y axis, traces
+
+    def trace(kind: str, y: list, fmt: str, unit: str, **kw) -> dict:
+        return {"type": kind, "x": x, "y": y, "customdata": custom, "showlegend": False,
+                "hovertemplate": f"%{{customdata[0]}}<br>%{{y:{fmt}}} {unit}"
+                                 "%{customdata[1]}<extra></extra>", **kw}
+
+    rows.append(("requests", ROW_PX, {"rangemode": "tozero"}, [
+        trace("bar", [v["requests"] for v in vals], ",", "requests",
+              marker={"color": COLORS["requests"]})]))
+    rows.append(("p95 latency (s)", ROW_PX, {"rangemode": "tozero"}, [
+        trace("scatter", [v["p95"] for v in vals], ".3f", "s p95 latency",
+              line={"color": COLORS["latency"]}, **line)]))
+    errors = [v["error_rate"] for v in vals]
+    flat = not any(errors)  # all zero: show 0–1 % rather than plotly's symmetric default
+    rows.append(("error rate", ROW_PX, {"tickformat": ".1%", "rangemode": "tozero",
+                                        **({"range": [0, 0.01]} if flat else {})}, [
+        trace("scatter", errors, ".2%", "errors", line={"color": COLORS["errors"]}, **line)]))
+    shares = [v["drift_share"] for v in vals]
+    if any(v is not None for v in shares):
+        rows.append(("drift share", ROW_PX, {"range": [0, 1.05], "tickformat": ".0%"}, [
+            trace("bar", shares, ".0%", "of features drifted",
+                  marker={"color": [COLORS["drift"] if v["dataset_drift"] else
+                                    COLORS["no_drift"] for v in vals]}),
+            trace("scatter", [v if link else None for v, link in zip(shares, links,
+                                                                      strict=True)],
+                  ".0%", "of features drifted", mode="markers",
+                  name="Evidently report (click)", showlegend=any(links),
+                  marker={"symbol": "square-open", "size": 11, "color": COLORS["report"],
+                          "line": {"width": 2}})]))
+    if metric is not None:
+        perf = []
+        if any(metric in e for e in est):  # the estimate's confidence band, then its value
+            value, lower, upper = (
+                [e[metric][i] if metric in e else None for e in est] for i in range(3))
+            perf += [
+                trace("scatter", upper, ".3f", f"upper bound ({metric})", mode="lines",
+                      line={"width": 0}, connectgaps=False),
+                trace("scatter", lower, ".3f", f"lower bound ({metric})", mode="lines",
+                      line={"width": 0}, connectgaps=False, fill="tonexty",
+                      fillcolor="rgba(123,94,167,0.18)"),
+                trace("scatter", value, ".3f", f"estimated {metric}", showlegend=True,
+                      name=f"estimated {metric}",
+                      **{**line, "line": {"color": COLORS["estimated"], "dash": "dash"}})]
+        perf.append(trace("scatter", [v[metric] for v in vals], ".3f", f"realized {metric}",
+                          name=f"realized {metric}", showlegend=True,
+                          line={"color": COLORS["realized"]}, **line))
+        rows.append((metric, ROW_PX, {}, perf))
     if features:
-        data.append({"type": "heatmap", "x": x, "y": features, "z": z, "text": text,
-                     "xaxis": f"x{_n(rows)}", "yaxis": f"y{_n(rows)}", "zmin": 0, "zmax": 1,
-                     "hovertemplate": "%{text}<extra></extra>", "showscale": False,
-                     "xgap": 1, "ygap": 1, "hoverongaps": False,
-                     "colorscale": [[0, COLORS["cell"]], [0.5, COLORS["cell"]],
-                                    [0.5, COLORS["drift"]], [1, COLORS["drift"]]]})
-    titles = ["requests", "p95 latency (s)", "error rate", "drift share", metric,
-              "feature drift"]
+        rows.append(("", CELL_PX * len(features),
+                     {"autorange": "reversed", "gridcolor": "rgba(0,0,0,0)",
+                      "tickfont": {"size": 11}}, [
+            {"type": "heatmap", "x": x, "y": features, "z": z, "text": text, "zmin": 0,
+             "zmax": 1, "hovertemplate": "%{text}<extra></extra>", "showscale": False,
+             "xgap": 1, "ygap": 1, "hoverongaps": False,
+             "colorscale": [[0, COLORS["cell"]], [0.5, COLORS["cell"]],
+                            [0.5, COLORS["drift"]], [1, COLORS["drift"]]]}]))
+    total = sum(px for _, px, _, _ in rows) + GAP_PX * (len(rows) - 1)
     layout: dict[str, Any] = {
         "height": total + 90, "margin": {"t": 40, "b": 50, "l": 70, "r": 20},
         "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
         "paper_bgcolor": "white", "plot_bgcolor": "#fafbfc", "bargap": 0.15,
         "hovermode": "closest", "legend": {"orientation": "h", "x": 1, "xanchor": "right",
                                            "y": 1, "yanchor": "bottom"}}
-    top = total
-    for row in range(1, rows + 1):
-        px = heat_px if row == 6 else ROW_PX
-        domain = [(top - px) / total, top / total]
+    data, top = [], total
+    for n, (title, px, yaxis, traces) in enumerate(rows, start=1):
+        for t in traces:
+            data.append({**t, "xaxis": f"x{_n(n)}", "yaxis": f"y{_n(n)}"})
+        layout[f"yaxis{_n(n)}"] = {
+            "domain": [(top - px) / total, top / total], "automargin": True,
+            "gridcolor": "#e6e9ee", "zeroline": False, "fixedrange": True,
+            "title": {"text": title, "font": {"size": 12}}, **yaxis}
+        layout[f"xaxis{_n(n)}"] = {"anchor": f"y{_n(n)}", "type": "date",
+                                   "showticklabels": n == len(rows), "gridcolor": "#e6e9ee",
+                                   **({"matches": "x"} if n > 1 else {})}
         top -= px + GAP_PX
-        y: dict[str, Any] = {"domain": domain, "automargin": True, "gridcolor": "#e6e9ee",
-                             "zeroline": False, "fixedrange": True,
-                             "title": {"text": titles[row - 1], "font": {"size": 12}}}
-        if row in (1, 2, 3):
-            y["rangemode"] = "tozero"
-        if row == 3:
-            y["tickformat"] = ".1%"
-        if row == 4:
-            y.update(range=[0, 1.05], tickformat=".0%")
-        if row == 6:
-            y.update(autorange="reversed", gridcolor="rgba(0,0,0,0)", title={"text": ""},
-                     tickfont={"size": 11})
-        layout[f"yaxis{_n(row)}"] = y
-        layout[f"xaxis{_n(row)}"] = {"anchor": f"y{_n(row)}", "type": "date",
-                                     "showticklabels": row == rows, "gridcolor": "#e6e9ee",
-                                     **({"matches": "x"} if row > 1 else {})}
     return {"data": data, "layout": layout}
 
 
@@ -310,9 +318,16 @@ class OverviewHtmlSink:
             links = [self._link(model, s["window_start"]) for s in windows]
             anchor = f"model-{i + 1}"
             heading = html.escape(f"{ns}/{name}")
-            nav.append(f'<a href="#{anchor}">{heading} {html.escape(version)} '
-                       f'{html.escape(node)}</a>')
+            nav.append(f'<a href="#{anchor}">{heading} ({html.escape(version)}, '
+                       f'{html.escape(node)})</a>')
             drifted = sum(bool((s.get("drift") or {}).get("dataset_drift")) for s in windows)
+            computed = any("drift_share" in (s.get("drift") or {}) for s in windows)
+            statuses = sorted({str(st).replace("_", " ") for s in windows
+                               if (st := (s.get("drift") or {}).get("status"))})
+            drift_note = (f"{drifted:,} with dataset drift" if computed else
+                          "drift not computed" + (f" ({', '.join(statuses)})" if statuses
+                                                  else ""))
+            labelled = any((s.get("performance") or {}).get("labels") for s in windows)
             requests = sum(s.get("requests") or 0 for s in windows)
             reports = [f'<a href="{html.escape(link)}" target="_blank">'
                        f"{html.escape(_label(s))}</a>"
@@ -320,8 +335,8 @@ class OverviewHtmlSink:
             sections.append(
                 f'<section id="{anchor}"><h2>{heading}</h2>'
                 f'<p class="meta">version {html.escape(version)} · node {html.escape(node)} · '
-                f"{len(windows):,} windows · {requests:,} requests · {drifted:,} with dataset "
-                f"drift · {len(reports):,} Evidently reports</p>"
+                f"{len(windows):,} windows · {requests:,} requests · {html.escape(drift_note)} · "
+                f"{'' if labelled else 'no labels · '}{len(reports):,} Evidently reports</p>"
                 f'<div id="{anchor}-figure"></div>'
                 + (f'<p class="reports">Evidently reports: {" ".join(reports)}</p>'
                    if reports else "") + "</section>")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (idempotently) the tools the deploy tests need. Run as root on Debian bookworm.
-#   deploy/tools/ensure-tools.sh          # kubectl, promtool, amtool
+#   deploy/tools/ensure-tools.sh          # kubectl, promtool, amtool, chromium
 #   deploy/tools/ensure-tools.sh --image  # also buildah and debootstrap (make image-test)
 #   deploy/tools/ensure-tools.sh --bench  # also wrk (bench/ingest_bench.py's load client)
 # Verified with: kubectl v1.32.4 (kustomize v5.5.0, the one on this machine). Debian's
@@ -9,6 +9,7 @@
 # (checked). With no kubectl on PATH the script installs it anyway and warns: use a kubectl
 # >= 1.27 (or a standalone kustomize >= v5) for `kubectl kustomize`. prometheus 2.42.0+ds-5+deb12u1 (promtool), prometheus-alertmanager 0.25.0-1+b4
 # (amtool), buildah 1.28.2+ds1-3+deb12u1+b3, debootstrap 1.0.128+nmu2+deb12u2;
+# chromium 156.0.8078.114-1~deb12u1 (headless, for tests/deploy/test_overview_page.py);
 set -euo pipefail
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WITH_IMAGE=0
@@ -46,6 +47,8 @@ for pf in /run/prometheus/prometheus.pid /run/prometheus/prometheus-alertmanager
     "/etc/init.d/$svc" stop >&2 || true
   fi
 done
+# Headless Chromium opens the replay's overview.html in tests/deploy/test_overview_page.py.
+ensure_apt chromium
 if (( WITH_IMAGE )); then
   ensure_apt buildah debootstrap
 fi
@@ -58,5 +61,6 @@ fi
 log "kubectl: $(kubectl version --client 2>/dev/null | head -n1)"
 log "$(promtool --version 2>&1 | head -n1)"
 log "$(amtool --version 2>&1 | head -n1)"
+log "$(chromium --version 2>/dev/null | head -n1)"
 (( WITH_IMAGE )) && log "$(buildah --version); debootstrap $(dpkg-query -W -f='${Version}' debootstrap)"
 exit 0
