@@ -250,6 +250,7 @@ section {{ background: white; border: 1px solid #dde3ea; border-radius: 8px;
 nav a, .reports a {{ color: #1f5fa8; text-decoration: none; margin-right: 10px; }}
 nav a:hover, .reports a:hover {{ text-decoration: underline; }}
 .reports {{ font-size: 13px; color: #52606d; margin: 4px 0 6px; line-height: 1.7; }}
+.reports a {{ white-space: nowrap; }}
 .key {{ font-size: 12px; color: #52606d; }}
 .sw {{ display: inline-block; width: 10px; height: 10px; border-radius: 2px;
   vertical-align: -1px; margin: 0 3px 0 10px; }}
