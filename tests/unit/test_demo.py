@@ -52,3 +52,5 @@ def test_outputs_and_the_seed_comparison(demo):
     assert demo.replay.reports and all(p.stat().st_size > 10_000 for p in demo.replay.reports)
     for name in ("windows.jsonl", "predictions.jsonl", "metrics.prom", "mlflow.db"):
         assert (demo.out / name).stat().st_size > 0
+    page = demo.replay.overview.read_text()  # the year at a glance links every report
+    assert all(f'href="reports/{p.name}"' in page for p in demo.replay.reports)
