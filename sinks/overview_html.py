@@ -3,10 +3,10 @@
 Per model (namespace/model, version, graph node, as the window summaries name them),
 one figure with the windows on a shared time axis: requests, p95 latency, error rate,
 drift share (red where the window has dataset drift), performance (realized, and the
-label-free estimate when summaries carry `performance.estimated`), and a features ×
-windows heatmap of the per-feature drift flags (plus the prediction drift). A window
-with an Evidently report is marked; clicking any of its points or cells opens the
-report, and the reports are also listed as plain links under the figure.
+label-free estimate when summaries carry `performance.estimated`, its alerts in red),
+and a features × windows heatmap of the per-feature drift flags (plus the prediction
+drift). A window with an Evidently report is marked; clicking any of its points or
+cells opens the report, and the reports are also listed as plain links under the figure.
 
 `add(summary, report)` takes each summary as the replay emits it (a revision replaces
 the window's earlier summary; a report, once given, stays with its window); `flush()`
@@ -21,7 +21,7 @@ sorted, figures as sorted-key JSON, no time of "now".
 ...      "performance": {"labels": 3, "accuracy": 0.5, "estimated": {"accuracy":
 ...          {"value": 0.6, "lower": 0.4, "upper": 0.8}}}}
 >>> series(s)["error_rate"], series(s)["accuracy"], estimated_performance(s)["accuracy"]
-(0.25, 0.5, (0.6, 0.4, 0.8))
+(0.25, 0.5, (0.6, 0.4, 0.8, False))
 """
 
 from __future__ import annotations
@@ -64,14 +64,15 @@ def series(summary: dict) -> dict[str, Any]:
 
 def estimated_performance(summary: dict) -> dict[str, tuple]:
     """The hook for label-free estimates: `performance.estimated` as {metric: (value,
-    lower, upper)}, each entry either a number or {"value", "lower", "upper", ...}."""
+    lower, upper, alert)}, each entry a number or {"value", "lower", "upper", "alert"}."""
     est = (summary.get("performance") or {}).get("estimated") or {}
     out = {}
     for metric, e in est.items() if isinstance(est, dict) else ():
         if isinstance(e, dict):
-            out[metric] = (_num(e.get("value")), _num(e.get("lower")), _num(e.get("upper")))
+            out[metric] = (_num(e.get("value")), _num(e.get("lower")), _num(e.get("upper")),
+                           bool(e.get("alert")))
         else:
-            out[metric] = (_num(e), None, None)
+            out[metric] = (_num(e), None, None, False)
     return out
 
 
@@ -111,11 +112,11 @@ def _feature_rows(windows: list[dict]) -> tuple[list[str], list[list], list[list
                 f = ((s.get("drift") or {}).get("features") or {}).get(name)
             if not isinstance(f, dict) or "drift" not in f:
                 zr.append(None)
-                tr.append(f"{name}<br>{_label(s)}<br>not computed")
+                tr.append(f"{html.escape(name)}<br>{_label(s)}<br>not computed")
                 continue
             zr.append(1 if f["drift"] else 0)
             score = _num(f.get("score"))
-            tr.append(f"{name}<br>{_label(s)}<br>{f.get('stattest')} "
+            tr.append(f"{html.escape(name)}<br>{_label(s)}<br>{f.get('stattest')} "
                       f"{'–' if score is None else format(score, '.4g')} "
                       f"(threshold {f.get('threshold')}): "
                       f"{'<b>drift</b>' if f['drift'] else 'no drift'}")
@@ -178,8 +179,8 @@ def model_figure(windows: list[dict], links: list[str | None]) -> dict:
     if metric is not None:
         perf = []
         if any(metric in e for e in est):  # the estimate's confidence band, then its value
-            value, lower, upper = (
-                [e[metric][i] if metric in e else None for e in est] for i in range(3))
+            value, lower, upper, alert = (
+                [e[metric][i] if metric in e else None for e in est] for i in range(4))
             perf += [
                 trace("scatter", upper, ".3f", f"upper bound ({metric})", mode="lines",
                       line={"width": 0}, connectgaps=False),
@@ -187,8 +188,11 @@ def model_figure(windows: list[dict], links: list[str | None]) -> dict:
                       line={"width": 0}, connectgaps=False, fill="tonexty",
                       fillcolor="rgba(123,94,167,0.18)"),
                 trace("scatter", value, ".3f", f"estimated {metric}", showlegend=True,
-                      name=f"estimated {metric}",
-                      **{**line, "line": {"color": COLORS["estimated"], "dash": "dash"}})]
+                      name=f"estimated {metric}", **{
+                          **line, "line": {"color": COLORS["estimated"], "dash": "dash"},
+                          "marker": {"size": [9 if a else 5 for a in alert],
+                                     "color": [COLORS["drift"] if a else COLORS["estimated"]
+                                               for a in alert]}})]
         perf.append(trace("scatter", [v[metric] for v in vals], ".3f", f"realized {metric}",
                           name=f"realized {metric}", showlegend=True,
                           line={"color": COLORS["realized"]}, **line))
