@@ -27,15 +27,18 @@ sorted, figures as sorted-key JSON, no time of "now".
 from __future__ import annotations
 
 import html
+import logging
 import os
 from datetime import datetime
 from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
+log = logging.getLogger("predlog.sinks.overview_html")
 PERF_METRICS = ("accuracy", "r2", "mae")  # the performance row shows the first one present
 ROW_PX, GAP_PX, CELL_PX = 120, 34, 22  # heights in pixels
 COLORS = {"requests": "#4c78a8", "latency": "#f58518", "errors": "#e45756",
@@ -228,9 +231,13 @@ def model_figure(windows: list[dict], links: list[str | None]) -> dict:
     return {"data": data, "layout": layout}
 
 
-def plotly_js() -> str:
-    """plotly.min.js as the plotly package ships it."""
-    return (files("plotly") / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+def plotly_js() -> str | None:
+    """plotly.min.js as the plotly package ships it; None without the package (an image
+    without evidently's dependencies)."""
+    if find_spec("plotly") is None:
+        return None
+    path = files("plotly") / "package_data" / "plotly.min.js"
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def _json(obj: Any) -> str:
@@ -314,7 +321,7 @@ class OverviewHtmlSink:
         rel = os.path.relpath(report.resolve(), self.path.parent.resolve())
         return quote(Path(rel).as_posix())
 
-    def render(self) -> str:
+    def render(self, js: str = "") -> str:
         sections, figures, nav = [], [], []
         starts = sorted({s for w in self._windows.values() for s in w})
         for i, model in enumerate(sorted(self._windows)):
@@ -357,13 +364,19 @@ class OverviewHtmlSink:
         return PAGE.format(
             title=html.escape(self.title), subtitle=subtitle,
             nav=f"<nav>{''.join(nav)}</nav>" if len(nav) > 1 else "",
-            sections="\n".join(sections), plotly=plotly_js(), figures=_json(figures),
+            sections="\n".join(sections), plotly=js, figures=_json(figures),
             drift=COLORS["drift"], no_drift=COLORS["no_drift"], cell=COLORS["cell"])
 
-    def flush(self) -> Path:
-        """Write the page (temporary file, then rename) and return its path."""
+    def flush(self) -> Path | None:
+        """Write the page (temporary file, then rename) and return its path; without
+        plotly installed, log a warning and write nothing (None)."""
+        js = plotly_js()
+        if js is None:
+            log.warning("overview.html not written: the plotly package (plotly.min.js) "
+                        "is not installed")
+            return None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".html.tmp")
-        tmp.write_text(self.render(), encoding="utf-8")
+        tmp.write_text(self.render(js), encoding="utf-8")
         os.replace(tmp, self.path)
         return self.path

@@ -7,6 +7,7 @@ import re
 
 import orjson
 
+from sinks import overview_html
 from sinks.overview_html import OverviewHtmlSink
 
 
@@ -63,3 +64,11 @@ def test_the_page_does_not_depend_on_arrival_order(tmp_path):
 def test_an_empty_replay_still_writes_a_page(tmp_path):
     path = OverviewHtmlSink(tmp_path / "overview.html").flush()
     assert "no windows" in path.read_text()
+
+
+def test_without_plotly_no_page_is_written(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(overview_html, "find_spec", lambda name: None)
+    sink = OverviewHtmlSink(tmp_path / "overview.html")
+    sink.add(_summary("m", "00"))
+    assert sink.flush() is None and not (tmp_path / "overview.html").exists()
+    assert "plotly" in caplog.text
