@@ -304,7 +304,11 @@ class OverviewHtmlSink:
         self._windows: dict[tuple, dict[str, tuple[int, dict]]] = {}
         self._reports: dict[tuple, Path] = {}  # (model key, window_start) -> report
 
-    def add(self, summary: dict, report: str | Path | None = None) -> None:
+    def add(self, summary: Any, report: str | Path | None = None) -> None:
+        """`summary`: a window summary as written to windows.jsonl (a dict), or a record
+        with `to_builtins()` giving that dict."""
+        if not isinstance(summary, dict):
+            summary = summary.to_builtins()
         model = tuple(str(summary.get(k, "")) for k in ("namespace", "model", "version", "node"))
         start = summary["window_start"]
         windows = self._windows.setdefault(model, {})
