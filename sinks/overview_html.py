@@ -105,9 +105,11 @@ def _feature_rows(windows: list[dict]) -> tuple[list[str], list[list], list[list
     names = sorted({f for s in windows for f in ((s.get("drift") or {}).get("features") or {})})
     has_pred = any(isinstance(s.get("prediction_drift"), dict) for s in windows)
     rows = [*names, "(prediction)"] if has_pred else names
-    z, text = [], []
+    z: list[list[int | None]] = []
+    text: list[list[str]] = []
     for name in rows:
-        zr, tr = [], []
+        zr: list[int | None] = []
+        tr: list[str] = []
         for s in windows:
             if name == "(prediction)" and has_pred:
                 f = s.get("prediction_drift")
