@@ -5,7 +5,11 @@ and writes to an output directory:
 - `windows.jsonl`: one window summary per model, version, node and window (and again,
   with `revision` n, when late labels change a window's performance);
 - `predictions.jsonl`: the documents the Elasticsearch sink would index (`_index`, `_id`);
-- `dead-letters.jsonl`: input no decoder could read, with reason and file/line;
+- `dead-letters.jsonl`: input no decoder could read (also a feedback event's truth row
+  that is not a label), with reason and file/line: what a worker puts on `predlog.dlq`;
+- `unmatched-labels.jsonl`: labels whose prediction never came (within the label
+  horizon, or by the end of the input), one per line; a worker counts these in
+  `predlog_labels_unmatched_total{source}`, the replay prints the count by source;
 - `metrics.prom`: OpenMetrics with timestamps, for `promtool tsdb create-blocks-from`;
 - `mlflow.db` + `mlartifacts/`: the seed's monitoring runs in a local tracking store;
 - `reports/`: Evidently HTML drift reports (every n-th drift window per model).
@@ -25,6 +29,7 @@ import orjson
 from agents.replay_labels import LabelFeed
 from agents.settings import Settings
 from agents.sources import iter_file_lines
+from stream.decode.labels import Label
 from stream.decode.lines import decode_line
 from stream.document_lines import prediction_lines
 from stream.documents import index_name
@@ -61,6 +66,7 @@ class ReplayResult:
     reports: list[Path] = field(default_factory=list)
     mlflow_runs: int = 0
     dead_letters: Counter = field(default_factory=Counter)
+    unmatched_labels: Counter = field(default_factory=Counter)  # by label source
 
 
 def dead_letter_record(dl: DeadLetter) -> dict:
@@ -71,6 +77,11 @@ def dead_letter_record(dl: DeadLetter) -> dict:
         "source": {"path": src.path, "line": src.line} if src else None,
         "raw": dl.raw.decode("utf-8", "replace"),
     }
+
+
+def unmatched_label_record(label: Label) -> dict:
+    return {"request_id": label.request_id, "row": label.row, "label": label.value,
+            "time": label.time, "source": label.source}
 
 
 class ReplayWriter:
@@ -84,6 +95,7 @@ class ReplayWriter:
         self.windows = open(out_dir / "windows.jsonl", "wb")  # noqa: SIM115 - closed in close()
         self.predictions = open(out_dir / "predictions.jsonl", "wb")  # noqa: SIM115
         self.dead = open(out_dir / "dead-letters.jsonl", "wb")  # noqa: SIM115
+        self.unmatched = open(out_dir / "unmatched-labels.jsonl", "wb")  # noqa: SIM115
         self.metrics = OpenMetricsFileSink()
         self.batch = 2000  # prediction documents per write
         self._prediction_lines: list[bytes] = []
@@ -105,9 +117,12 @@ class ReplayWriter:
     def dead_letter(self, dl: DeadLetter) -> None:
         self.dead.write(orjson.dumps(dead_letter_record(dl), option=DUMPS))
 
+    def unmatched_label(self, label: Label) -> None:
+        self.unmatched.write(orjson.dumps(unmatched_label_record(label), option=DUMPS))
+
     def close(self) -> None:
         self._flush_predictions()
-        for fh in (self.windows, self.predictions, self.dead):
+        for fh in (self.windows, self.predictions, self.dead, self.unmatched):
             fh.close()
         self.metrics.write(self.out_dir / "metrics.prom")
 
@@ -202,8 +217,16 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 mlflow.add(summary, str(path) if path else None)
         result.late += len(step.late)
         result.orphans += len(step.orphans)
+        for dl in step.dead_letters:
+            result.dead_letters[dl.reason] += 1
+        for label in step.unmatched_labels:
+            result.unmatched_labels[label.source] += 1
         if writer is not None:
             writer.write(step)
+            for dl in step.dead_letters:
+                writer.dead_letter(dl)
+            for label in step.unmatched_labels:
+                writer.unmatched_label(label)
 
     def feed_labels(until: float) -> None:
         if labels.ready(until):

@@ -105,6 +105,11 @@ class Worker:
         self.assigned_at: dict[int, float] = {}  # when each stage-1 stage was (re)built
         self._targets: dict[bytes, int] = {}
         self.mlflow = make_mlflow_sink(settings)
+        health = self.metrics.sink_health
+        for name, sink in (("elasticsearch", es_sink), ("mlflow", self.mlflow)):
+            if sink is not None:  # retries are counted, and shown by /readyz, while they last
+                health.register(name)
+                sink.on_retry = lambda exc, name=name: health.retrying(name, exc)
         self.app = self._build_app()
 
     # -- app ----------------------------------------------------------------------------------
@@ -184,9 +189,12 @@ class Worker:
         return web.json({"status": "ok"})
 
     async def _ready_page(self, web, request):
-        ready = self.app.consumer is not None and not self.app.rebalancing
-        return web.json({"status": "ready" if ready else "rebalancing"},
-                        status=200 if ready else 503)
+        if self.app.consumer is None or self.app.rebalancing:
+            return web.json({"status": "rebalancing"}, status=503)
+        failing = self.metrics.sink_health.failing()
+        if failing:  # consumption is paused until the sink takes writes again
+            return web.json({"status": "sink_failing", "sinks": failing}, status=503)
+        return web.json({"status": "ready"})
 
     # -- rebalancing -----------------------------------------------------------------------------
     async def _on_revoked(self, app, revoked, **kwargs) -> None:
@@ -366,7 +374,8 @@ class Worker:
             raise
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
-        self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
+        src = dl.source
+        self.metrics.add_dead_letter(dl.reason, (src.topic or src.kind) if src else "")
         await self.dlq.send(value=dl.raw, headers=dead_letter_headers(dl))
 
     # -- stages ----------------------------------------------------------------------------------
@@ -445,8 +454,12 @@ class Worker:
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
             headers = _headers(msg)
             if dict(headers).get(KIND_HEADER) == b"label":
-                label = decode_label_record(msg.value, fallback_time=msg.timestamp)
-                if not isinstance(label, DeadLetter):
+                label = decode_label_record(
+                    msg.value or b"", fallback_time=msg.timestamp,
+                    coords=SourceCoords("kafka", msg.topic, msg.partition, msg.offset))
+                if isinstance(label, DeadLetter):
+                    await self._dead_letter(label)
+                else:
                     self._pairing_stage(msg.partition)
                     self._join(msg.partition, label)
                 continue
@@ -465,7 +478,9 @@ class Worker:
             touched.add(msg.partition)
             if item.kind is EventKind.FEEDBACK:
                 for label in feedback_labels(item):
-                    if not isinstance(label, DeadLetter):
+                    if isinstance(label, DeadLetter):  # a truth row that is not a label
+                        await self._dead_letter(label)
+                    else:
                         self._join(msg.partition, label)
                 continue
             for outcome in stage.process(item):
@@ -600,17 +615,33 @@ class Worker:
             for key, summary in result.summaries:
                 await self._emit_summary(key, summary, reports.get(key.id))
                 self.views[("window", partition)][3][key.id] = summary
+        # Each flush blocks (retrying) while its sink is down: the batch is not acked and
+        # consumption waits — backpressure. Run in a thread to keep heartbeats going.
+        # What a sink refuses for good is dead-lettered before the batch's commit point.
+        health = self.metrics.sink_health
         if self.mlflow is not None and len(self.mlflow):
             models = {s["model"] for r in results.values() for _, s in r.summaries}
             await asyncio.to_thread(self.mlflow.flush)
+            health.ok("mlflow")
+            for summary, exc in self.mlflow.take_rejected():
+                await self._dead_letter(mlflow_dead_letter(summary, exc))
             for model in models:
-                cmp = await asyncio.to_thread(self.mlflow.compare_with_training, model)
-                if cmp.get("status") == "ok":
-                    self.metrics.degradation[model] = cmp["degradation"]
+                await self._compare_with_training(model)
         if es is not None and len(es):
-            # Blocks (retrying) while Elasticsearch is down: the batch is not acked and
-            # consumption waits — backpressure. Run in a thread to keep heartbeats going.
             await asyncio.to_thread(es.flush)
+            health.ok("elasticsearch")
+            for rejection in es.take_rejected():
+                await self._dead_letter(es_dead_letter(rejection))
+
+    async def _compare_with_training(self, model: str) -> None:
+        """`model_accuracy_degradation`; retried while MLflow is down, skipped if refused."""
+        try:
+            cmp = await asyncio.to_thread(self.mlflow.compare_with_training, model)
+        except Exception as exc:  # permanent (the transient ones are retried in the sink)
+            log.error("compare_with_training(%s) failed: %s", model, exc)
+            return
+        if cmp.get("status") == "ok":
+            self.metrics.degradation[model] = cmp["degradation"]
 
     async def _reports(self) -> dict[str, str]:
         """Evidently HTML reports of the windows the monitoring picked, off the event loop."""
@@ -635,6 +666,23 @@ class Worker:
             self.es_sink.add_summary(key, summary)
         await self.windows_topic.send(key=key.id.encode(),
                                       value=orjson.dumps(summary, option=DUMPS))
+
+
+def es_dead_letter(rejection) -> DeadLetter:
+    """A document Elasticsearch refused for good: the document, with its index, id and error."""
+    return DeadLetter("es_rejected", orjson.dumps(rejection.error).decode(),
+                      orjson.dumps(rejection.document, default=str, option=DUMPS),
+                      {"predlog-es-index": rejection.index, "predlog-es-id": rejection.doc_id},
+                      SourceCoords("elasticsearch", path=rejection.index))
+
+
+def mlflow_dead_letter(summary: dict, exc: BaseException) -> DeadLetter:
+    """A window summary MLflow refused for good, with the error."""
+    from sinks.mlflow_sink import window_id
+
+    return DeadLetter("mlflow_rejected", f"{type(exc).__name__}: {exc}",
+                      orjson.dumps(summary, option=DUMPS),
+                      {"predlog-window-id": window_id(summary)}, SourceCoords("mlflow"))
 
 
 def make_mlflow_sink(settings: Settings):

@@ -5,6 +5,10 @@ Buffers index operations in `add_*` and writes them in `flush()` with the bulk h
 redelivery overwrites instead of duplicating. When Elasticsearch is unreachable or
 rejects documents with a retryable status, `flush()` keeps retrying with backoff and
 does not return: the worker stops consuming (backpressure) and nothing is dropped.
+A document refused for good (a mapping conflict, e.g. a feature that was numeric and
+arrives as a string) does not stop the rest of the bulk: it is kept as a `Rejection`
+(the document and Elasticsearch's error) for the driver to dead-letter
+(`take_rejected()`), and the flush goes on.
 Index templates with explicit mappings are installed by `install_templates()`.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,8 +110,14 @@ def windows_index(key: WindowKey) -> str:
     return "predlog-windows-" + datetime.fromtimestamp(key.start, UTC).strftime("%Y.%m")
 
 
-class DocumentRejected(RuntimeError):
-    """Elasticsearch refused a document for a reason retrying cannot fix (e.g. a mapping)."""
+@dataclass(frozen=True)
+class Rejection:
+    """A document Elasticsearch refused for a reason retrying cannot fix (e.g. a mapping)."""
+
+    index: str
+    doc_id: str
+    document: dict[str, Any]
+    error: dict[str, Any]  # the bulk item's response: status, error type and reason
 
 
 class _BulkRetry(Exception):
@@ -122,6 +133,7 @@ class ElasticsearchSink:
         self.max_retry_seconds = max_retry_seconds  # None: retry until it works
         self.on_retry = on_retry
         self._ops: list[dict[str, Any]] = []
+        self._rejected: list[Rejection] = []
 
     def install_templates(self) -> None:
         for name, body in (("predlog-predictions", PREDICTIONS_TEMPLATE),
@@ -142,6 +154,11 @@ class ElasticsearchSink:
     def __len__(self) -> int:
         return len(self._ops)
 
+    def take_rejected(self) -> list[Rejection]:
+        """The documents refused for good since the last call (to dead-letter them)."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
     def _retrying(self) -> Retrying:
         stop = stop_after_delay(self.max_retry_seconds) if self.max_retry_seconds else None
         kwargs: dict[str, Any] = {"stop": stop} if stop else {}
@@ -156,7 +173,11 @@ class ElasticsearchSink:
             self.on_retry(exc)
 
     def flush(self) -> int:
-        """Write everything buffered; blocks (retrying) while Elasticsearch is unavailable."""
+        """Write everything buffered; blocks (retrying) while Elasticsearch is unavailable.
+
+        Returns how many documents were written; documents refused for good are left
+        out of the count and kept for `take_rejected()`.
+        """
         if not self._ops:
             return 0
         pending = self._ops
@@ -172,10 +193,14 @@ class ElasticsearchSink:
                     written += 1
                     continue
                 info = next(iter(item.values()))
+                op = _find(pending, info)
                 if info.get("status") in RETRYABLE_STATUS:
-                    retry.append(_find(pending, info))
+                    retry.append(op)
                 else:  # a mapping conflict and the like: not retryable, never silent
-                    raise DocumentRejected(f"document rejected: {info}")
+                    log.error("Elasticsearch rejected document %s in %s: %s", op["_id"],
+                              op["_index"], info.get("error"))
+                    self._rejected.append(Rejection(op["_index"], str(op["_id"]),
+                                                    op["_source"], info))
             pending = retry
             if retry:
                 raise _BulkRetry(f"{len(retry)} documents to retry")
