@@ -228,6 +228,16 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             for label in step.unmatched_labels:
                 writer.unmatched_label(label)
 
+    def flush_mlflow() -> None:
+        from sinks.mlflow_sink import rejected_window
+
+        result.mlflow_runs += mlflow.flush()
+        for summary, exc in mlflow.take_rejected():  # refused for good: a dead letter
+            dl = rejected_window(summary, exc)
+            result.dead_letters[dl.reason] += 1
+            if writer is not None:
+                writer.dead_letter(dl)
+
     def feed_labels(until: float) -> None:
         if labels.ready(until):
             for label in labels.until(until):
@@ -267,7 +277,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 pending = StepResult()
                 consume(pipeline.advance())
                 if mlflow is not None:
-                    result.mlflow_runs += mlflow.flush()
+                    flush_mlflow()
         consume(pending)
         feed_labels(float("inf"))
         for label in labels.untimed():
@@ -275,7 +285,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             result.labels += 1
         consume(pipeline.finish())
         if mlflow is not None:
-            result.mlflow_runs += mlflow.flush()
+            flush_mlflow()
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()

@@ -621,17 +621,19 @@ class Worker:
         health = self.metrics.sink_health
         if self.mlflow is not None and len(self.mlflow):
             models = {s["model"] for r in results.values() for _, s in r.summaries}
+            from sinks.mlflow_sink import rejected_window  # mlflow is imported only if used
+
             await asyncio.to_thread(self.mlflow.flush)
-            health.ok("mlflow")
             for summary, exc in self.mlflow.take_rejected():
-                await self._dead_letter(mlflow_dead_letter(summary, exc))
+                await self._dead_letter(rejected_window(summary, exc))
             for model in models:
                 await self._compare_with_training(model)
+            health.ok("mlflow")
         if es is not None and len(es):
             await asyncio.to_thread(es.flush)
             health.ok("elasticsearch")
             for rejection in es.take_rejected():
-                await self._dead_letter(es_dead_letter(rejection))
+                await self._dead_letter(rejection.dead_letter())
 
     async def _compare_with_training(self, model: str) -> None:
         """`model_accuracy_degradation`; retried while MLflow is down, skipped if refused."""
@@ -666,23 +668,6 @@ class Worker:
             self.es_sink.add_summary(key, summary)
         await self.windows_topic.send(key=key.id.encode(),
                                       value=orjson.dumps(summary, option=DUMPS))
-
-
-def es_dead_letter(rejection) -> DeadLetter:
-    """A document Elasticsearch refused for good: the document, with its index, id and error."""
-    return DeadLetter("es_rejected", orjson.dumps(rejection.error).decode(),
-                      orjson.dumps(rejection.document, default=str, option=DUMPS),
-                      {"predlog-es-index": rejection.index, "predlog-es-id": rejection.doc_id},
-                      SourceCoords("elasticsearch", path=rejection.index))
-
-
-def mlflow_dead_letter(summary: dict, exc: BaseException) -> DeadLetter:
-    """A window summary MLflow refused for good, with the error."""
-    from sinks.mlflow_sink import window_id
-
-    return DeadLetter("mlflow_rejected", f"{type(exc).__name__}: {exc}",
-                      orjson.dumps(summary, option=DUMPS),
-                      {"predlog-window-id": window_id(summary)}, SourceCoords("mlflow"))
 
 
 def make_mlflow_sink(settings: Settings):

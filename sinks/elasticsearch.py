@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from elasticsearch import ConnectionError, ConnectionTimeout, Elasticsearch, helpers
 from tenacity import (
     Retrying,
@@ -29,6 +30,7 @@ from tenacity import (
 )
 
 from stream.documents import DEFAULT_INDEX_TEMPLATE, index_name, prediction_documents
+from stream.events import DeadLetter, SourceCoords
 from stream.pairs import Pair
 from stream.windows import WindowKey
 
@@ -118,6 +120,13 @@ class Rejection:
     doc_id: str
     document: dict[str, Any]
     error: dict[str, Any]  # the bulk item's response: status, error type and reason
+
+    def dead_letter(self) -> DeadLetter:
+        """For the dead-letter topic: the document, its index and id, Elasticsearch's error."""
+        return DeadLetter("es_rejected", orjson.dumps(self.error, default=str).decode(),
+                          orjson.dumps(self.document, default=str, option=orjson.OPT_SORT_KEYS),
+                          {"predlog-es-index": self.index, "predlog-es-id": self.doc_id},
+                          SourceCoords("elasticsearch", path=self.index))
 
 
 class _BulkRetry(Exception):

@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
@@ -60,6 +61,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from stream.events import DeadLetter, SourceCoords
 from stream.eventtime import parse_rfc3339
 from stream.windows import WindowKey
 
@@ -103,6 +105,13 @@ def is_permanent(exc: BaseException) -> bool:
     if isinstance(exc, MlflowException):
         return 400 <= exc.get_http_status_code() < 500
     return not isinstance(exc, requests.RequestException)
+
+
+def rejected_window(summary: Mapping[str, Any], exc: BaseException) -> DeadLetter:
+    """For the dead-letter topic: a window summary MLflow refused for good, and the error."""
+    return DeadLetter("mlflow_rejected", f"{type(exc).__name__}: {exc}",
+                      orjson.dumps(summary, default=str, option=orjson.OPT_SORT_KEYS),
+                      {"predlog-window-id": window_id(summary)}, SourceCoords("mlflow"))
 
 
 def _ms(value: Any) -> int:

@@ -75,3 +75,29 @@ def test_cli_replay_prints_unmatched_labels(tmp_path):
     assert res.exit_code == 0, res.output
     assert "labels unmatched" in res.output and "file: 2" in res.output
     assert "bad_label: 1" in res.output
+
+
+def test_replay_dead_letters_a_window_mlflow_refuses(tmp_path, monkeypatch):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    from agents.replay import ReplayOptions
+    from sinks.mlflow_sink import MlflowSink
+
+    write, calls = MlflowSink._write, []
+
+    def refuse_the_first(self, summary, report):
+        calls.append(summary)
+        if len(calls) == 1:
+            raise MlflowException("refused", error_code=INVALID_PARAMETER_VALUE)
+        return write(self, summary, report)
+
+    monkeypatch.setattr(MlflowSink, "_write", refuse_the_first)
+    out = tmp_path / "out"
+    result = replay_files([SAMPLE], Settings(), out, ReplayOptions(mlflow=True))
+    assert result.dead_letters["mlflow_rejected"] == 1
+    assert result.mlflow_runs == len(calls) - 1
+    dead = [orjson.loads(x) for x in (out / "dead-letters.jsonl").read_bytes().splitlines()]
+    [refused] = [d for d in dead if d["reason"] == "mlflow_rejected"]
+    assert refused["detail"] == "MlflowException: refused"
+    assert orjson.loads(refused["raw"]) == orjson.loads(orjson.dumps(calls[0]))
