@@ -194,3 +194,56 @@ def test_readyz_and_sink_metrics_while_elasticsearch_is_unreachable(stack):
     finally:
         proxy.close()
         dep.stop()
+
+
+def test_mlflow_unreachable_pauses_the_worker_instead_of_stopping_it(stack):
+    """MLflow behind a cut proxy for longer than the 5 attempts the sink used to give up
+    after (it then raised into the window stage and stopped the worker): the worker stays
+    alive, /readyz names the mlflow sink, and every window comes out once MLflow is back."""
+    from tests.integration.proxy import TcpProxy
+
+    mlflow = urlparse(stack.mlflow_url)
+    proxy = TcpProxy(mlflow.hostname, mlflow.port)
+    stream = generate(n=2000, seconds=1200.0)
+    expected = oracle(stream, WINDOW)
+    dep = Deployment(stack, window=WINDOW, ttl=30.0, lateness=10.0,
+                     extra_env={"PREDLOG_MLFLOW_TRACKING_URI": proxy.url,
+                                # MLflow's client retries a refused connection for minutes
+                                # before predlog's retry sees it; here it should not.
+                                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    dep.create_topics()
+    try:
+        proc, port = dep.start_worker()
+        ready = f"http://127.0.0.1:{port}/readyz"
+        split = next(i for i, rec in enumerate(stream.records)
+                     if dict(rec[2])["ce_time"] >= b"2026-11-01T00:08:00")
+        dep.produce(stream.records[:split])
+        first = {k for k in expected if k[3] == START}
+        assert len(_window_keys(dep.windows(len(first), timeout=90))) >= len(first)
+
+        proxy.cut()
+        dep.produce(stream.records[split:])
+        dep.produce(flush_records(stream.end_time + 3600, PARTITIONS), partitions=True)
+        cut_at, failing = time.monotonic(), None
+        while time.monotonic() - cut_at < 45:
+            assert proc.poll() is None, f"worker exited, see {dep.logs[0].name}"
+            r = httpx.get(ready, timeout=5)
+            if r.status_code == 503 and "mlflow" in r.json().get("sinks", {}):
+                failing = r.json()
+            time.sleep(2)
+        assert failing is not None and failing["status"] == "sink_failing"
+        assert _sink_metrics(port)[("predlog_sink_up", "mlflow")] == 0.0
+        assert _sink_metrics(port)[("predlog_sink_retries_total", "mlflow")] >= 6
+        assert len(_window_keys(dep.windows(len(expected), timeout=3))) < len(expected)
+
+        proxy.restore()
+        _check_against_oracle(dep.windows(len(expected), timeout=120), expected)
+        deadline = time.monotonic() + 30
+        while httpx.get(ready, timeout=5).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert httpx.get(ready, timeout=5).status_code == 200
+        assert _sink_metrics(port)[("predlog_sink_up", "mlflow")] == 1.0
+        assert proc.poll() is None
+    finally:
+        proxy.close()
+        dep.stop()
