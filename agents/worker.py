@@ -620,9 +620,9 @@ class Worker:
         # What a sink refuses for good is dead-lettered before the batch's commit point.
         health = self.metrics.sink_health
         if self.mlflow is not None and len(self.mlflow):
-            models = {s["model"] for r in results.values() for _, s in r.summaries}
             from sinks.mlflow_sink import rejected_window  # mlflow is imported only if used
 
+            models = {s["model"] for r in results.values() for _, s in r.summaries}
             await asyncio.to_thread(self.mlflow.flush)
             for summary, exc in self.mlflow.take_rejected():
                 await self._dead_letter(rejected_window(summary, exc))

@@ -195,11 +195,14 @@ class ElasticsearchSink:
         def attempt() -> None:
             nonlocal pending, written
             retry: list[dict[str, Any]] = []
+            # Counted only if the attempt completes: a failed one is sent again in full.
+            rejected: list[Rejection] = []
+            done = 0
             for ok, item in helpers.streaming_bulk(self.client, pending, raise_on_error=False,
                                                    raise_on_exception=True, chunk_size=2000,
                                                    max_retries=0):
                 if ok:
-                    written += 1
+                    done += 1
                     continue
                 info = next(iter(item.values()))
                 op = _find(pending, info)
@@ -208,8 +211,10 @@ class ElasticsearchSink:
                 else:  # a mapping conflict and the like: not retryable, never silent
                     log.error("Elasticsearch rejected document %s in %s: %s", op["_id"],
                               op["_index"], info.get("error"))
-                    self._rejected.append(Rejection(op["_index"], str(op["_id"]),
-                                                    op["_source"], info))
+                    rejected.append(Rejection(op["_index"], str(op["_id"]), op["_source"],
+                                              info))
+            self._rejected += rejected
+            written += done
             pending = retry
             if retry:
                 raise _BulkRetry(f"{len(retry)} documents to retry")
