@@ -140,7 +140,8 @@ class SyntheticExporter:
         values = {"model_name": self.model, "model_version": "v1", "feature_name": "f0",
                   "error_type": "500", "reason": "invalid_json", "source": "predlog.events",
                   "topic": "predlog.events", "partition": "0", "detector": "adwin",
-                  "stattest": "ks", "event_type": "request", "namespace": "deploy-test"}
+                  "stattest": "ks", "event_type": "request", "namespace": "deploy-test",
+                  "sink": "elasticsearch"}
         for name, m in documented_metrics().items():
             labels = m["labels"]
             mtype = m["type"]
