@@ -14,6 +14,8 @@ producer before committing):
              `predlog.pairs`, keyed by namespace|model, with the stage's watermark.
 3. `window`  `predlog.pairs` → `WindowStage` → pairs and summaries to the
              Prometheus collector and Elasticsearch, summaries to `predlog.windows`.
+             A sink failing transiently holds the batch (backpressure, `/readyz` 503,
+             `predlog_sink_up` 0); what a sink refuses for good → `predlog.dlq`.
 
 State (pending requests, open windows, emitted windows) lives in changelogged Faust
 tables, one key prefix per partition (`agents.tablestore.TableView`), so a restarted
