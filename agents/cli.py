@@ -192,6 +192,11 @@ def print_replay_table(result, window: str) -> None:
     if dls:
         reasons = ", ".join(f"{r}: {n}" for r, n in sorted(dls.items()))
         console.print(f"dead letters: {sum(dls.values())} ({reasons})")
+    unmatched = result.unmatched_labels
+    if unmatched:
+        sources = ", ".join(f"{s}: {n}" for s, n in sorted(unmatched.items()))
+        console.print(f"labels unmatched (no prediction with their request id): "
+                      f"{sum(unmatched.values())} ({sources})")
 
 
 @app.command()

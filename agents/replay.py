@@ -5,7 +5,11 @@ and writes to an output directory:
 - `windows.jsonl`: one window summary per model, version, node and window (and again,
   with `revision` n, when late labels change a window's performance);
 - `predictions.jsonl`: the documents the Elasticsearch sink would index (`_index`, `_id`);
-- `dead-letters.jsonl`: input no decoder could read, with reason and file/line;
+- `dead-letters.jsonl`: input no decoder could read (also a feedback event's truth row
+  that is not a label), with reason and file/line: what a worker puts on `predlog.dlq`;
+- `unmatched-labels.jsonl`: labels whose prediction never came (within the label
+  horizon, or by the end of the input), one per line; a worker counts these in
+  `predlog_labels_unmatched_total{source}`, the replay prints the count by source;
 - `metrics.prom`: OpenMetrics with timestamps, for `promtool tsdb create-blocks-from`;
 - `mlflow.db` + `mlartifacts/`: the seed's monitoring runs in a local tracking store;
 - `reports/`: Evidently HTML drift reports (every n-th drift window per model);
@@ -27,6 +31,7 @@ import orjson
 from agents.replay_labels import LabelFeed
 from agents.settings import Settings
 from agents.sources import iter_file_lines
+from stream.decode.labels import Label
 from stream.decode.lines import decode_line
 from stream.document_lines import prediction_lines
 from stream.documents import index_name
@@ -64,6 +69,7 @@ class ReplayResult:
     mlflow_runs: int = 0
     dead_letters: Counter = field(default_factory=Counter)
     overview: Path | None = None
+    unmatched_labels: Counter = field(default_factory=Counter)  # by label source
 
 
 def dead_letter_record(dl: DeadLetter) -> dict:
@@ -74,6 +80,11 @@ def dead_letter_record(dl: DeadLetter) -> dict:
         "source": {"path": src.path, "line": src.line} if src else None,
         "raw": dl.raw.decode("utf-8", "replace"),
     }
+
+
+def unmatched_label_record(label: Label) -> dict:
+    return {"request_id": label.request_id, "row": label.row, "label": label.value,
+            "time": label.time, "source": label.source}
 
 
 class ReplayWriter:
@@ -87,6 +98,7 @@ class ReplayWriter:
         self.windows = open(out_dir / "windows.jsonl", "wb")  # noqa: SIM115 - closed in close()
         self.predictions = open(out_dir / "predictions.jsonl", "wb")  # noqa: SIM115
         self.dead = open(out_dir / "dead-letters.jsonl", "wb")  # noqa: SIM115
+        self.unmatched = open(out_dir / "unmatched-labels.jsonl", "wb")  # noqa: SIM115
         self.metrics = OpenMetricsFileSink()
         self.batch = 2000  # prediction documents per write
         self._prediction_lines: list[bytes] = []
@@ -108,9 +120,12 @@ class ReplayWriter:
     def dead_letter(self, dl: DeadLetter) -> None:
         self.dead.write(orjson.dumps(dead_letter_record(dl), option=DUMPS))
 
+    def unmatched_label(self, label: Label) -> None:
+        self.unmatched.write(orjson.dumps(unmatched_label_record(label), option=DUMPS))
+
     def close(self) -> None:
         self._flush_predictions()
-        for fh in (self.windows, self.predictions, self.dead):
+        for fh in (self.windows, self.predictions, self.dead, self.unmatched):
             fh.close()
         self.metrics.write(self.out_dir / "metrics.prom")
 
@@ -211,8 +226,26 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 overview.add(summary, report_paths.get(key.id))
         result.late += len(step.late)
         result.orphans += len(step.orphans)
+        for dl in step.dead_letters:
+            result.dead_letters[dl.reason] += 1
+        for label in step.unmatched_labels:
+            result.unmatched_labels[label.source] += 1
         if writer is not None:
             writer.write(step)
+            for dl in step.dead_letters:
+                writer.dead_letter(dl)
+            for label in step.unmatched_labels:
+                writer.unmatched_label(label)
+
+    def flush_mlflow() -> None:
+        from sinks.mlflow_sink import rejected_window
+
+        result.mlflow_runs += mlflow.flush()
+        for summary, exc in mlflow.take_rejected():  # refused for good: a dead letter
+            dl = rejected_window(summary, exc)
+            result.dead_letters[dl.reason] += 1
+            if writer is not None:
+                writer.dead_letter(dl)
 
     def feed_labels(until: float) -> None:
         if labels.ready(until):
@@ -253,7 +286,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 pending = StepResult()
                 consume(pipeline.advance())
                 if mlflow is not None:
-                    result.mlflow_runs += mlflow.flush()
+                    flush_mlflow()
         consume(pending)
         feed_labels(float("inf"))
         for label in labels.untimed():
@@ -261,7 +294,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             result.labels += 1
         consume(pipeline.finish())
         if mlflow is not None:
-            result.mlflow_runs += mlflow.flush()
+            flush_mlflow()
         if overview is not None:
             result.overview = overview.flush()
     finally:

@@ -17,6 +17,8 @@ committing):
              `predlog.pairs`, keyed by namespace|model, with the stage's watermark.
 3. `window`  `predlog.pairs` → `WindowStage` → pairs and summaries to the
              Prometheus collector and Elasticsearch, summaries to `predlog.windows`.
+             A sink failing transiently holds the batch (backpressure, `/readyz` 503,
+             `predlog_sink_up` 0); what a sink refuses for good → `predlog.dlq`.
 
 State (pending requests, open windows, emitted windows) lives in changelogged Faust
 tables, one key prefix per partition (`agents.tablestore.TableView`), so a restarted
@@ -45,7 +47,7 @@ from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record, feedback_labels
-from stream.events import DeadLetter, EventKind
+from stream.events import DeadLetter, EventKind, SourceCoords
 from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import (
     Pair,
@@ -106,6 +108,11 @@ class Worker:
         self.assigned_at: dict[int, float] = {}  # when each stage-1 stage was (re)built
         self._targets: dict[bytes, int] = {}
         self.mlflow = make_mlflow_sink(settings)
+        health = self.metrics.sink_health
+        for name, sink in (("elasticsearch", es_sink), ("mlflow", self.mlflow)):
+            if sink is not None:  # retries are counted, and shown by /readyz, while they last
+                health.register(name)
+                sink.on_retry = lambda exc, name=name: health.retrying(name, exc)
         self.app = self._build_app()
 
     # -- app ----------------------------------------------------------------------------------
@@ -181,9 +188,12 @@ class Worker:
         return web.json({"status": "ok"})
 
     async def _ready_page(self, web, request):
-        ready = self.app.consumer is not None and not self.app.rebalancing
-        return web.json({"status": "ready" if ready else "rebalancing"},
-                        status=200 if ready else 503)
+        if self.app.consumer is None or self.app.rebalancing:
+            return web.json({"status": "rebalancing"}, status=503)
+        failing = self.metrics.sink_health.failing()
+        if failing:  # consumption is paused until the sink takes writes again
+            return web.json({"status": "sink_failing", "sinks": failing}, status=503)
+        return web.json({"status": "ready"})
 
     # -- rebalancing -----------------------------------------------------------------------------
     async def _on_revoked(self, app, revoked, **kwargs) -> None:
@@ -372,7 +382,8 @@ class Worker:
         self.metrics.add_dead_letter(reason, topic)
 
     async def _dead_letter(self, dl: DeadLetter) -> None:
-        self.metrics.add_dead_letter(dl.reason, dl.source.topic if dl.source else "")
+        src = dl.source
+        self.metrics.add_dead_letter(dl.reason, (src.topic or src.kind) if src else "")
         await self.dlq.send(value=dl.raw, headers=dead_letter_headers(dl))
 
     # -- stages ----------------------------------------------------------------------------------
@@ -423,8 +434,12 @@ class Worker:
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
             headers = _headers(msg)
             if dict(headers).get(KIND_HEADER) == b"label":
-                label = decode_label_record(msg.value, fallback_time=msg.timestamp)
-                if not isinstance(label, DeadLetter):
+                label = decode_label_record(
+                    msg.value or b"", fallback_time=msg.timestamp,
+                    coords=SourceCoords("kafka", msg.topic, msg.partition, msg.offset))
+                if isinstance(label, DeadLetter):
+                    await self._dead_letter(label)
+                else:
                     self.metrics.decoded[msg.topic] += 1
                     self._pairing_stage(msg.partition)
                     self._join(msg.partition, label)
@@ -445,7 +460,9 @@ class Worker:
             touched.add(msg.partition)
             if item.kind is EventKind.FEEDBACK:
                 for label in feedback_labels(item):
-                    if not isinstance(label, DeadLetter):
+                    if isinstance(label, DeadLetter):  # a truth row that is not a label
+                        await self._dead_letter(label)
+                    else:
                         self._join(msg.partition, label)
                 continue
             for outcome in stage.process(item):
@@ -580,17 +597,35 @@ class Worker:
             for key, summary in result.summaries:
                 await self._emit_summary(key, summary, reports.get(key.id))
                 self.views[("window", partition)][3][key.id] = summary
+        # Each flush blocks (retrying) while its sink is down: the batch is not acked and
+        # consumption waits — backpressure. Run in a thread to keep heartbeats going.
+        # What a sink refuses for good is dead-lettered before the batch's commit point.
+        health = self.metrics.sink_health
         if self.mlflow is not None and len(self.mlflow):
+            from sinks.mlflow_sink import rejected_window  # mlflow is imported only if used
+
             models = {s["model"] for r in results.values() for _, s in r.summaries}
             await asyncio.to_thread(self.mlflow.flush)
+            for summary, exc in self.mlflow.take_rejected():
+                await self._dead_letter(rejected_window(summary, exc))
             for model in models:
-                cmp = await asyncio.to_thread(self.mlflow.compare_with_training, model)
-                if cmp.get("status") == "ok":
-                    self.metrics.degradation[model] = cmp["degradation"]
+                await self._compare_with_training(model)
+            health.ok("mlflow")
         if es is not None and len(es):
-            # Blocks (retrying) while Elasticsearch is down: the batch is not acked and
-            # consumption waits — backpressure. Run in a thread to keep heartbeats going.
             await asyncio.to_thread(es.flush)
+            health.ok("elasticsearch")
+            for rejection in es.take_rejected():
+                await self._dead_letter(rejection.dead_letter())
+
+    async def _compare_with_training(self, model: str) -> None:
+        """`model_accuracy_degradation`; retried while MLflow is down, skipped if refused."""
+        try:
+            cmp = await asyncio.to_thread(self.mlflow.compare_with_training, model)
+        except Exception as exc:  # permanent (the transient ones are retried in the sink)
+            log.error("compare_with_training(%s) failed: %s", model, exc)
+            return
+        if cmp.get("status") == "ok":
+            self.metrics.degradation[model] = cmp["degradation"]
 
     async def _reports(self) -> dict[str, str]:
         """Evidently HTML reports of the windows the monitoring picked, off the event loop."""

@@ -5,6 +5,10 @@ Buffers index operations in `add_*` and writes them in `flush()` with the bulk h
 redelivery overwrites instead of duplicating. When Elasticsearch is unreachable or
 rejects documents with a retryable status, `flush()` keeps retrying with backoff and
 does not return: the worker stops consuming (backpressure) and nothing is dropped.
+A document refused for good (a mapping conflict, e.g. a feature that was numeric and
+arrives as a string) does not stop the rest of the bulk: it is kept as a `Rejection`
+(the document and Elasticsearch's error) for the driver to dead-letter
+(`take_rejected()`), and the flush goes on.
 Index templates with explicit mappings are installed by `install_templates()`.
 """
 
@@ -12,9 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from elasticsearch import ConnectionError, ConnectionTimeout, Elasticsearch, helpers
 from tenacity import (
     Retrying,
@@ -24,6 +30,7 @@ from tenacity import (
 )
 
 from stream.documents import DEFAULT_INDEX_TEMPLATE, index_name, prediction_documents
+from stream.events import DeadLetter, SourceCoords
 from stream.pairs import Pair
 from stream.windows import WindowKey
 
@@ -105,8 +112,21 @@ def windows_index(key: WindowKey) -> str:
     return "predlog-windows-" + datetime.fromtimestamp(key.start, UTC).strftime("%Y.%m")
 
 
-class DocumentRejected(RuntimeError):
-    """Elasticsearch refused a document for a reason retrying cannot fix (e.g. a mapping)."""
+@dataclass(frozen=True)
+class Rejection:
+    """A document Elasticsearch refused for a reason retrying cannot fix (e.g. a mapping)."""
+
+    index: str
+    doc_id: str
+    document: dict[str, Any]
+    error: dict[str, Any]  # the bulk item's response: status, error type and reason
+
+    def dead_letter(self) -> DeadLetter:
+        """For the dead-letter topic: the document, its index and id, Elasticsearch's error."""
+        return DeadLetter("es_rejected", orjson.dumps(self.error, default=str).decode(),
+                          orjson.dumps(self.document, default=str, option=orjson.OPT_SORT_KEYS),
+                          {"predlog-es-index": self.index, "predlog-es-id": self.doc_id},
+                          SourceCoords("elasticsearch", path=self.index))
 
 
 class _BulkRetry(Exception):
@@ -122,6 +142,7 @@ class ElasticsearchSink:
         self.max_retry_seconds = max_retry_seconds  # None: retry until it works
         self.on_retry = on_retry
         self._ops: list[dict[str, Any]] = []
+        self._rejected: list[Rejection] = []
 
     def install_templates(self) -> None:
         for name, body in (("predlog-predictions", PREDICTIONS_TEMPLATE),
@@ -142,6 +163,11 @@ class ElasticsearchSink:
     def __len__(self) -> int:
         return len(self._ops)
 
+    def take_rejected(self) -> list[Rejection]:
+        """The documents refused for good since the last call (to dead-letter them)."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
     def _retrying(self) -> Retrying:
         stop = stop_after_delay(self.max_retry_seconds) if self.max_retry_seconds else None
         kwargs: dict[str, Any] = {"stop": stop} if stop else {}
@@ -156,7 +182,11 @@ class ElasticsearchSink:
             self.on_retry(exc)
 
     def flush(self) -> int:
-        """Write everything buffered; blocks (retrying) while Elasticsearch is unavailable."""
+        """Write everything buffered; blocks (retrying) while Elasticsearch is unavailable.
+
+        Returns how many documents were written; documents refused for good are left
+        out of the count and kept for `take_rejected()`.
+        """
         if not self._ops:
             return 0
         pending = self._ops
@@ -165,17 +195,26 @@ class ElasticsearchSink:
         def attempt() -> None:
             nonlocal pending, written
             retry: list[dict[str, Any]] = []
+            # Counted only if the attempt completes: a failed one is sent again in full.
+            rejected: list[Rejection] = []
+            done = 0
             for ok, item in helpers.streaming_bulk(self.client, pending, raise_on_error=False,
                                                    raise_on_exception=True, chunk_size=2000,
                                                    max_retries=0):
                 if ok:
-                    written += 1
+                    done += 1
                     continue
                 info = next(iter(item.values()))
+                op = _find(pending, info)
                 if info.get("status") in RETRYABLE_STATUS:
-                    retry.append(_find(pending, info))
+                    retry.append(op)
                 else:  # a mapping conflict and the like: not retryable, never silent
-                    raise DocumentRejected(f"document rejected: {info}")
+                    log.error("Elasticsearch rejected document %s in %s: %s", op["_id"],
+                              op["_index"], info.get("error"))
+                    rejected.append(Rejection(op["_index"], str(op["_id"]), op["_source"],
+                                              info))
+            self._rejected += rejected
+            written += done
             pending = retry
             if retry:
                 raise _BulkRetry(f"{len(retry)} documents to retry")

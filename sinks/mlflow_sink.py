@@ -22,16 +22,23 @@ run's start/end times are the window bounds (event time), which is what the seed
 One window must be written by one sink at a time (search-then-create is not atomic).
 
 `add` only buffers; `flush` writes in order, each window with retries (tenacity,
-exponential backoff) on connection errors, timeouts and MLflow's
-TEMPORARILY_UNAVAILABLE; on a final failure it raises and keeps the unwritten
-windows for the next flush. Uses its own `MlflowClient` (no fluent API, no global
-tracking state). A ``sqlite:///…`` store keeps artifacts in ``mlartifacts/`` beside
-the database unless `artifact_root` is given; MLflow 3.17's ``file://`` store also
-works but needs ``MLFLOW_ALLOW_FILE_STORE=true`` in the process environment.
+exponential backoff up to 30 s) until it is written, as long as the failure is not
+permanent (connection errors, timeouts, MLflow's TEMPORARILY_UNAVAILABLE, server
+errors): a worker's flush then blocks, which pauses its consumption (backpressure),
+and `on_retry` is told of each retry. With `attempts` set it raises after that many
+and keeps the unwritten windows for the next flush. A permanent failure (`is_permanent`:
+an MLflow 4xx such as INVALID_PARAMETER_VALUE, or a non-MLflow error such as a missing
+report file) does not block the windows behind it: that window is set aside with its
+error for the driver to dead-letter (`take_rejected()`). Uses its own `MlflowClient`
+(no fluent API, no global tracking state). A ``sqlite:///…`` store keeps artifacts in
+``mlartifacts/`` beside the database unless `artifact_root` is given; MLflow 3.17's
+``file://`` store also works but needs ``MLFLOW_ALLOW_FILE_STORE=true`` in the process
+environment.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -41,15 +48,24 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
 from mlflow.exceptions import MlflowException
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential,
+)
 
+from stream.events import DeadLetter, SourceCoords
 from stream.eventtime import parse_rfc3339
 from stream.windows import WindowKey
 
+log = logging.getLogger("predlog.sinks.mlflow")
 REPORT_NAME = "drift_report.html"
 _PERF = ("accuracy", "f1_weighted", "precision_weighted", "recall_weighted", "f1_macro",
          "roc_auc", "log_loss", "mae", "rmse", "r2", "mape", "labels")
@@ -57,13 +73,17 @@ _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A connection-type failure worth retrying (looks through the exception chain)."""
+    """A connection-type failure worth retrying (looks through the exception chain).
+
+    `requests`' RetryError is what MLflow's client raises (chained) after its own retries
+    of 429 and 5xx answers: the server is there but not able to answer now.
+    """
     seen: BaseException | None = exc
     for _ in range(10):
         if seen is None:
             return False
         if isinstance(seen, requests.ConnectionError | requests.Timeout | ConnectionError
-                      | TimeoutError):
+                      | TimeoutError | requests.exceptions.RetryError):
             return True
         if isinstance(seen, MlflowException) and seen.error_code in _TRANSIENT_CODES:
             return True
@@ -71,6 +91,27 @@ def is_transient(exc: BaseException) -> bool:
             return True  # sqlite: database is locked
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """A failure retrying cannot fix: the window is rejected instead of retried forever.
+
+    MLflow's 4xx answers (a bad parameter, a value too long...) and errors that are not
+    MLflow's (a missing report file, a bad summary); not transient ones, and not MLflow
+    server errors (5xx, or a client call that failed inside MLflow's own retries).
+    """
+    if is_transient(exc):
+        return False
+    if isinstance(exc, MlflowException):
+        return 400 <= exc.get_http_status_code() < 500
+    return not isinstance(exc, requests.RequestException)
+
+
+def rejected_window(summary: Mapping[str, Any], exc: BaseException) -> DeadLetter:
+    """For the dead-letter topic: a window summary MLflow refused for good, and the error."""
+    return DeadLetter("mlflow_rejected", f"{type(exc).__name__}: {exc}",
+                      orjson.dumps(summary, default=str, option=orjson.OPT_SORT_KEYS),
+                      {"predlog-window-id": window_id(summary)}, SourceCoords("mlflow"))
 
 
 def _ms(value: Any) -> int:
@@ -126,26 +167,36 @@ class MlflowSink:
     """Buffers window summaries; `flush` writes one MLflow run per model window."""
 
     def __init__(self, tracking_uri: str, *, artifact_root: str | None = None,
-                 attempts: int = 5, backoff_seconds: float = 0.5,
+                 attempts: int | None = None, backoff_seconds: float = 0.5,
                  clock: Callable[[], float] = time.time,
-                 client: MlflowClient | None = None) -> None:
-        if attempts < 1:
-            raise ValueError(f"attempts must be >= 1, got {attempts!r}")
+                 client: MlflowClient | None = None,
+                 on_retry: Callable[[BaseException], None] | None = None) -> None:
+        if attempts is not None and attempts < 1:
+            raise ValueError(f"attempts must be >= 1 or None, got {attempts!r}")
         self.tracking_uri = tracking_uri
         self.client = client or MlflowClient(tracking_uri=tracking_uri)
         if artifact_root is None and tracking_uri.startswith("sqlite:///"):
             db = os.path.abspath(tracking_uri[len("sqlite:///"):])
             artifact_root = Path(os.path.dirname(db), "mlartifacts").as_uri()
         self.artifact_root = artifact_root
+        self.on_retry = on_retry
         self._retrying = Retrying(
-            stop=stop_after_attempt(attempts), reraise=True,
-            wait=wait_exponential(multiplier=backoff_seconds, max=30),
-            retry=retry_if_exception(is_transient))
+            stop=stop_never if attempts is None else stop_after_attempt(attempts),
+            reraise=True, wait=wait_exponential(multiplier=backoff_seconds, max=30),
+            retry=retry_if_exception(lambda exc: not is_permanent(exc)),
+            before_sleep=self._before_sleep)
         self._clock = clock
         self._lock = threading.Lock()
         self._buffer: list[tuple[dict[str, Any], str | None]] = []
         self._experiments: dict[str, str] = {}
         self._runs: dict[tuple[str, str], str] = {}
+        self._rejected: list[tuple[dict[str, Any], BaseException]] = []
+
+    def _before_sleep(self, state: Any) -> None:
+        exc = state.outcome.exception()
+        log.warning("MLflow write failed, retrying: %s", exc)
+        if self.on_retry is not None and exc is not None:
+            self.on_retry(exc)
 
     def add(self, summary: Mapping[str, Any], report_html_path: str | None = None) -> None:
         """Buffer one window summary (and its Evidently HTML report file)."""
@@ -158,15 +209,33 @@ class MlflowSink:
         return len(self._buffer)
 
     def flush(self) -> int:
-        """Write the buffered windows; return how many. Raises after the last retry."""
+        """Write the buffered windows; return how many were written.
+
+        Blocks (retrying) while MLflow is unavailable; raises only after `attempts`
+        tries when that is set. A window that fails permanently is taken out of the
+        buffer and kept for `take_rejected()`.
+        """
         with self._lock:
             written = 0
             while self._buffer:
                 summary, report = self._buffer[0]
-                self._retrying(self._write, summary, report)
+                try:
+                    self._retrying(self._write, summary, report)
+                except Exception as exc:
+                    if not is_permanent(exc):
+                        raise
+                    log.error("MLflow rejected window %s: %s", window_id(summary), exc)
+                    self._rejected.append((summary, exc))
+                else:
+                    written += 1
                 self._buffer.pop(0)
-                written += 1
             return written
+
+    def take_rejected(self) -> list[tuple[dict[str, Any], BaseException]]:
+        """The windows MLflow refused for good since the last call, with their errors."""
+        with self._lock:
+            rejected, self._rejected = self._rejected, []
+            return rejected
 
     def experiment_id(self, name: str) -> str:
         """Id of experiment `name`, created (or restored if deleted) when needed."""

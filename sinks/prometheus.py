@@ -23,6 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from sinks.health import SinkHealth
 from stream.pairs import OrphanResponse, Pair
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -93,6 +94,7 @@ class PrometheusSink(Collector):
         self.label_delay: dict[str, Histogram] = {}
         self.labels_unmatched: dict[str, int] = defaultdict(int)
         self.degradation: dict[str, float] = {}
+        self.sink_health = SinkHealth()  # the driver records its sinks' retries here
 
     @staticmethod
     def key(pair: Pair | OrphanResponse) -> ModelKey:
@@ -248,7 +250,8 @@ class PrometheusSink(Collector):
         yield from (c_pred, c_req, c_err, c_unp, c_orph, c_late, c_win, h_lat, h_size, h_pred,
                     g_feat, g_wlat, g_werr, g_wreq, g_lag, g_dd, g_ds, g_fd, g_pds, g_pd,
                     g_perf, g_cov)
-        c_dl = CounterMetricFamily("predlog_dead_letters", "Undecodable records",
+        c_dl = CounterMetricFamily("predlog_dead_letters",
+                                   "Records dead-lettered (undecodable, or refused by a sink)",
                                    labels=["reason", "source"])
         for (reason, source), n in sorted(self.dead_letters.items()):
             c_dl.add_metric([reason, source], n)
@@ -266,6 +269,16 @@ class PrometheusSink(Collector):
         for (topic, part), n in sorted(self.consumer_lag.items()):
             g_clag.add_metric([topic, str(part)], n)
         yield from (c_dl, c_con, c_dec, g_clag)
+        health = self.sink_health
+        g_up = GaugeMetricFamily("predlog_sink_up",
+                                 "1 when the sink's last write succeeded, 0 while it is retrying",
+                                 labels=["sink"])
+        c_retry = CounterMetricFamily("predlog_sink_retries", "Failed sink writes retried",
+                                      labels=["sink"])
+        for sink in sorted(health.sinks):
+            g_up.add_metric([sink], 1.0 if health.up(sink) else 0.0)
+            c_retry.add_metric([sink], health.retries[sink])
+        yield from (g_up, c_retry)
         base = ["model_name", "model_version", "namespace", "node"]
         c_lj = CounterMetricFamily("predlog_labels_joined", "Labels joined to a prediction",
                                    labels=base)

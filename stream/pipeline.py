@@ -12,13 +12,14 @@ but the injected one.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Hashable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream.decode.labels import Label, feedback_labels
-from stream.events import EventKind, PredictionEvent
+from stream.events import DeadLetter, EventKind, PredictionEvent
 from stream.monitoring import Monitoring
 from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
@@ -42,12 +43,18 @@ class StepResult:
     late: list[Pair] = field(default_factory=list)
     orphans: list[OrphanResponse] = field(default_factory=list)
     summaries: list[tuple[WindowKey, dict[str, Any]]] = field(default_factory=list)
+    # Feedback truth rows that are not labels: the driver dead-letters and counts them.
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Labels whose prediction never came within the label horizon (or by the end of input).
+    unmatched_labels: list[Label] = field(default_factory=list)
 
     def extend(self, other: StepResult) -> None:
         self.pairs += other.pairs
         self.late += other.late
         self.orphans += other.orphans
         self.summaries += other.summaries
+        self.dead_letters += other.dead_letters
+        self.unmatched_labels += other.unmatched_labels
 
 
 class PairingStage:
@@ -104,7 +111,7 @@ class WindowStage:
             self._emit(key, self.summarize(key, pairs, orphans), result)
         self._revise(result)
         if self.monitoring is not None:
-            self.monitoring.expire(watermark)
+            result.unmatched_labels += self.monitoring.expire(watermark)
 
     def close_all(self, result: StepResult) -> None:
         for key, pairs, orphans in self.book.take_all():
@@ -176,10 +183,11 @@ class Pipeline:
         in one `StepResult` saves building and handling one per event)."""
         self.watermark.update(partition, event.event_time)
         if event.kind is EventKind.FEEDBACK:
-            if self.monitoring is not None:
-                for label in feedback_labels(event):
-                    if isinstance(label, Label):
-                        self.monitoring.on_label(label)
+            for label in feedback_labels(event):
+                if isinstance(label, DeadLetter):
+                    result.dead_letters.append(label)
+                elif self.monitoring is not None:
+                    self.monitoring.on_label(label)
             return
         for outcome in self.pairing.process(event):
             self.windows.add(outcome, result)
@@ -199,9 +207,17 @@ class Pipeline:
         return result
 
     def finish(self) -> StepResult:
-        """End of input: resolve everything and close every window (replay)."""
+        """End of input: resolve everything and close every window (replay).
+
+        Labels still waiting for their prediction will never meet it: they are reported
+        as unmatched. (Two expiries: the first anchors labels that have no time at the
+        largest finite watermark, the second passes it.)
+        """
         result = StepResult()
         for outcome in self.pairing.expire(float("inf")):
             self.windows.add(outcome, result)
         self.windows.close_all(result)
+        if self.monitoring is not None:
+            for watermark in (sys.float_info.max, float("inf")):
+                result.unmatched_labels += self.monitoring.expire(watermark)
         return result

@@ -299,6 +299,10 @@ def pipeline() -> Board:
               "events, the ingest gateway.", "model_requests_total")
     b.panel("Events Consumed / s", [("sum by (topic) (rate(predlog_events_consumed_total[5m]))", "{{topic}}")],
             unit="ops")
+    b.panel("Events Decoded / s",
+            [("sum by (topic) (rate(predlog_events_decoded_total[5m]))", "{{topic}}")],
+            unit="ops", description="Consumed and decoded; per topic, consumed = decoded + "
+                                    "the records dead-lettered from it.")
     b.panel("Consumer Lag (records)",
             [("sum by (topic) (predlog_consumer_lag_records)", "{{topic}}"),
              ("max by (topic, partition) (predlog_consumer_lag_records)", "{{topic}}/{{partition}}")],
@@ -312,6 +316,13 @@ def pipeline() -> Board:
     b.panel("Dead Letters / s",
             [("sum by (reason, source) (rate(predlog_dead_letters_total[5m]))", "{{source}}: {{reason}}")],
             unit="ops", thresholds=[(None, "green"), (0.000001, "red")])
+    b.panel("Sinks Up (0: retrying, consumption paused)",
+            [("min by (sink) (predlog_sink_up)", "{{sink}}")], minmax=(0, 1),
+            thresholds=[(None, "red"), (1, "green")],
+            description="0 while a sink's writes fail and are retried (backpressure; the "
+                        "worker's /readyz answers 503).")
+    b.panel("Sink Retries / s",
+            [("sum by (sink) (rate(predlog_sink_retries_total[5m]))", "{{sink}}")], unit="ops")
     b.panel("Late Events / s (after their window was emitted)",
             [(f"sum by (model_name) (rate(predlog_late_events_total{{{M}}}[5m]))", "{{model_name}}")],
             unit="ops")

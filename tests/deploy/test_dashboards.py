@@ -162,7 +162,8 @@ class SyntheticExporter:
                   "topic": "predlog.events", "partition": "0", "detector": "adwin",
                   "stattest": "ks", "event_type": "request", "namespace": "deploy-test",
                   "version": "1", "experiment": f"synthetic-{token}-training",
-                  "run_name": "train-1", "stage": "Production"}
+                  "run_name": "train-1", "stage": "Production",
+                  "sink": "elasticsearch"}
         for name, m in documented_metrics().items():
             labels = m["labels"]
             mtype = m["type"]

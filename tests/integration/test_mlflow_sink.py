@@ -134,3 +134,65 @@ def test_sink_runs_revision_and_degradation(stack, tmp_path):
     finally:
         client.delete_experiment(prod.experiment_id)
         client.delete_experiment(training)
+
+
+def test_flush_waits_out_an_outage_and_sets_a_refused_window_aside(stack, monkeypatch):
+    """MLflow unreachable (a proxy in front of the shared server is cut): `flush` keeps
+    retrying and reports each retry — before the fix it raised after 5 attempts, into the
+    worker's stage — and completes once MLflow is back. A window the server refuses for
+    good (a 400) is set aside for the dead-letter topic; the windows behind it are written."""
+    import threading
+    from urllib.parse import urlparse
+
+    from tests.integration.proxy import TcpProxy
+
+    # MLflow's client retries refused connections itself, for minutes: not here.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    url = urlparse(stack.mlflow_url)
+    proxy = TcpProxy(url.hostname, url.port)
+    model = f"iris-{uuid.uuid4().hex[:10]}"
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    retries: list[BaseException] = []
+    sink = MlflowSink(proxy.url, backoff_seconds=0.1, on_retry=retries.append)
+    start = (time.time() // 300) * 300 - 3600
+    try:
+        proxy.cut()
+        sink.add(_summary(model, start, 0.9))
+        errors: list[BaseException] = []
+
+        def flush() -> None:
+            try:
+                sink.flush()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=flush, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while len(retries) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(retries) >= 6, retries  # more than the 5 attempts it used to give up after
+        assert thread.is_alive() and not errors, errors
+        proxy.restore()
+        thread.join(timeout=90)
+        assert not thread.is_alive() and not errors, errors
+
+        refused = _summary(model, start + 300, 0.8)
+        refused["model"] = "m" * 600  # an experiment name over MLflow's 500 characters: a 400
+        sink.add(refused)
+        sink.add(_summary(model, start + 600, 0.7))
+        assert sink.flush() == 1
+        [(window, exc)] = sink.take_rejected()
+        assert window["window_start"] == format_utc(start + 300)
+        assert exc.get_http_status_code() == 400, exc
+
+        prod = client.get_experiment_by_name(f"{model}-production-monitoring")
+        runs = client.search_runs([prod.experiment_id], order_by=["attributes.start_time ASC"])
+        accuracies = [r.data.metrics.get("production_accuracy") for r in runs]
+        assert accuracies == [0.9, 0.7]
+    finally:
+        proxy.close()
+        prod = client.get_experiment_by_name(f"{model}-production-monitoring")
+        if prod is not None:
+            client.delete_experiment(prod.experiment_id)

@@ -10,9 +10,13 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_DOES_NOT_EXIST,
+    TEMPORARILY_UNAVAILABLE,
+)
 
-from sinks.mlflow_sink import MlflowSink, is_transient, window_id, window_metrics
+from sinks.mlflow_sink import MlflowSink, is_permanent, is_transient, window_id, window_metrics
 from stream.eventtime import format_utc
 
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
@@ -165,19 +169,54 @@ def test_flush_retries_connection_errors(store):
     assert len(_runs(MlflowClient(tracking_uri=uri), model)) == 1
 
 
-def test_flush_keeps_the_buffer_when_it_fails(store):
+def test_flush_retries_a_long_outage_until_it_passes_and_reports_each_retry(store):
+    """MLflow down for longer than any fixed number of attempts: the flush blocks (the
+    worker's backpressure) instead of raising into the stage, and tells `on_retry`."""
     _, uri = store
     model = _model()
-    flaky = Flaky(MlflowClient(tracking_uri=uri), 1,
-                  MlflowException("bad", error_code=INVALID_PARAMETER_VALUE))
-    sink = MlflowSink(uri, client=flaky, backoff_seconds=0)
+    refused = MlflowException("API request failed")
+    refused.__context__ = requests.ConnectionError("Connection refused")
+    flaky = Flaky(MlflowClient(tracking_uri=uri), 12, refused)
+    retries = []
+    sink = MlflowSink(uri, client=flaky, backoff_seconds=0, on_retry=retries.append)
     sink.add(summary(model, T0, 0.9))
-    with pytest.raises(MlflowException):
-        sink.flush()
-    assert flaky.calls == 1  # not a connection error: no retry
-    assert sink.flush() == 1  # the window was kept for the next flush
+    assert sink.flush() == 1 and flaky.calls == 13
+    assert retries == [refused] * 12
+    assert sink.take_rejected() == []
     assert len(_runs(MlflowClient(tracking_uri=uri), model)) == 1
 
+
+def test_a_window_mlflow_refuses_for_good_is_set_aside_not_raised(store):
+    """A 4xx is not retried and does not block the windows behind it: it is rejected, for
+    the driver to dead-letter."""
+    _, uri = store
+    model = _model()
+    bad = MlflowException("bad", error_code=INVALID_PARAMETER_VALUE)
+    flaky = Flaky(MlflowClient(tracking_uri=uri), 1, bad)
+    sink = MlflowSink(uri, client=flaky, backoff_seconds=0)
+    first, second = summary(model, T0, 0.9), summary(model, T0 + 300, 0.8)
+    sink.add(first)
+    sink.add(second)
+    assert sink.flush() == 1  # the second window was written
+    assert flaky.calls == 2  # the refused one was not retried
+    assert len(sink) == 0
+    [(rejected, exc)] = sink.take_rejected()
+    assert rejected == first and exc is bad
+    assert sink.take_rejected() == []
+    # (the refused window's run was created before its metrics were refused: it stays empty)
+    assert [r.data.metrics.get("production_accuracy")
+            for r in _runs(MlflowClient(tracking_uri=uri), model)] == [None, 0.8]
+
+    missing = MlflowSink(uri, backoff_seconds=0)  # not MLflow's error: a lost report file
+    missing.add(summary(model, T0 + 600, 0.7), "/nonexistent/report.html")
+    assert missing.flush() == 0
+    [(_, exc)] = missing.take_rejected()
+    assert isinstance(exc, FileNotFoundError)
+
+
+def test_with_attempts_set_it_raises_and_keeps_the_buffer(store):
+    _, uri = store
+    model = _model()
     down = MlflowSink(uri, client=Flaky(MlflowClient(tracking_uri=uri), 99,
                                         ConnectionError("down")),
                       attempts=3, backoff_seconds=0)
@@ -185,6 +224,7 @@ def test_flush_keeps_the_buffer_when_it_fails(store):
     with pytest.raises(ConnectionError):
         down.flush()
     assert down.client.calls == 3
+    assert len(down) == 1  # kept for the next flush
 
 
 def test_file_store(tmp_path, monkeypatch):
@@ -222,4 +262,17 @@ def test_is_transient():
     assert is_transient(MlflowException("x", error_code=TEMPORARILY_UNAVAILABLE))
     assert not is_transient(MlflowException("x", error_code=INVALID_PARAMETER_VALUE))
     assert not is_transient(ValueError("x"))
+    gave_up = MlflowException("API request failed with exception too many 503 error responses")
+    gave_up.__context__ = requests.exceptions.RetryError("too many 503 error responses")
+    assert is_transient(gave_up)  # MLflow's own retries of 429/5xx ran out
+
+
+def test_is_permanent():
+    assert is_permanent(MlflowException("x", error_code=INVALID_PARAMETER_VALUE))
+    assert is_permanent(MlflowException("x", error_code=RESOURCE_DOES_NOT_EXIST))
+    assert is_permanent(FileNotFoundError("report.html"))
+    assert not is_permanent(MlflowException("x"))  # INTERNAL_ERROR: a server error, retried
+    assert not is_permanent(MlflowException("x", error_code=TEMPORARILY_UNAVAILABLE))
+    assert not is_permanent(requests.ConnectionError())
+    assert not is_permanent(requests.HTTPError("502"))
     assert Metric("a", 1.0, 0, 0).value == 1.0
