@@ -210,7 +210,7 @@ class CBPE:
         pred = np.asarray(pred, dtype=np.float64)
         keep = ~(np.isnan(proba) | np.isnan(pred))
         raw, pred = proba[keep], pred[keep].astype(int)
-        cal = self._calibrator.predict(raw) if self._calibrator is not None else raw
+        cal = self._calibrator.predict(raw) if self._calibrator is not None and len(raw) else raw
         out = {}
         for m in self.metrics:
             lo_t, hi_t = self._thresholds[m]

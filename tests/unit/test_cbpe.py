@@ -1,0 +1,105 @@
+"""CBPE: the estimator's contract (NannyML agreement is in tests/oracle), the reference
+rows it is fitted on (profile and `predlog reference build`)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+from typer.testing import CliRunner
+
+from agents.reference_cli import app, load_reference
+from stream.cbpe import CBPE, estimated
+from stream.drift.reference import ReferenceProfile
+
+
+def _reference(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(size=n)
+    y = (rng.uniform(size=n) < p).astype(int)
+    return y, p, (p > 0.5).astype(int)
+
+
+def test_bad_parameters_and_unfitted_use_raise():
+    with pytest.raises(ValueError):
+        CBPE(metrics=["mae"])
+    with pytest.raises(ValueError):
+        CBPE(chunks=0)
+    with pytest.raises(ValueError):
+        CBPE().estimate([0.5], [1])
+    with pytest.raises(ValueError):
+        CBPE().fit([0, 1], [0.2, 0.8], [0, 1])  # fewer rows than reference chunks
+
+
+def test_estimates_of_calibrated_probabilities_follow_the_realized_metric():
+    """On calibrated scores (no concept shift) the expected confusion matrix is the mean
+    of the realized one: over a large window they meet (up to the isotonic calibrator's
+    steps, which NannyML's decision may switch on even for calibrated scores)."""
+    y, p, pred = _reference(20_000)
+    est = CBPE().fit(y, p, pred)
+    rng = np.random.default_rng(1)
+    q = rng.uniform(size=200_000)
+    truth, qpred = (rng.uniform(size=q.size) < q).astype(int), (q > 0.5).astype(int)
+    got = est.estimate(q, qpred)
+    realized = {"accuracy": skm.accuracy_score(truth, qpred),
+                "precision": skm.precision_score(truth, qpred),
+                "recall": skm.recall_score(truth, qpred), "f1": skm.f1_score(truth, qpred),
+                "roc_auc": skm.roc_auc_score(truth, q)}
+    for metric, value in realized.items():
+        assert got[metric].value == pytest.approx(value, abs=0.02), metric
+        assert got[metric].lower <= got[metric].value <= got[metric].upper
+
+
+def test_nan_rows_are_left_out_and_an_empty_window_is_nan():
+    y, p, pred = _reference()
+    est = CBPE().fit(y, p, pred)
+    q = np.array([0.1, 0.9, 0.7, 0.3])
+    a = est.estimate(np.r_[q, np.nan], np.r_[(q > 0.5).astype(float), 1.0])
+    b = est.estimate(q, (q > 0.5).astype(int))
+    assert a["f1"] == b["f1"]
+    empty = est.estimate([np.nan], [1])["accuracy"].as_dict()
+    assert empty["value"] is None and empty["alert"] is False
+
+
+def test_estimated_metrics_of_certain_predictions_are_exact():
+    p = np.array([1.0, 1.0, 0.0, 0.0])
+    pred = np.array([1, 0, 0, 1])  # one TP, one FN, one TN, one FP
+    assert estimated("accuracy", p, p, pred) == 0.5
+    assert estimated("precision", p, p, pred) == 0.5
+    assert estimated("f1", p, p, pred) == 0.5
+
+
+def test_profile_keeps_the_reference_scores_without_pickle(tmp_path):
+    y, p, pred = _reference(500)
+    df = pd.DataFrame({"x": np.arange(500.0), "label": y, "p": p})
+    profile = ReferenceProfile.from_frame(df, target="label", probability="p")
+    assert list(profile.features) == ["x"]  # the probability is a role, not a feature
+    data = profile.to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert {"scores/target.npy", "scores/probability.npy", "scores/predicted.npy"} <= set(
+            z.namelist())
+    back = ReferenceProfile.from_bytes(data).scores
+    assert back.target.tolist() == y.tolist() and back.predicted.tolist() == pred.tolist()
+    assert back.probability.tolist() == p.tolist()
+    with pytest.raises(ValueError, match="0/1"):
+        ReferenceProfile.from_frame(df.assign(label=y + 1), target="label", probability="p")
+    with pytest.raises(ValueError, match="target"):
+        ReferenceProfile.from_frame(df, probability="p")
+
+
+def test_reference_build_stores_the_cbpe_rows(tmp_path):
+    y, p, _ = _reference(300)
+    src, out = tmp_path / "ref.csv", tmp_path / "ref.npz"
+    pd.DataFrame({"x": np.arange(300.0), "label": y, "p": p,
+                  "cls": (p > 0.3).astype(int)}).to_csv(src, index=False)
+    result = CliRunner().invoke(app, ["build", str(src), "--out", str(out), "--target", "label",
+                                      "--probability", "p", "--predicted", "cls"])
+    assert result.exit_code == 0, result.output
+    assert "CBPE rows: 300" in result.output
+    scores = load_reference(out).scores
+    assert scores.predicted.tolist() == (p > 0.3).astype(int).tolist()
+    assert scores.probability_column == "p"
