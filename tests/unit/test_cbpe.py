@@ -13,8 +13,14 @@ from sklearn import metrics as skm
 from typer.testing import CliRunner
 
 from agents.reference_cli import app, load_reference
+from sinks.openmetrics_file import OpenMetricsFileSink
 from stream.cbpe import CBPE, estimated
+from stream.decode.labels import Label
 from stream.drift.reference import ReferenceProfile
+from stream.events import ModelRef
+from stream.monitoring import ModelConfig, Monitoring
+from stream.pairs import Pair
+from stream.windows import WindowKey
 
 
 def _reference(n=3000, seed=0):
@@ -103,3 +109,80 @@ def test_reference_build_stores_the_cbpe_rows(tmp_path):
     scores = load_reference(out).scores
     assert scores.predicted.tolist() == (p > 0.3).astype(int).tolist()
     assert scores.probability_column == "p"
+
+
+# -- wiring: Monitoring's summary extension and the sinks ------------------------------------
+
+IRIS = ModelRef("churn", "seldon", node="classifier", version="1")
+
+
+def _window_pairs(n=300, seed=3):
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(size=n)
+    pairs = [Pair(IRIS, f"r{i}", 10.0 + i * 0.01, 10.1 + i * 0.01, outputs=[[1 - v, v]])
+             for i, v in enumerate(q.tolist())]
+    return pairs, q
+
+
+def test_monitoring_puts_the_cbpe_estimate_in_the_window_summary_and_keeps_it_in_revisions():
+    y, p, _ = _reference(2000)
+    profile = ReferenceProfile.from_frame(pd.DataFrame({"x": p, "label": y, "p": p}),
+                                          target="label", probability="p")
+    mon = Monitoring({"churn": ModelConfig(reference=profile, task="classification")})
+    key = WindowKey("seldon", "churn", "1", "classifier", 0.0, 60.0)
+    pairs, q = _window_pairs()
+    for pair in pairs:
+        mon.on_pair(pair, key)
+    summary = {"predictions": len(pairs), **mon.extension(key, pairs)}
+    est = summary["performance"]["estimated"]
+    # the same numbers as the estimator itself on the window's probabilities
+    scores = profile.scores
+    direct = CBPE().fit(scores.target, scores.probability, scores.predicted).estimate(
+        [v / ((1 - v) + v) for v in q.tolist()], (q > 0.5).astype(int))
+    assert est["rows"] == len(q) and summary["performance"]["labels"] == 0
+    assert est["metrics"] == {m: e.as_dict() for m, e in direct.items()}
+    mon.on_emitted(key, summary)
+    for i, v in enumerate(q[:100].tolist()):  # late labels: a revision with realized values
+        mon.on_label(Label(f"r{i}", 0, int(v > 0.5), 500.0, "topic"))
+    [(_, revised)] = mon.revisions(final=True)
+    assert revised["performance"]["labels"] == 100
+    assert revised["performance"]["estimated"] == est  # realized beside the estimate
+
+
+def test_no_estimate_without_reference_scores():
+    y, p, _ = _reference(200)
+    profile = ReferenceProfile.from_frame(pd.DataFrame({"x": p, "label": y}), target="label")
+    mon = Monitoring({"churn": ModelConfig(reference=profile)})
+    key = WindowKey("seldon", "churn", "1", "classifier", 0.0, 60.0)
+    pairs, _ = _window_pairs(50)
+    assert "estimated" not in mon.extension(key, pairs)["performance"]
+
+
+def test_sinks_export_the_estimate_and_its_band():
+    perf = {"labels": 0, "estimated": {"rows": 3, "calibrated": True, "metrics": {
+        "accuracy": {"value": 0.8, "sampling_error": 0.01, "lower": 0.77, "upper": 0.83,
+                     "lower_threshold": 0.75, "upper_threshold": 0.9, "alert": False},
+        "roc_auc": {"value": None, "sampling_error": None, "lower": None, "upper": None,
+                    "lower_threshold": 0.6, "upper_threshold": 1.0, "alert": False}}}}
+    summary = {"model": "churn", "version": "1", "namespace": "seldon", "node": "classifier",
+               "window_start": "2020-01-01T00:00:00Z", "window_end": "2020-01-01T00:05:00Z",
+               "requests": 3, "predictions": 3, "errors": 0, "performance": perf,
+               "latency_seconds": {}}
+    sink = OpenMetricsFileSink()
+    sink.add_summary(summary)
+    text = sink.render()
+    labels = 'model_name="churn",model_version="1",namespace="seldon",node="classifier"'
+    assert f'model_performance_estimated{{{labels},metric="accuracy"}} 0.8 1577837100' in text
+    assert f'model_performance_estimated_upper{{{labels},metric="accuracy"}} 0.83' in text
+    assert f'model_performance_estimated_lower_threshold{{{labels},metric="roc_auc"}} 0.6' in text
+    assert 'model_performance_estimated{' + labels + ',metric="roc_auc"}' not in text
+    families = {f.name: f for f in estimated_families_of(summary)}
+    assert [s.value for s in families["model_performance_estimated_lower"].samples] == [0.77]
+
+
+def estimated_families_of(summary):
+    from sinks.prometheus import PrometheusSink
+
+    sink = PrometheusSink(clock=lambda: 400.0)
+    sink.add_summary(summary, 300.0)
+    return [f for f in sink.collect() if f.name.startswith("model_performance_estimated")]
