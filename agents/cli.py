@@ -213,9 +213,11 @@ def demo(
                       f"{c['degradation']:+.3f} ({c['degradation_percentage']:+.1f}%)")
     _print_monthly(result.out / "windows.jsonl")
     if result.lead is not None:
+        from agents.demo import SUMMER_FROM
         from agents.demo_lead import describe
 
-        console.print(f"CBPE (no labels) vs late labels, from March on: {describe(result.lead)}")
+        console.print(f"CBPE (no labels) vs late labels, windows from {SUMMER_FROM}: "
+                      f"{describe(result.lead)}")
     console.print(f"outputs in {result.out}/: windows.jsonl, predictions.jsonl, metrics.prom, "
                   f"mlflow.db ({result.replay.mlflow_runs} run writes)")
     if result.replay.reports:

@@ -21,6 +21,7 @@ from agents.replay import ReplayOptions, ReplayResult, replay_files
 from agents.settings import Settings
 
 WINDOW = "7d"
+SUMMER_FROM = "2013-05-01"  # windows from here on: where to look for the summer drop
 PREDICTED = "predicted_class"  # added to the reference frame in memory (not to the CSV)
 
 
@@ -86,4 +87,5 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
                                             now=1388534400.0)  # 2014-01-01
     from agents.demo_lead import estimate_lead
 
-    return DemoResult(result, out, reference, comparison, estimate_lead(out, files.labels))
+    lead = estimate_lead(out, files.labels, since=SUMMER_FROM)
+    return DemoResult(result, out, reference, comparison, lead)

@@ -90,14 +90,19 @@ def estimate_lead(out: Path, labels_path: Path, since: str = "2013-03-01",
     for k in starts:
         if k < since:
             continue
-        n = correct = 0
-        for t, ok in sorted(arrivals.get(k, ())):
-            n, correct = n + 1, correct + ok
+        got = sorted(arrivals.get(k, ()))
+        known = [ok for t, ok in got if t <= ends[k]]  # all there when the window closes
+        n, correct, when = len(known), sum(known), ends[k]
+        later = iter([(t, ok) for t, ok in got if t > ends[k]])
+        while True:
             if n >= min_labels and correct / n < threshold:
-                when = max(t, ends[k])
                 if real_time is None or when < real_time:
                     real_signal, real_time = k, when
                 break
+            nxt = next(later, None)
+            if nxt is None:
+                break
+            when, n, correct = nxt[0], n + 1, correct + nxt[1]
     est_time = ends[est_signal] if est_signal else None
     lead = ((real_time - est_time) / WEEK if real_time is not None and est_time is not None
             else None)

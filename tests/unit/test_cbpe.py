@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -186,3 +187,37 @@ def estimated_families_of(summary):
     sink = PrometheusSink(clock=lambda: 400.0)
     sink.add_summary(summary, 300.0)
     return [f for f in sink.collect() if f.name.startswith("model_performance_estimated")]
+
+
+def test_demo_lead_counts_labels_known_at_each_time(tmp_path):
+    """Window 1 (days 7-14): the estimate signals at its close (day 14); its labels are
+    all wrong but arrive on day 30, so the realized accuracy can only signal then."""
+    import json
+
+    from agents.demo_lead import estimate_lead
+
+    day = 86400.0
+
+    def iso(t):
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    est = {"rows": 40, "calibrated": False, "metrics": {"accuracy": {
+        "value": 0.9, "lower_threshold": 0.7}}}
+    low = {**est, "metrics": {"accuracy": {"value": 0.6, "lower_threshold": 0.7}}}
+    windows = [{"window_start": iso(0), "window_end": iso(7 * day),
+                "performance": {"estimated": est}},
+               {"window_start": iso(7 * day), "window_end": iso(14 * day),
+                "performance": {"estimated": low}}]
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows))
+    preds, labels = [], ["request_id,row,label,timestamp"]
+    for i in range(40):
+        t = 8 * day + i * 60
+        preds.append({"@timestamp": iso(t), "request_id": f"r{i}", "row": 0, "error": False,
+                      "prediction": [0.2, 0.8]})  # predicted 1
+        labels.append(f"r{i},0,0,{iso(30 * day + i)}")  # wrong, late
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n")
+    lead = estimate_lead(tmp_path, tmp_path / "labels.csv", since=iso(0))
+    assert lead.estimate_time == 14 * day
+    assert lead.realized_time == 30 * day + 29  # the 30th label (min_labels)
+    assert lead.lead_weeks == pytest.approx((16 * day + 29) / (7 * day))
