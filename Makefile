@@ -8,9 +8,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # native/ (the compiled decoder) builds with cargo: rustup's default location, or the system's.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+# NannyML, the oracle for CBPE (tests/oracle), in its own venv: its dependencies (lightgbm,
+# FLAML, plotly, ...) stay out of predlog's pinned set. Its usage telemetry is always off.
+NML_VENV := .venv-nannyml
+NML_STAMP := $(NML_VENV)/.installed
+NML_CONSTRAINTS := tests/oracle/nannyml-constraints.txt
+export NML_DISABLE_USAGE_LOGGING := 1
 NATIVE_SRC := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 
-.PHONY: venv demo test unit integration lint stack-up stack-down stack-status lock proto clean \
+.PHONY: venv nannyml-env demo test unit integration lint stack-up stack-down stack-status lock proto clean \
 	deploy-tools deploy-test image image-test
 
 $(STAMP): pyproject.toml constraints.txt $(NATIVE_SRC)
@@ -25,6 +31,16 @@ $(STAMP): pyproject.toml constraints.txt $(NATIVE_SRC)
 
 venv: $(STAMP)
 
+# statsmodels: nannyml 0.13.1 imports it (plots) without declaring it.
+$(NML_STAMP): $(NML_CONSTRAINTS)
+	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	test -x $(NML_VENV)/bin/python || $(PY) -m venv $(NML_VENV)
+	$(NML_VENV)/bin/pip install -q --upgrade pip
+	$(NML_VENV)/bin/pip install -q -c $(NML_CONSTRAINTS) nannyml==0.13.1 statsmodels
+	touch $@
+
+nannyml-env: $(NML_STAMP)
+
 demo: venv
 	$(BIN)/predlog demo
 
@@ -33,7 +49,7 @@ unit: venv
 
 # Starts the stack (installing Kafka, Elasticsearch, Prometheus, Alertmanager and
 # MLflow where missing), runs every test, and stops the stack even when tests fail.
-test: venv deploy-tools
+test: venv deploy-tools nannyml-env
 	@set -o pipefail; trap '$(BIN)/predlog stack down' EXIT; \
 	  $(BIN)/predlog stack up && $(BIN)/pytest
 
@@ -44,7 +60,7 @@ integration: venv
 deploy-tools:
 	deploy/tools/ensure-tools.sh
 
-deploy-test: venv deploy-tools
+deploy-test: venv deploy-tools nannyml-env
 	$(BIN)/pytest tests/deploy -m "not image and not integration"
 
 # The container image, built with buildah on a debootstrap base (no Docker engine here).
@@ -72,4 +88,4 @@ proto: venv
 	cd stream/decode/oip && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. inference.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache native/target
+	rm -rf $(VENV) $(NML_VENV) .pytest_cache .ruff_cache native/target

@@ -219,6 +219,12 @@ def demo(
                       f"{c['samples_evaluated']} windows, degradation "
                       f"{c['degradation']:+.3f} ({c['degradation_percentage']:+.1f}%)")
     _print_monthly(result.out / "windows.jsonl")
+    if result.lead is not None:
+        from agents.demo import SUMMER_FROM
+        from agents.demo_lead import describe
+
+        console.print(f"CBPE (no labels) vs late labels, windows from {SUMMER_FROM}: "
+                      f"{describe(result.lead)}")
     console.print(f"outputs in {result.out}/: windows.jsonl, predictions.jsonl, metrics.prom, "
                   f"mlflow.db ({result.replay.mlflow_runs} run writes)")
     if result.replay.reports:
@@ -229,7 +235,9 @@ def demo(
 
 
 def _print_monthly(windows_path: Path) -> None:
-    """Accuracy and drifted features per month, from the latest revision of each window."""
+    """Accuracy (realized, from the labels) and its CBPE estimate (from the probabilities
+    alone; weighted by the windows' estimated rows) and drifted features per month, from
+    the latest revision of each window."""
     import orjson
 
     latest: dict[str, dict] = {}
@@ -240,9 +248,14 @@ def _print_monthly(windows_path: Path) -> None:
     for start in sorted(latest):
         s = latest[start]
         m = months.setdefault(start[:7], {"labels": 0, "correct": 0.0, "drifted": set(),
-                                           "windows": 0})
+                                           "windows": 0, "est_rows": 0, "est_sum": 0.0})
         m["windows"] += 1
         perf = s.get("performance") or {}
+        est = perf.get("estimated") or {}
+        est_acc = ((est.get("metrics") or {}).get("accuracy") or {}).get("value")
+        if est_acc is not None:
+            m["est_rows"] += est["rows"]
+            m["est_sum"] += est_acc * est["rows"]
         if perf.get("labels") and perf.get("accuracy") is not None:
             m["labels"] += perf["labels"]
             m["correct"] += perf["accuracy"] * perf["labels"]
@@ -250,12 +263,16 @@ def _print_monthly(windows_path: Path) -> None:
             if f["drift"]:
                 m["drifted"].add(name)
     table = Table(title="by month (weekly windows starting in the month)")
-    for col in ("month", "windows", "accuracy", "drifted features"):
-        table.add_column(col, justify="left" if col != "accuracy" else "right")
+    with_estimates = any(m["est_rows"] for m in months.values())
+    cols = ("month", "windows", "accuracy", *(("estimated",) if with_estimates else ()),
+            "drifted features")
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("accuracy", "estimated") else "left")
     for month, m in months.items():
         acc = m["correct"] / m["labels"] if m["labels"] else None
+        est = [_fmt(m["est_sum"] / m["est_rows"] if m["est_rows"] else None, ".3f")]
         table.add_row(month, str(m["windows"]), _fmt(acc, ".3f"),
-                      ", ".join(sorted(m["drifted"])) or "–")
+                      *(est if with_estimates else ()), ", ".join(sorted(m["drifted"])) or "–")
     console.print(table)
 
 

@@ -5,18 +5,24 @@ year of Seldon Core v1 logger events of a delay classifier trained on January–
 (`agents.demo_data`), with late labels. The demo builds the reference profile from the
 training rows, logs the training run (`test_accuracy`) to a local MLflow store, replays
 the year in weekly windows, and reports the summer drift and the accuracy drop — the
-seed's `compare_with_training` included.
+seed's `compare_with_training` included. The reference profile also keeps the training
+rows' labels, P(late) and predicted classes, so every window carries a CBPE estimate of
+its performance (`performance.estimated`) a week or more before its late labels show the
+realized one (`estimate_lead`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agents.replay import ReplayOptions, ReplayResult, replay_files
 from agents.settings import Settings
 
 WINDOW = "7d"
+SUMMER_FROM = "2013-05-01"  # windows from here on: where to look for the summer drop
+PREDICTED = "predicted_class"  # added to the reference frame in memory (not to the CSV)
 
 
 @dataclass
@@ -25,6 +31,7 @@ class DemoResult:
     out: Path
     reference: Path
     comparison: dict
+    lead: Any = None  # agents.demo_lead.Lead: CBPE estimate vs realized accuracy signals
 
 
 def log_training_run(tracking_uri: str, model: str, test_accuracy: float) -> None:
@@ -42,6 +49,18 @@ def log_training_run(tracking_uri: str, model: str, test_accuracy: float) -> Non
     client.set_terminated(run.info.run_id)
 
 
+def reference_with_scores(files) -> tuple:
+    """The reference frame and roles, with the CBPE rows: the logged P(late) column is
+    also the probability, and the predicted class is the argmax of the logged row
+    [round(1 - p, 6), p], as the model answered."""
+    from agents.demo_data import _classes
+
+    frame = files.reference_frame()
+    frame[PREDICTED] = _classes(frame[files.prediction].to_numpy())
+    return frame, {**files.reference_roles(), "probability": files.prediction,
+                   "predicted": PREDICTED}
+
+
 def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool = False
              ) -> DemoResult:
     from agents.demo_data import generate_demo
@@ -52,8 +71,8 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
 
     files = generate_demo(out / "data", fraction=fraction)
     reference = out / "data" / f"{files.model}-reference.npz"
-    save_profile(ReferenceProfile.from_frame(files.reference_frame(), **files.reference_roles()),
-                 reference)
+    frame, roles = reference_with_scores(files)
+    save_profile(ReferenceProfile.from_frame(frame, **roles), reference)
     tracking = f"sqlite:///{(out / 'mlflow.db').resolve()}"
     out.mkdir(parents=True, exist_ok=True)
     log_training_run(tracking, files.model, files.test_accuracy)
@@ -66,4 +85,7 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
     sink = MlflowSink(tracking)
     comparison = sink.compare_with_training(files.model, days_back=366,
                                             now=1388534400.0)  # 2014-01-01
-    return DemoResult(result, out, reference, comparison)
+    from agents.demo_lead import estimate_lead
+
+    lead = estimate_lead(out, files.labels, since=SUMMER_FROM)
+    return DemoResult(result, out, reference, comparison, lead)

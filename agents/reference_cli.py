@@ -3,6 +3,8 @@ run's dataset artifact; and the file helpers workers and replay load references 
 
     predlog reference build train.csv --out iris.ref.npz --prediction label \\
         --categorical region --stattest petal_width=psi --threshold petal_width=0.2
+    predlog reference build scored.csv --out churn.ref.npz --target churned \
+        --probability p_churn            # + the rows CBPE is fitted on
     predlog reference build --mlflow-run RUN_ID --artifact data/train.parquet \\
         --tracking-uri http://127.0.0.1:15000 --out iris.ref.npz
 """
@@ -96,6 +98,11 @@ def _print(profile: ReferenceProfile, out: Path) -> None:
         table.add_row(c.name, role, c.kind, str(c.n), str(c.missing + c.infinite),
                       c.stattest or "default", limit)
     console.print(table)
+    if profile.scores is not None:
+        s = profile.scores
+        console.print(f"CBPE rows: {len(s.target)} (probability {s.probability_column}, "
+                      f"{int(s.target.sum())} positive labels, "
+                      f"{int(s.predicted.sum())} positive predictions)")
     for name, reason in profile.skipped.items():
         console.print(f"skipped {name}: {reason} (force a kind with --categorical/--numerical)")
 
@@ -108,6 +115,11 @@ def build(
                                                  "but prediction and target).")] = None,
     prediction: Annotated[str | None, typer.Option(help="Prediction column.")] = None,
     target: Annotated[str | None, typer.Option(help="Target (label) column.")] = None,
+    probability: Annotated[str | None, typer.Option(
+        help="Positive-class probability column of a binary classifier (labels 0/1 in "
+             "--target): keeps labels, probabilities and predicted classes for CBPE.")] = None,
+    predicted: Annotated[str | None, typer.Option(
+        help="Predicted class 0/1 column (default: probability > 0.5).")] = None,
     categorical: Annotated[str | None, typer.Option(help="Force categorical: a,b.")] = None,
     numerical: Annotated[str | None, typer.Option(help="Force numerical: a,b.")] = None,
     stattest: Annotated[list[str] | None, typer.Option(
@@ -129,7 +141,8 @@ def build(
     roles = dict(features=_names(features) or None, prediction=prediction, target=target,
                  categorical=_names(categorical), numerical=_names(numerical),
                  stattests=_pairs(stattest, "--stattest"),
-                 thresholds=_pairs(threshold, "--threshold", float))
+                 thresholds=_pairs(threshold, "--threshold", float),
+                 probability=probability, predicted=predicted)
     with tempfile.TemporaryDirectory() as tmp:
         if mlflow_run is not None:
             input = download_mlflow_artifact(mlflow_run, artifact, tracking_uri, Path(tmp))

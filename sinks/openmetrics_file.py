@@ -14,6 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sinks.estimated import FAMILIES as ESTIMATED
+from sinks.estimated import estimated_samples
+
 FAMILIES = {
     "model_window_requests": ("gauge", "Requests in the window"),
     "model_window_predictions": ("gauge", "Prediction rows answered in the window"),
@@ -26,6 +29,7 @@ FAMILIES = {
     "model_prediction_drift_score": ("gauge", "Prediction drift score"),
     "model_performance": ("gauge", "Performance of the window's labelled predictions"),
     "model_label_coverage": ("gauge", "Labelled share of predictions"),
+    **{name: ("gauge", text) for name, (_, text) in ESTIMATED.items()},
     "model_predictions": ("counter", "Prediction rows answered"),
     "model_requests": ("counter", "Requests"),
 }
@@ -97,6 +101,8 @@ class OpenMetricsFileSink:
             if metric not in PERF_SKIP and isinstance(v, int | float):
                 self._put("model_performance", (*base, ("metric", metric)), ts, v)
         self._put("model_label_coverage", base, ts, perf.get("label_coverage"))
+        for family, metric, v in estimated_samples(perf):
+            self._put(family, (*base, ("metric", metric)), ts, v)
         window = (base, ts)
         if window not in self._counted:  # counters: once per window, not per revision
             self._counted.add(window)

@@ -23,6 +23,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from sinks.estimated import FAMILIES as ESTIMATED
+from sinks.estimated import estimated_samples
 from sinks.health import SinkHealth
 from stream.pairs import OrphanResponse, Pair
 
@@ -201,6 +203,8 @@ class PrometheusSink(Collector):
                                    labels=[*base, "metric"])
         g_cov = GaugeMetricFamily("model_label_coverage", "Labelled share of predictions",
                                   labels=base)
+        g_est = {name: GaugeMetricFamily(name, text, labels=[*base, "metric"])
+                 for name, (_, text) in ESTIMATED.items()}
         now = self._clock()
         for key, s in sorted(self._models.items()):
             lv = [key[1], key[2], key[0], key[3]]
@@ -247,9 +251,11 @@ class PrometheusSink(Collector):
                 g_perf.add_metric([*lv, metric], v)
             if perf.get("label_coverage") is not None:
                 g_cov.add_metric(lv, perf["label_coverage"])
+            for family, metric, v in estimated_samples(perf):
+                g_est[family].add_metric([*lv, metric], v)
         yield from (c_pred, c_req, c_err, c_unp, c_orph, c_late, c_win, h_lat, h_size, h_pred,
                     g_feat, g_wlat, g_werr, g_wreq, g_lag, g_dd, g_ds, g_fd, g_pds, g_pd,
-                    g_perf, g_cov)
+                    g_perf, g_cov, *g_est.values())
         c_dl = CounterMetricFamily("predlog_dead_letters",
                                    "Records dead-lettered (undecodable, or refused by a sink)",
                                    labels=["reason", "source"])

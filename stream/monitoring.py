@@ -9,7 +9,16 @@ new pair and every label:
   horizon); each joined label counts in the window of its prediction;
 - performance: `WindowPerformance` of the window's joined labels. A label that joins
   after its window was emitted makes that window due for a revision: `revisions()`
-  returns the summary again with `revision` + 1 and the new performance.
+  returns the summary again with `revision` + 1 and the new performance;
+- estimated performance: for a model whose reference profile holds CBPE rows
+  (`ReferenceProfile.scores`), the window's binary outputs (read as `read_class` reads
+  them: the positive-class probability and the predicted class) are one CBPE chunk:
+  ``performance.estimated = {"rows", "calibrated", "metrics": {accuracy, precision,
+  recall, f1, roc_auc: {value, sampling_error, lower, upper, lower_threshold,
+  upper_threshold, alert}}}`` (`stream.cbpe`; NaN → null). It is there from the first
+  emission, before any label; the realized metrics are the other `performance` fields
+  (binary `accuracy` and `roc_auc` compare directly), filled in as labels join, and a
+  revision keeps the window's estimate beside them.
 
 The prediction value compared with the reference's prediction column is the output
 itself when a row holds one value, the positive-class probability when it holds two
@@ -25,12 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from stream.cbpe import CBPE
 from stream.decode.labels import Label
 from stream.drift.reference import ReferenceProfile
 from stream.drift.window import WindowDrift
 from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import Pair
-from stream.performance import WindowPerformance
+from stream.performance import WindowPerformance, read_class
 from stream.summary import NUMBER_TYPES, TEXT_TYPES
 from stream.windows import WindowKey
 
@@ -158,6 +168,35 @@ def prediction_value(output: list[Any] | None) -> Any:
     return None
 
 
+def binary_scores(pairs: list[Pair], classes=None, threshold: float = 0.5
+                  ) -> tuple[list[float], list[int]]:
+    """Positive-class probabilities and predicted classes (1 = positive) of the window's
+    binary-classifier output rows, read as `stream.performance.read_class` reads them;
+    other rows are left out.
+
+    >>> from stream.events import ModelRef
+    >>> m = ModelRef("m", "ns", "clf", "p", "v1")
+    >>> binary_scores([Pair(m, "r", 0.0, 1.0, outputs=[[0.3, 0.7], [0.9, 0.1], ["cat"]]),
+    ...                Pair(m, "s", 0.0, 1.0, outputs=[[0.2]])])
+    ([0.7, 0.1, 0.2], [1, 0, 0])
+    """
+    proba: list[float] = []
+    pred: list[int] = []
+    for p in pairs:
+        if not p.succeeded or not p.outputs:
+            continue
+        for row in p.outputs:
+            try:
+                cls, probs = read_class(row, p.output_names, classes, threshold)
+            except ValueError:
+                continue
+            if probs is None or len(probs) != 2:
+                continue
+            proba.append(probs[1][1])
+            pred.append(1 if cls == probs[1][0] else 0)
+    return proba, pred
+
+
 class Monitoring:
     def __init__(self, models: Mapping[str, ModelConfig] | None = None, *,
                  label_horizon: float = 7 * 86400.0, drift_min_rows: int = 30,
@@ -179,6 +218,7 @@ class Monitoring:
         self._perf: dict[str, WindowPerformance] = {}
         self._emitted: dict[str, tuple[WindowKey, dict[str, Any]]] = {}
         self._due: set[str] = set()
+        self._cbpe: dict[int, CBPE] = {}  # id(reference scores) -> fitted estimator
 
     def config_for(self, model: str) -> ModelConfig:
         return self.models.get(model) or self.models.get(ANY_MODEL) or ModelConfig()
@@ -222,7 +262,34 @@ class Monitoring:
             out.update(self._drift(key, reference, pairs))
         predictions = sum(len(p.outputs or ()) for p in pairs if p.succeeded)
         out["performance"] = self._performance(key, predictions)
+        estimated = self._estimated(key, pairs)
+        if estimated is not None:
+            out["performance"]["estimated"] = estimated
         return out
+
+    def _estimator(self, model: str) -> CBPE | None:
+        reference = self.config_for(model).reference
+        scores = reference.scores if reference is not None else None
+        if scores is None:
+            return None
+        est = self._cbpe.get(id(scores))
+        if est is None:  # fitted once per reference: deterministic, so replay = worker
+            est = self._cbpe[id(scores)] = CBPE().fit(scores.target, scores.probability,
+                                                      scores.predicted)
+        return est
+
+    def _estimated(self, key: WindowKey, pairs: list[Pair]) -> dict[str, Any] | None:
+        """CBPE of the window's binary outputs (see the module docstring)."""
+        est = self._estimator(key.model)
+        if est is None:
+            return None
+        cfg = self.config_for(key.model)
+        proba, pred = binary_scores(pairs, cfg.classes, cfg.threshold)
+        if not proba:
+            return None
+        metrics = est.estimate(proba, pred)
+        return {"rows": len(proba), "calibrated": est.calibrated,
+                "metrics": {m: e.as_dict() for m, e in metrics.items()}}
 
     def _drift(self, key: WindowKey, reference: ReferenceProfile, pairs: list[Pair]
                ) -> dict[str, Any]:
@@ -304,6 +371,9 @@ class Monitoring:
                 continue
             revised = dict(summary)
             revised["performance"] = self._performance(key, self._scored(summary))
+            estimated = (summary.get("performance") or {}).get("estimated")
+            if estimated is not None:
+                revised["performance"]["estimated"] = estimated
             revised["revision"] = summary.get("revision", 0) + 1
             self._emitted[wid] = (key, revised)
             out.append((key, revised))

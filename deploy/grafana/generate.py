@@ -173,6 +173,23 @@ def model_performance() -> Board:
               "{{model_name}} - {{model_version}}")],
             unit="percentunit", minmax=(0, 1), thresholds=[(None, "red"), (0.1, "green")],
             description="Labelled predictions / predictions of the last closed window.")
+    b.panel("Estimated vs Realized Accuracy (CBPE, before labels)",
+            [(f'max by (model_name, model_version) (model_performance_estimated{{metric="accuracy", {M}}})',
+              "{{model_name}} estimated"),
+             (f'max by (model_name, model_version) (model_performance_estimated_lower{{metric="accuracy", {M}}})',
+              "{{model_name}} estimated lower"),
+             (f'max by (model_name, model_version) (model_performance_estimated_upper{{metric="accuracy", {M}}})',
+              "{{model_name}} estimated upper"),
+             (f'max by (model_name, model_version) (model_performance_estimated_lower_threshold{{metric="accuracy", {M}}})',
+              "{{model_name}} alert threshold"),
+             (f'max by (model_name, model_version) (model_performance{{metric="accuracy", {M}}})',
+              "{{model_name}} realized")],
+            unit="percentunit", minmax=(0, 1), w=24,
+            description="NannyML-style CBPE estimate of each window's accuracy from the model's "
+                        "own probabilities (no labels needed), its band (± 3 sampling errors) "
+                        "and the alert threshold learned from the reference; the realized "
+                        "accuracy follows as late labels join. EstimatedPerformanceDropped "
+                        "fires when the estimate is below the threshold.")
     b.row("Monitoring runs and labels")
     b.panel("Monitored Models", [("count(count by (model_name) (predlog_windows_emitted_total))", "")],
             kind="stat", w=6, h=5,

@@ -24,6 +24,17 @@ predlog infers them once, from the reference, so a window cannot flip a column's
 >>> q = ReferenceProfile.from_bytes(p.to_bytes())
 >>> q.features["x"].stattest, q.features["n"].categories, q.prediction.kind, q.rows
 ('psi', [1, 2, 3], 'categorical', 12)
+
+With a `target` of 0/1 labels and a `probability` column (a binary classifier's
+positive-class probability), the profile also keeps those rows' labels, probabilities
+and predicted classes (`ReferenceScores`), which CBPE (`stream.cbpe`) is fitted on. The
+predicted class is the `predicted` column when given, else probability > 0.5 (how
+predlog reads a logged probability). Rows missing a label or probability are left out.
+
+>>> s = ReferenceProfile.from_frame(df.assign(p=[0.2, 0.9, 0.4, 0.7] * 3), target="y",
+...                                 probability="p").scores
+>>> s.target[:4].tolist(), s.predicted[:4].tolist(), s.probability_column
+([0, 1, 0, 1], [0, 1, 0, 1], 'p')
 """
 
 from __future__ import annotations
@@ -90,16 +101,47 @@ def column_from_series(s: pd.Series, kind: str, stattest=None, threshold=None) -
     return ReferenceColumn.categorical(str(s.name), counts, missing=keys.count(None), **kw)
 
 
+@dataclass(frozen=True)
+class ReferenceScores:
+    """A binary classifier's reference rows: labels 0/1, positive-class probabilities and
+    predicted classes 0/1 (what CBPE is fitted on)."""
+
+    target: np.ndarray
+    probability: np.ndarray
+    predicted: np.ndarray
+    probability_column: str = "probability"
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, target: str, probability: str,
+                   predicted: str | None = None) -> ReferenceScores:
+        cols = [target, probability] + ([predicted] if predicted is not None else [])
+        rows = df[cols].dropna()
+        y = rows[target].to_numpy()
+        if not set(np.unique(y).tolist()) <= {0, 1}:
+            raise ValueError(f"target {target!r} must hold 0/1 labels for a probability column")
+        p = rows[probability].to_numpy(dtype=np.float64)
+        if len(p) and (p.min() < 0 or p.max() > 1):
+            raise ValueError(f"probability column {probability!r} has values outside [0, 1]")
+        if predicted is not None:
+            pred = rows[predicted].to_numpy()
+            if not set(np.unique(pred).tolist()) <= {0, 1}:
+                raise ValueError(f"predicted-class column {predicted!r} must hold 0/1")
+        else:
+            pred = p > 0.5
+        return cls(y.astype(np.int8), p, np.asarray(pred).astype(np.int8), probability)
+
+
 @dataclass
 class ReferenceProfile:
     """Feature columns (in order), optional prediction and target columns, row count,
-    and the columns left out with the reason (`skipped`)."""
+    the columns left out with the reason (`skipped`), and optional `scores` for CBPE."""
 
     features: dict[str, ReferenceColumn]
     prediction: ReferenceColumn | None = None
     target: ReferenceColumn | None = None
     rows: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    scores: ReferenceScores | None = None
 
     @classmethod
     def from_frame(
@@ -107,12 +149,17 @@ class ReferenceProfile:
         prediction: str | None = None, target: str | None = None,
         categorical: Sequence[str] = (), numerical: Sequence[str] = (),
         stattests: Mapping[str, str] | None = None, thresholds: Mapping[str, float] | None = None,
+        probability: str | None = None, predicted: str | None = None,
     ) -> ReferenceProfile:
         stattests, thresholds = dict(stattests or {}), dict(thresholds or {})
         both = set(categorical) & set(numerical)
         if both:
             raise ValueError(f"columns both categorical and numerical: {sorted(both)}")
-        roles = [c for c in (prediction, target) if c is not None]
+        if (probability is not None or predicted is not None) and target is None:
+            raise ValueError("a probability or predicted-class column needs the target column")
+        if predicted is not None and probability is None:
+            raise ValueError("a predicted-class column needs the probability column")
+        roles = [c for c in (prediction, target, probability, predicted) if c is not None]
         if features is None:
             features = [c for c in df.columns if c not in roles]
         named = [*features, *roles, *categorical, *numerical, *stattests, *thresholds]
@@ -139,7 +186,9 @@ class ReferenceProfile:
                 out[str(name)] = col
         pred = column(prediction)[1] if prediction is not None else None
         targ = column(target)[1] if target is not None else None
-        return cls(out, pred, targ, len(df), skipped)
+        scores = (ReferenceScores.from_frame(df, target, probability, predicted)
+                  if probability is not None else None)
+        return cls(out, pred, targ, len(df), skipped, scores)
 
     def to_bytes(self) -> bytes:
         arrays, header = {}, {"format": FORMAT, "rows": self.rows, "skipped": self.skipped}
@@ -159,6 +208,11 @@ class ReferenceProfile:
                     arrays[f"{role}/{i}/counts"] = c.counts
                 metas.append(meta)
             header[role] = metas if role == "features" else metas[0]
+        if self.scores is not None:
+            header["scores"] = {"probability_column": self.scores.probability_column}
+            arrays["scores/target"] = self.scores.target
+            arrays["scores/probability"] = self.scores.probability
+            arrays["scores/predicted"] = self.scores.predicted
         buf = io.BytesIO()
         np.savez_compressed(buf, header=np.array(json.dumps(header, default=str)), **arrays)
         return buf.getvalue()
@@ -181,5 +235,11 @@ class ReferenceProfile:
                                        counts=npz[f"{role}/{i}/counts"], **kw)
 
             feats = [col("features", i, m) for i, m in enumerate(header["features"])]
+            scores = None
+            if header.get("scores") is not None:
+                scores = ReferenceScores(npz["scores/target"], npz["scores/probability"],
+                                         npz["scores/predicted"],
+                                         header["scores"]["probability_column"])
             return cls({c.name: c for c in feats}, col("prediction", 0, header["prediction"]),
-                       col("target", 0, header["target"]), header["rows"], header["skipped"])
+                       col("target", 0, header["target"]), header["rows"], header["skipped"],
+                       scores)

@@ -163,7 +163,7 @@ class SyntheticExporter:
                   "stattest": "ks", "event_type": "request", "namespace": "deploy-test",
                   "version": "1", "experiment": f"synthetic-{token}-training",
                   "run_name": "train-1", "stage": "Production",
-                  "sink": "elasticsearch"}
+                  "sink": "elasticsearch", "metric": "accuracy"}
         for name, m in documented_metrics().items():
             labels = m["labels"]
             mtype = m["type"]

@@ -22,6 +22,7 @@ ALERTS = {
     "DataDriftDetected", "ModelAccuracyDegraded", "LowLabelCoverage", "PredlogWorkerDown",
     "PredlogIngestDown", "PipelineLag", "PredlogConsumerLag", "DeadLettersRising",
     "PredlogMlflowExporterDown",
+    "EstimatedPerformanceDropped",
 }
 
 
@@ -87,7 +88,8 @@ def test_rules_use_documented_metrics_only():
     for rule in _rules():
         expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", rule["expr"])
         names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr)) - promql_words
-        labels = {"namespace", "model_name", "model_version", "topic", "reason", "source", "le"}
+        labels = {"namespace", "model_name", "model_version", "topic", "reason", "source", "le",
+                  "metric"}
         unknown = names - known - labels
         assert not unknown, f"{rule.get('alert') or rule.get('record')}: {unknown}"
 

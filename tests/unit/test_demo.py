@@ -54,3 +54,19 @@ def test_outputs_and_the_seed_comparison(demo):
         assert (demo.out / name).stat().st_size > 0
     page = demo.replay.overview.read_text()  # the year at a glance links every report
     assert all(f'href="reports/{p.name}"' in page for p in demo.replay.reports)
+
+
+def test_every_window_carries_a_cbpe_estimate_and_the_lead_is_measured(demo):
+    latest = _latest(demo.out)
+    estimates = [s["performance"]["estimated"] for s in latest.values()]
+    assert all(e["rows"] > 0 and e["metrics"]["accuracy"]["value"] is not None
+               for e in estimates)
+    # January-February: the model's own months, no concept shift: estimate ≈ realized
+    winter = [s for start, s in latest.items() if start[:7] in ("2013-01", "2013-02")]
+    est = sum(s["performance"]["estimated"]["metrics"]["accuracy"]["value"]
+              * s["performance"]["estimated"]["rows"] for s in winter) / sum(
+        s["performance"]["estimated"]["rows"] for s in winter)
+    real = sum(s["performance"]["accuracy"] * s["performance"]["labels"] for s in winter) / sum(
+        s["performance"]["labels"] for s in winter)
+    assert abs(est - real) < 0.03
+    assert demo.lead is not None and demo.lead.threshold is not None
