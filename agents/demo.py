@@ -57,10 +57,10 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
     tracking = f"sqlite:///{(out / 'mlflow.db').resolve()}"
     out.mkdir(parents=True, exist_ok=True)
     log_training_run(tracking, files.model, files.test_accuracy)
-    settings = Settings(window_seconds=parse_duration(WINDOW))
-    options = ReplayOptions(references={files.model: reference}, labels=[files.labels],
-                            task="classification", report_every=reports, mlflow=True,
-                            progress=progress)
+    settings = Settings(window_seconds=parse_duration(WINDOW),
+                        references=f"{files.model}={reference}", task="classification",
+                        report_every=reports)
+    options = ReplayOptions(labels=[files.labels], mlflow=True, progress=progress)
     result = replay_files([files.logs], settings, out, options)
     # The seed's comparison over the replayed year (its runs are stamped with event time).
     sink = MlflowSink(tracking)

@@ -37,9 +37,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from agents.faust_bulk import BulkApp, BulkInput
 from agents.faust_recovery import SeekFirstTableManager
 from agents.kafka_auth import faust_credentials, kafka_python_kwargs
+from agents.monitoring_setup import make_monitoring
 from agents.settings import Settings
 from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
+from stream.decode import native
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record, feedback_labels
 from stream.events import DeadLetter, EventKind, SourceCoords
@@ -92,6 +94,7 @@ class Worker:
         self.window_watermarks: dict[int, Watermark] = {}
         self.model_partition: dict[tuple[str, str, str, str], int] = {}
         self.views: dict[tuple[str, int], tuple[TableView, ...]] = {}
+        native.set_enabled(settings.native)
         self.monitoring = make_monitoring(settings)
         # A batch and a timer tick never interleave on one stage: a commit point must
         # write to the changelog only state whose outputs were already delivered.
@@ -643,20 +646,6 @@ def make_mlflow_sink(settings: Settings):
     from sinks.mlflow_sink import MlflowSink
 
     return MlflowSink(settings.mlflow_tracking_uri)
-
-
-def make_monitoring(settings: Settings):
-    """Drift against the configured references, and performance, for the window stage."""
-    from agents.reference_cli import load_reference
-    from agents.settings import parse_references
-    from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
-
-    models = {name: ModelConfig(reference=load_reference(path), task=settings.task)
-              for name, path in parse_references(settings.references).items()}
-    models.setdefault(ANY_MODEL, ModelConfig(task=settings.task))
-    return Monitoring(models, label_horizon=settings.label_horizon_seconds,
-                      drift_min_rows=settings.drift_min_rows,
-                      report_every=settings.report_every)
 
 
 def discover_topics(settings: Settings) -> list[str]:
