@@ -17,6 +17,7 @@ from agents.replay import ReplayOptions, ReplayResult, replay_files
 from agents.settings import Settings
 
 WINDOW = "7d"
+LABEL_HORIZON = 30 * 86400.0
 
 
 @dataclass
@@ -57,9 +58,11 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
     tracking = f"sqlite:///{(out / 'mlflow.db').resolve()}"
     out.mkdir(parents=True, exist_ok=True)
     log_training_run(tracking, files.model, files.test_accuracy)
+    # A 30-day label horizon: with weekly windows, labels arriving up to 4 days after a
+    # flight still revise windows that the default 7 days would already have forgotten.
     settings = Settings(window_seconds=parse_duration(WINDOW),
                         references=f"{files.model}={reference}", task="classification",
-                        report_every=reports)
+                        report_every=reports, label_horizon_seconds=LABEL_HORIZON)
     options = ReplayOptions(labels=[files.labels], mlflow=True, progress=progress)
     result = replay_files([files.logs], settings, out, options)
     # The seed's comparison over the replayed year (its runs are stamped with event time).

@@ -99,7 +99,7 @@ class ReplayWriter:
         if len(lines) >= self.batch:
             self._flush_predictions()
         for _key, summary in step.summaries:
-            self.windows.write(orjson.dumps(summary, option=DUMPS))
+            self.windows.write(orjson.dumps(summary.to_builtins(), option=DUMPS))
             self.metrics.add_summary(summary)
 
     def dead_letter(self, dl: DeadLetter) -> None:
@@ -184,7 +184,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             result.reports += reports.flush()
         for key, summary in step.summaries:
             result.totals.add_summary(summary)
-            if summary.get("revision"):
+            if summary.revision:
                 result.revisions += 1
             else:
                 result.windows += 1

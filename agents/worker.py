@@ -57,6 +57,7 @@ from stream.pairs import (
 )
 from stream.pipeline import PairingStage, StepResult, WindowStage
 from stream.watermark import Watermark
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey, window_key
 
 log = logging.getLogger("predlog.worker")
@@ -299,7 +300,8 @@ class Worker:
             for state in labels.values():
                 self.monitoring.add_joined(joined_from_state(state))
             for wid, summary in summaries.items():
-                self.monitoring.restore_emitted(WindowKey.parse(wid, s.window_seconds), summary)
+                self.monitoring.restore_emitted(WindowKey.parse(wid, s.window_seconds),
+                                                WindowSummary.from_builtins(summary))
             self.windowing[partition] = stage
             # Every stage-1 partition reports here (pairs or heartbeats), so a source is never
             # idle: a quiet one still sends heartbeats; a dead one holds until reassigned.
@@ -602,9 +604,9 @@ class Worker:
             reports = await self._reports() if result.summaries else {}
             for key, summary in result.summaries:
                 await self._emit_summary(key, summary, reports.get(key.id))
-                self.views[("window", partition)][3][key.id] = summary
+                self.views[("window", partition)][3][key.id] = summary.to_builtins()
         if self.mlflow is not None and len(self.mlflow):
-            models = {s["model"] for r in results.values() for _, s in r.summaries}
+            models = {s.model for r in results.values() for _, s in r.summaries}
             await asyncio.to_thread(self.mlflow.flush)
             for model in models:
                 cmp = await asyncio.to_thread(self.mlflow.compare_with_training, model)
@@ -629,7 +631,7 @@ class Worker:
         await asyncio.to_thread(sink.flush)
         return paths
 
-    async def _emit_summary(self, key: WindowKey, summary: dict,
+    async def _emit_summary(self, key: WindowKey, summary: WindowSummary,
                             report: str | None = None) -> None:
         self.metrics.add_summary(summary, key.end)
         if self.mlflow is not None:
@@ -637,7 +639,7 @@ class Worker:
         if self.es_sink is not None:
             self.es_sink.add_summary(key, summary)
         await self.windows_topic.send(key=key.id.encode(),
-                                      value=orjson.dumps(summary, option=DUMPS))
+                                      value=orjson.dumps(summary.to_builtins(), option=DUMPS))
 
 
 def make_mlflow_sink(settings: Settings):

@@ -25,6 +25,7 @@ from tenacity import (
 
 from stream.documents import DEFAULT_INDEX_TEMPLATE, index_name, prediction_documents
 from stream.pairs import Pair
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
 log = logging.getLogger("predlog.sinks.elasticsearch")
@@ -135,9 +136,9 @@ class ElasticsearchSink:
             self._ops.append({"_op_type": "index", "_index": index, "_id": doc_id,
                               "_source": doc})
 
-    def add_summary(self, key: WindowKey, summary: dict[str, Any]) -> None:
+    def add_summary(self, key: WindowKey, summary: WindowSummary) -> None:
         self._ops.append({"_op_type": "index", "_index": windows_index(key), "_id": key.id,
-                          "_source": summary})
+                          "_source": summary.to_builtins()})
 
     def __len__(self) -> int:
         return len(self._ops)

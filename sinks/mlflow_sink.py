@@ -12,8 +12,8 @@ prediction drift); artifact ``drift_report.html`` when a report path is given.
 Undefined (None) values are not logged. No params: MLflow params cannot change,
 and a revision must be able to change everything.
 
-Idempotence: a window's run is found again by ``tags.predlog.window_id`` (the
-summary's ``window_id``, else `stream.windows.WindowKey.id`: ``ns|model|version|node|start``),
+Idempotence: a window's run is found again by ``tags.predlog.window_id``
+(`stream.windows.WindowKey.id`: ``ns|model|version|node|start``),
 so a replay or a revision updates the run in place. Metrics are logged at
 ``step = revision`` with the wall-clock time, so MLflow's latest value is the highest
 revision's newest write; ``predlog.revision`` holds the highest revision seen. The
@@ -37,7 +37,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from mlflow.exceptions import MlflowException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from stream.eventtime import parse_rfc3339
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
 REPORT_NAME = "drift_report.html"
@@ -78,41 +79,40 @@ def _ms(value: Any) -> int:
     return int(round(t * 1000))
 
 
-def window_id(summary: Mapping[str, Any]) -> str:
+def window_id(summary: WindowSummary) -> str:
     """The tag value a window's run is found by: `WindowKey.id`, as the other sinks use.
 
-    >>> window_id({"namespace": "seldon", "model": "iris", "version": "1.0", "node": "clf",
-    ...            "window_start": "2026-11-01T00:00:00Z"})
+    >>> window_id(WindowSummary(namespace="seldon", model="iris", version="1.0", node="clf",
+    ...     window_start="2026-11-01T00:00:00Z", window_end="2026-11-01T00:05:00Z",
+    ...     requests=0, rows=0, predictions=0, errors=0))
     'seldon|iris|1.0|clf|1793491200'
     """
-    wid = summary.get("window_id")
-    if not wid:
-        start = _ms(summary["window_start"]) / 1000
-        wid = WindowKey(str(summary.get("namespace", "")), str(summary["model"]),
-                        str(summary.get("version", "")), str(summary.get("node", "")),
-                        float(start), 0.0).id
-    return str(wid).replace("'", "_")
+    start = _ms(summary.window_start) / 1000
+    wid = WindowKey(summary.namespace, summary.model, summary.version, summary.node,
+                    float(start), 0.0).id
+    return wid.replace("'", "_")
 
 
-def window_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+def window_metrics(summary: WindowSummary) -> dict[str, float]:
     """The MLflow metrics of a window summary (None values left out)."""
-    out: dict[str, Any] = {"batch_size": summary.get("predictions")}
-    for k in ("requests", "rows", "predictions", "errors", "unpaired_requests"):
-        out[k] = summary.get(k)
-    if summary.get("requests"):
-        out["error_rate"] = (summary.get("errors") or 0) / summary["requests"]
-    for q, v in (summary.get("latency_seconds") or {}).items():
+    out: dict[str, Any] = {"batch_size": summary.predictions, "requests": summary.requests,
+                           "rows": summary.rows, "predictions": summary.predictions,
+                           "errors": summary.errors,
+                           "unpaired_requests": summary.unpaired_requests}
+    if summary.requests:
+        out["error_rate"] = summary.errors / summary.requests
+    for q, v in summary.latency_seconds.items():
         out[f"latency_{q}"] = v
-    drift = summary.get("drift") or {}
+    drift = summary.drift
     if "dataset_drift" in drift:
         out["dataset_drift"] = int(bool(drift["dataset_drift"]))
     for k in ("drift_share", "number_of_drifted_columns"):
         out[k] = drift.get(k)
-    pdrift = summary.get("prediction_drift") or {}
+    pdrift = summary.prediction_drift or {}
     out["prediction_drift_score"] = pdrift.get("score")
     if "drift" in pdrift:
         out["prediction_drift"] = int(bool(pdrift["drift"]))
-    perf = summary.get("performance") or {}
+    perf = summary.performance
     for k in _PERF:
         out["production_f1" if k == "f1_weighted" else f"production_{k}"] = perf.get(k)
     out["label_coverage"] = perf.get("label_coverage")
@@ -143,16 +143,16 @@ class MlflowSink:
             retry=retry_if_exception(is_transient))
         self._clock = clock
         self._lock = threading.Lock()
-        self._buffer: list[tuple[dict[str, Any], str | None]] = []
+        self._buffer: list[tuple[WindowSummary, str | None]] = []
         self._experiments: dict[str, str] = {}
         self._runs: dict[tuple[str, str], str] = {}
 
-    def add(self, summary: Mapping[str, Any], report_html_path: str | None = None) -> None:
+    def add(self, summary: WindowSummary, report_html_path: str | None = None) -> None:
         """Buffer one window summary (and its Evidently HTML report file)."""
-        if not summary.get("model") or not summary.get("window_end"):
+        if not summary.model or not summary.window_end:
             raise ValueError("a window summary needs model and window_end")
         with self._lock:
-            self._buffer.append((dict(summary), report_html_path))
+            self._buffer.append((summary, report_html_path))
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -194,10 +194,10 @@ class MlflowSink:
             [experiment_id], filter_string=f"tags.`predlog.window_id` = '{wid}'", max_results=1)
         return runs[0] if runs else None
 
-    def _write(self, summary: dict[str, Any], report: str | None) -> None:
-        exp_id = self.experiment_id(f"{summary['model']}-production-monitoring")
+    def _write(self, summary: WindowSummary, report: str | None) -> None:
+        exp_id = self.experiment_id(f"{summary.model}-production-monitoring")
         wid = window_id(summary)
-        revision = int(summary.get("revision") or 0)
+        revision = summary.revision
         run_id, previous = self._runs.get((exp_id, wid)), 0
         run = self.find_run(exp_id, wid)
         if run is not None:
@@ -205,24 +205,22 @@ class MlflowSink:
             previous = int(run.data.tags.get("predlog.revision", "0") or 0)
         if run_id is None:
             run_id = self.client.create_run(
-                exp_id, start_time=_ms(summary["window_start"]),
-                run_name=f"production-{summary['window_end']}").info.run_id
+                exp_id, start_time=_ms(summary.window_start),
+                run_name=f"production-{summary.window_end}").info.run_id
         self._runs[(exp_id, wid)] = run_id
         now = int(self._clock() * 1000)
-        tags = {"environment": "production", "model_name": summary["model"],
-                "model_version": str(summary.get("version", "")),
-                "namespace": str(summary.get("namespace", "")),
-                "window_start": str(summary["window_start"]),
-                "window_end": str(summary["window_end"]),
+        tags = {"environment": "production", "model_name": summary.model,
+                "model_version": summary.version, "namespace": summary.namespace,
+                "window_start": summary.window_start, "window_end": summary.window_end,
                 "predlog.window_id": wid, "predlog.revision": str(max(revision, previous))}
-        if summary.get("node"):
-            tags["node"] = str(summary["node"])
+        if summary.node:
+            tags["node"] = summary.node
         metrics = [Metric(k, v, now, revision) for k, v in window_metrics(summary).items()]
         self.client.log_batch(run_id, metrics=metrics,
                               tags=[RunTag(k, v) for k, v in tags.items()])
         if report:
             self._log_report(run_id, report)
-        self.client.set_terminated(run_id, "FINISHED", end_time=_ms(summary["window_end"]))
+        self.client.set_terminated(run_id, "FINISHED", end_time=_ms(summary.window_end))
 
     def _log_report(self, run_id: str, path: str) -> None:
         if os.path.basename(path) == REPORT_NAME:

@@ -43,7 +43,7 @@ def run_pipeline(items, settings) -> dict[tuple, dict]:
         if n % 1000 == 0:
             out += p.advance().summaries
     out += p.finish().summaries
-    return {(s["namespace"], s["model"], s["node"], s["window_start"]): s for _, s in out}
+    return {(s.namespace, s.model, s.node, s.window_start): s.to_builtins() for _, s in out}
 
 
 @pytest.fixture(scope="module")
