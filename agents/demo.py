@@ -58,8 +58,9 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
     tracking = f"sqlite:///{(out / 'mlflow.db').resolve()}"
     out.mkdir(parents=True, exist_ok=True)
     log_training_run(tracking, files.model, files.test_accuracy)
-    # A 30-day label horizon: with weekly windows, labels arriving up to 4 days after a
-    # flight still revise windows that the default 7 days would already have forgotten.
+    # A 30-day label horizon (the demo's since it was written; the settings' default is 7
+    # days): with 7 days, weekly windows are forgotten before their last late labels make a
+    # revision, and the demo emits 3 revisions fewer.
     settings = Settings(window_seconds=parse_duration(WINDOW),
                         references=f"{files.model}={reference}", task="classification",
                         report_every=reports, label_horizon_seconds=LABEL_HORIZON)
