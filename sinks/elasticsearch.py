@@ -149,7 +149,8 @@ class ElasticsearchSink:
         return Retrying(
             retry=retry_if_exception_type((ConnectionError, ConnectionTimeout, _BulkRetry)),
             wait=wait_exponential(multiplier=0.2, max=5), reraise=True,
-            before_sleep=lambda rs: self._log_retry(rs.outcome.exception()), **kwargs)
+            before_sleep=lambda rs: self._log_retry(
+                rs.outcome.exception() if rs.outcome else None), **kwargs)
 
     def _log_retry(self, exc: BaseException | None) -> None:
         log.warning("Elasticsearch write failed, retrying: %s", exc)

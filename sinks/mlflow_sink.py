@@ -180,7 +180,9 @@ class MlflowSink:
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-                exp_id = self.client.get_experiment_by_name(name).experiment_id
+                existing = self.client.get_experiment_by_name(name)
+                assert existing is not None  # creating it failed: it exists
+                exp_id = existing.experiment_id
         else:
             exp_id = exp.experiment_id
             if exp.lifecycle_stage == "deleted":
@@ -262,7 +264,8 @@ class MlflowSink:
             return {"status": "no_production_data"}
         now = self._clock() if now is None else now
         cutoff = int((now - days_back * 86400) * 1000)
-        prod_runs, token = [], None
+        prod_runs: list[Any] = []
+        token: str | None = None
         while True:
             page = self.client.search_runs(
                 [prod_exp.experiment_id], filter_string=f"attributes.start_time > {cutoff}",

@@ -18,7 +18,7 @@ probabilities (binary classifier), else the index of the largest value (the clas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any
@@ -79,7 +79,7 @@ def _block_means_by_column(rows: list[list[Any]], block: int) -> list[list[Any]]
     columns = []
     blocks = range(0, n, block)
     for col in zip(*rows, strict=True):
-        means = _numeric_means(col, block)
+        means: Sequence[float | None] | None = _numeric_means(col, block)
         if means is None:
             if TEXT_TYPES.issuperset(map(type, col)):  # text: no block has a number
                 means = [None] * len(blocks)

@@ -33,7 +33,8 @@ def latency_summary(latencies: list[float]) -> dict[str, float | None]:
         return {"p50": None, "p95": None, "p99": None, "mean": None, "max": None}
     arr = np.asarray(latencies, dtype=float)
     qs = np.quantile(arr, [q for _, q in QUANTILES])
-    out = {name: round(float(v), 12) for (name, _), v in zip(QUANTILES, qs, strict=True)}
+    out: dict[str, float | None] = {
+        name: round(float(v), 12) for (name, _), v in zip(QUANTILES, qs, strict=True)}
     out["mean"] = round(float(arr.mean()), 12)
     out["max"] = float(arr.max())
     return out
@@ -48,10 +49,11 @@ def feature_names_for(pair: Pair, width: int, schema: tuple[str, ...] | None) ->
     return tuple(f"f{i}" for i in range(width))
 
 
-def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...],
+def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...] | None,
                     rows: list[list]) -> None:
     """Append the numeric values of equal-width `rows` to their columns, column by column
     (each column still gets its values in row order)."""
+    assert names is not None  # a batch of rows always has its names
     for name, col in zip(names, zip(*rows, strict=True), strict=True):
         types = set(map(type, col))
         if NUMBER_TYPES.issuperset(types):  # the usual case, at C speed
