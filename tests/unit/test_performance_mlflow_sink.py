@@ -214,7 +214,7 @@ def test_window_metrics_and_ids():
     with pytest.raises(ValueError):
         MlflowSink("sqlite:///x.db", attempts=0)
     with pytest.raises(ValueError):
-        MlflowSink("sqlite:///x.db", client=object()).add({"model": "m"})
+        MlflowSink("sqlite:///x.db", client=object()).add(summary("", T0, None))
 
 
 def test_is_transient():
