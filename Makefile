@@ -70,8 +70,11 @@ image:
 image-test: venv
 	deploy/tools/ensure-tools.sh --image && $(BIN)/pytest tests/deploy -m image
 
+# ruff on everything; mypy on stream/ and sinks/ (its configuration: [tool.mypy] in
+# pyproject.toml). Not part of `make test`: a cold mypy run takes 1-3 minutes here.
 lint: venv
 	$(BIN)/ruff check stream agents sinks tests bench
+	$(BIN)/mypy
 
 stack-up: venv
 	$(BIN)/predlog stack up

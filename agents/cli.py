@@ -26,17 +26,6 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _references(values: list[str]) -> dict[str, Path]:
-    out = {}
-    for value in values:
-        model, sep, path = value.rpartition("=")
-        ref = Path(path)
-        if not ref.is_file():
-            raise typer.BadParameter(f"no such reference file: {ref}", param_hint="--reference")
-        out[model if sep else "*"] = ref
-    return out
-
-
 @app.command()
 def replay(
     inputs: Annotated[
@@ -57,10 +46,16 @@ def replay(
     labels: Annotated[
         list[Path] | None, typer.Option(help="Labels file (CSV or NDJSON); repeatable.")
     ] = None,
-    task: Annotated[str, typer.Option(help="auto | classification | regression")] = "auto",
+    task: Annotated[str | None, typer.Option(
+        help="auto | classification | regression (default: PREDLOG_TASK, else auto).")] = None,
     reports: Annotated[
-        int, typer.Option(help="Evidently HTML report every N drift windows per model (0: none).")
-    ] = 0,
+        int | None, typer.Option(help="Evidently HTML report every N drift windows per model "
+                                      "(default: PREDLOG_REPORT_EVERY, else 0: none).")
+    ] = None,
+    label_horizon: Annotated[
+        str | None, typer.Option(help="How long predictions wait for labels, e.g. 30d "
+                                      "(default: PREDLOG_LABEL_HORIZON_SECONDS, else 7d).")
+    ] = None,
     mlflow: Annotated[bool, typer.Option(help="Log MLflow runs to OUT/mlflow.db.")] = True,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: on a tty).")
                         ] = None,
@@ -89,7 +84,7 @@ def replay(
     """Replay historical prediction logs in-process (no servers) and summarize per model."""
     from agents.durations import parse_duration
     from agents.replay import SAMPLE, ReplayOptions, replay_files
-    from agents.settings import load_settings
+    from agents.settings import load_settings, parse_references
 
     remote = from_elasticsearch or from_kafka
     if remote and (inputs or to_kafka or (from_elasticsearch and from_kafka)):
@@ -99,11 +94,17 @@ def replay(
     for p in [*paths, *(labels or [])]:
         if not p.is_file():
             raise typer.BadParameter(f"no such file: {p}", param_hint="INPUTS")
+    for ref in parse_references(reference or []).values():
+        if not Path(ref).is_file():
+            raise typer.BadParameter(f"no such reference file: {ref}", param_hint="--reference")
     try:
         settings = load_settings(
             window_seconds=parse_duration(window),
             allowed_lateness_seconds=parse_duration(lateness) if lateness else None,
             pairing_ttl_seconds=parse_duration(pairing_ttl) if pairing_ttl else None,
+            references=",".join(reference) if reference else None,
+            task=task, report_every=reports,
+            label_horizon_seconds=parse_duration(label_horizon) if label_horizon else None,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -111,8 +112,7 @@ def replay(
         _republish(paths, settings)
         return
     source = _remote_source(settings, from_elasticsearch, index, from_kafka, topic, start, end)
-    options = ReplayOptions(references=_references(reference or []), labels=list(labels or []),
-                            task=task, report_every=reports, mlflow=mlflow,
+    options = ReplayOptions(labels=list(labels or []), mlflow=mlflow,
                             progress=console.is_terminal if progress is None else progress)
     result = replay_files(paths, settings, out, options,
                           events=source.iter_events() if source is not None else None)

@@ -28,15 +28,16 @@ from pathlib import Path
 
 import orjson
 
+from agents.monitoring_setup import make_monitoring
 from agents.replay_labels import LabelFeed
 from agents.settings import Settings
 from agents.sources import iter_file_lines
+from stream.decode import native
 from stream.decode.labels import Label
 from stream.decode.lines import decode_line
 from stream.document_lines import prediction_lines
 from stream.documents import index_name
 from stream.events import DeadLetter, PredictionEvent
-from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
 from stream.pipeline import Pipeline, StepResult
 from stream.totals import RunTotals
 
@@ -46,13 +47,12 @@ DUMPS = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 @dataclass
 class ReplayOptions:
-    references: dict[str, Path] = field(default_factory=dict)  # model (or "*") → file
+    """What only a replay has; monitoring (references, task, label horizon, Evidently
+    reports every n-th drift window) comes from the settings, as in the worker."""
+
     labels: list[Path] = field(default_factory=list)
-    task: str = "auto"
-    report_every: int = 0  # an Evidently report every n-th drift window per model; 0: none
     mlflow: bool = True
     progress: bool = False
-    label_horizon: float = 30 * 86400.0
 
 
 @dataclass
@@ -114,7 +114,7 @@ class ReplayWriter:
         if len(lines) >= self.batch:
             self._flush_predictions()
         for _key, summary in step.summaries:
-            self.windows.write(orjson.dumps(summary, option=DUMPS))
+            self.windows.write(orjson.dumps(summary.to_builtins(), option=DUMPS))
             self.metrics.add_summary(summary)
 
     def dead_letter(self, dl: DeadLetter) -> None:
@@ -128,16 +128,6 @@ class ReplayWriter:
         for fh in (self.windows, self.predictions, self.dead, self.unmatched):
             fh.close()
         self.metrics.write(self.out_dir / "metrics.prom")
-
-
-def load_monitoring(options: ReplayOptions) -> Monitoring:
-    from agents.reference_cli import load_reference
-
-    models = {name: ModelConfig(reference=load_reference(path), task=options.task)
-              for name, path in options.references.items()}
-    models.setdefault(ANY_MODEL, ModelConfig(task=options.task))
-    return Monitoring(models, label_horizon=options.label_horizon,
-                      report_every=options.report_every)
 
 
 def _progress_lines(paths: list[Path], enabled: bool) -> Iterator:
@@ -178,7 +168,8 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
     """Replay `paths`, or, given `events` (an `agents.replay_sources` source's
     `iter_events()`), those decoded events instead of the files."""
     options = options or ReplayOptions(mlflow=False)
-    monitoring = load_monitoring(options)
+    native.set_enabled(settings.native)
+    monitoring = make_monitoring(settings)
     pipeline = Pipeline(settings.window_seconds, settings.allowed_lateness_seconds,
                         settings.pairing_ttl_seconds, monitoring=monitoring)
     result = ReplayResult(totals=RunTotals())
@@ -193,7 +184,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
 
         mlflow = MlflowSink(f"sqlite:///{(out_dir / 'mlflow.db').resolve()}",
                             artifact_root=str((out_dir / "mlartifacts").resolve()))
-    if out_dir is not None and options.report_every:
+    if out_dir is not None and settings.report_every:
         from sinks.evidently_report import EvidentlyReportSink
 
         reports = EvidentlyReportSink(out_dir / "reports")
@@ -215,7 +206,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
             result.reports += reports.flush()
         for key, summary in step.summaries:
             result.totals.add_summary(summary)
-            if summary.get("revision"):
+            if summary.revision:
                 result.revisions += 1
             else:
                 result.windows += 1

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # own loop in bench/worker_bench.py; "asyncio" is the fallback.
     event_loop: str = Field("uvloop", pattern="^(uvloop|asyncio)$")
     idle_partition_seconds: float = Field(30.0, gt=0)
+    # The compiled decoder (predlog-native) in front of the Python decoders, when installed;
+    # PREDLOG_NATIVE=0: the Python decoders only. Applied by the drivers at start
+    # (`stream.decode.native.set_enabled`).
+    native: bool = True
     # Live deployments whose event time follows the wall clock: let the watermark be at
     # least now − this lag, so the last window closes without waiting for new traffic.
     # Leave unset when replaying old logs through Kafka (their windows would all be late).
@@ -61,9 +65,11 @@ class Settings(BaseSettings):
     allowed_lateness_seconds: float = Field(60.0, ge=0)
     pairing_ttl_seconds: float = Field(300.0, gt=0)
 
-    # Monitoring: "[MODEL=]FILE,..." reference profiles (CSV/Parquet or built .npz)
+    # Monitoring (worker and replay; `agents.monitoring_setup`): "[MODEL=]FILE,..." reference
+    # profiles (CSV/Parquet or built .npz)
     references: str = ""
     task: str = Field("auto", pattern="^(auto|classification|regression)$")
+    # How long predictions wait for their labels, and emitted windows for revisions.
     label_horizon_seconds: float = Field(7 * 86400.0, gt=0)
     drift_min_rows: int = Field(30, ge=1)
     # An Evidently HTML report every N drift windows per model (0: none), written to
@@ -113,14 +119,18 @@ class Settings(BaseSettings):
         return value
 
 
-def parse_references(value: str) -> dict[str, str]:
-    """`"iris=/r/iris.npz,*=/r/any.csv"` → {"iris": ..., "*": ...}.
+def parse_references(value: str | list[str]) -> dict[str, str]:
+    """`"iris=/r/iris.npz,*=/r/any.csv"` (the setting), or a list of `[MODEL=]FILE` items
+    (repeated `--reference` flags) → {"iris": ..., "*": ...}; no MODEL= means every model.
 
     >>> parse_references("iris=/r/iris.npz, /r/all.csv")
     {'iris': '/r/iris.npz', '*': '/r/all.csv'}
+    >>> parse_references(["iris=/r/iris.npz", "/r/all.csv"])
+    {'iris': '/r/iris.npz', '*': '/r/all.csv'}
     """
+    items = value.split(",") if isinstance(value, str) else value
     out = {}
-    for item in filter(None, (x.strip() for x in value.split(","))):
+    for item in filter(None, (x.strip() for x in items)):
         model, sep, path = item.rpartition("=")
         out[model if sep else "*"] = path
     return out

@@ -130,6 +130,9 @@ def republish_files(paths: list[Path], settings: Any, *, topic: str | None = Non
                     dlq_topic: str | None = None, producer: Any = None) -> RepublishResult:
     """`predlog replay --to-kafka`: the files' events to `settings.topic_events` (dead letters
     to `settings.topic_dlq`) on `settings.kafka_bootstrap`."""
+    from stream.decode import native
+
+    native.set_enabled(settings.native)
     own = producer is None
     if own:
         from kafka import KafkaProducer

@@ -41,10 +41,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agents.faust_adapter import BulkApp, BulkInput, SeekFirstTableManager, aiokafka_producer
 from agents.kafka_auth import faust_credentials
+from agents.monitoring_setup import make_monitoring
 from agents.rekey import KIND_HEADER, SOURCE_TOPIC_HEADER, Rekeyer, run_forever
 from agents.settings import Settings
 from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
+from stream.decode import native
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record, feedback_labels
 from stream.events import DeadLetter, EventKind, SourceCoords
@@ -60,6 +62,7 @@ from stream.pairs import (
 )
 from stream.pipeline import PairingStage, StepResult, WindowStage
 from stream.watermark import Watermark
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey, window_key
 
 log = logging.getLogger("predlog.worker")
@@ -95,6 +98,7 @@ class Worker:
         self.window_watermarks: dict[int, Watermark] = {}
         self.model_partition: dict[tuple[str, str, str, str], int] = {}
         self.views: dict[tuple[str, int], tuple[TableView, ...]] = {}
+        native.set_enabled(settings.native)
         self.monitoring = make_monitoring(settings)
         # A batch and a timer tick never interleave on one stage: a commit point must
         # write to the changelog only state whose outputs were already delivered.
@@ -303,7 +307,8 @@ class Worker:
             for state in labels.values():
                 self.monitoring.add_joined(joined_from_state(state))
             for wid, summary in summaries.items():
-                self.monitoring.restore_emitted(WindowKey.parse(wid, s.window_seconds), summary)
+                self.monitoring.restore_emitted(WindowKey.parse(wid, s.window_seconds),
+                                                WindowSummary.from_builtins(summary))
             self.windowing[partition] = stage
             # Every stage-1 partition reports here (pairs or heartbeats), so a source is never
             # idle: a quiet one still sends heartbeats; a dead one holds until reassigned.
@@ -596,7 +601,7 @@ class Worker:
             reports = await self._reports() if result.summaries else {}
             for key, summary in result.summaries:
                 await self._emit_summary(key, summary, reports.get(key.id))
-                self.views[("window", partition)][3][key.id] = summary
+                self.views[("window", partition)][3][key.id] = summary.to_builtins()
         # Each flush blocks (retrying) while its sink is down: the batch is not acked and
         # consumption waits — backpressure. Run in a thread to keep heartbeats going.
         # What a sink refuses for good is dead-lettered before the batch's commit point.
@@ -604,7 +609,7 @@ class Worker:
         if self.mlflow is not None and len(self.mlflow):
             from sinks.mlflow_sink import rejected_window  # mlflow is imported only if used
 
-            models = {s["model"] for r in results.values() for _, s in r.summaries}
+            models = {s.model for r in results.values() for _, s in r.summaries}
             await asyncio.to_thread(self.mlflow.flush)
             for summary, exc in self.mlflow.take_rejected():
                 await self._dead_letter(rejected_window(summary, exc))
@@ -641,7 +646,7 @@ class Worker:
         await asyncio.to_thread(sink.flush)
         return paths
 
-    async def _emit_summary(self, key: WindowKey, summary: dict,
+    async def _emit_summary(self, key: WindowKey, summary: WindowSummary,
                             report: str | None = None) -> None:
         self.metrics.add_summary(summary, key.end)
         if self.mlflow is not None:
@@ -649,7 +654,7 @@ class Worker:
         if self.es_sink is not None:
             self.es_sink.add_summary(key, summary)
         await self.windows_topic.send(key=key.id.encode(),
-                                      value=orjson.dumps(summary, option=DUMPS))
+                                      value=orjson.dumps(summary.to_builtins(), option=DUMPS))
 
 
 def make_mlflow_sink(settings: Settings):
@@ -660,18 +665,6 @@ def make_mlflow_sink(settings: Settings):
     return MlflowSink(settings.mlflow_tracking_uri)
 
 
-def make_monitoring(settings: Settings):
-    """Drift against the configured references, and performance, for the window stage."""
-    from agents.reference_cli import load_reference
-    from agents.settings import parse_references
-    from stream.monitoring import ANY_MODEL, ModelConfig, Monitoring
-
-    models = {name: ModelConfig(reference=load_reference(path), task=settings.task)
-              for name, path in parse_references(settings.references).items()}
-    models.setdefault(ANY_MODEL, ModelConfig(task=settings.task))
-    return Monitoring(models, label_horizon=settings.label_horizon_seconds,
-                      drift_min_rows=settings.drift_min_rows,
-                      report_every=settings.report_every)
 
 
 def make_es_sink(settings: Settings):

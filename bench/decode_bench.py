@@ -84,6 +84,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=200_000)
     args = ap.parse_args()
+    from agents.settings import Settings
+    from stream.decode import native
+
+    native.set_enabled(Settings().native)  # PREDLOG_NATIVE=0: the Python decoders only
     rng = random.Random(1)
 
     seldon = seldon_records(args.events, rng)

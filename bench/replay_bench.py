@@ -97,9 +97,10 @@ def main() -> None:
     sampler = threading.Thread(target=peak_rss_sampler, args=(stop, peaks), daemon=True)
     sampler.start()
     t0, c0 = time.perf_counter(), time.process_time()
-    result = replay_files([logs], Settings(window_seconds=7 * 86400), args.out / "replay",
-                          ReplayOptions(references={"flight-delay": reference},
-                                        labels=[labels], task="classification", mlflow=False))
+    settings = Settings(window_seconds=7 * 86400, references=f"flight-delay={reference}",
+                        task="classification", label_horizon_seconds=30 * 86400)
+    result = replay_files([logs], settings, args.out / "replay",
+                          ReplayOptions(labels=[labels], mlflow=False))
     t_replay, c_replay = time.perf_counter() - t0, time.process_time() - c0
     stop.set()
     sampler.join()

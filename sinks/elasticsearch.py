@@ -32,6 +32,7 @@ from tenacity import (
 from stream.documents import DEFAULT_INDEX_TEMPLATE, index_name, prediction_documents
 from stream.events import DeadLetter, SourceCoords
 from stream.pairs import Pair
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
 log = logging.getLogger("predlog.sinks.elasticsearch")
@@ -156,9 +157,9 @@ class ElasticsearchSink:
             self._ops.append({"_op_type": "index", "_index": index, "_id": doc_id,
                               "_source": doc})
 
-    def add_summary(self, key: WindowKey, summary: dict[str, Any]) -> None:
+    def add_summary(self, key: WindowKey, summary: WindowSummary) -> None:
         self._ops.append({"_op_type": "index", "_index": windows_index(key), "_id": key.id,
-                          "_source": summary})
+                          "_source": summary.to_builtins()})
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -174,7 +175,8 @@ class ElasticsearchSink:
         return Retrying(
             retry=retry_if_exception_type((ConnectionError, ConnectionTimeout, _BulkRetry)),
             wait=wait_exponential(multiplier=0.2, max=5), reraise=True,
-            before_sleep=lambda rs: self._log_retry(rs.outcome.exception()), **kwargs)
+            before_sleep=lambda rs: self._log_retry(
+                rs.outcome.exception() if rs.outcome else None), **kwargs)
 
     def _log_retry(self, exc: BaseException | None) -> None:
         log.warning("Elasticsearch write failed, retrying: %s", exc)

@@ -12,8 +12,8 @@ prediction drift); artifact ``drift_report.html`` when a report path is given.
 Undefined (None) values are not logged. No params: MLflow params cannot change,
 and a revision must be able to change everything.
 
-Idempotence: a window's run is found again by ``tags.predlog.window_id`` (the
-summary's ``window_id``, else `stream.windows.WindowKey.id`: ``ns|model|version|node|start``),
+Idempotence: a window's run is found again by ``tags.predlog.window_id``
+(`stream.windows.WindowKey.id`: ``ns|model|version|node|start``),
 so a replay or a revision updates the run in place. Metrics are logged at
 ``step = revision`` with the wall-clock time, so MLflow's latest value is the highest
 revision's newest write; ``predlog.revision`` holds the highest revision seen. The
@@ -44,7 +44,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from tenacity import (
 
 from stream.events import DeadLetter, SourceCoords
 from stream.eventtime import parse_rfc3339
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
 log = logging.getLogger("predlog.sinks.mlflow")
@@ -107,10 +108,11 @@ def is_permanent(exc: BaseException) -> bool:
     return not isinstance(exc, requests.RequestException)
 
 
-def rejected_window(summary: Mapping[str, Any], exc: BaseException) -> DeadLetter:
+def rejected_window(summary: WindowSummary, exc: BaseException) -> DeadLetter:
     """For the dead-letter topic: a window summary MLflow refused for good, and the error."""
     return DeadLetter("mlflow_rejected", f"{type(exc).__name__}: {exc}",
-                      orjson.dumps(summary, default=str, option=orjson.OPT_SORT_KEYS),
+                      orjson.dumps(summary.to_builtins(), default=str,
+                                   option=orjson.OPT_SORT_KEYS),
                       {"predlog-window-id": window_id(summary)}, SourceCoords("mlflow"))
 
 
@@ -119,41 +121,40 @@ def _ms(value: Any) -> int:
     return int(round(t * 1000))
 
 
-def window_id(summary: Mapping[str, Any]) -> str:
+def window_id(summary: WindowSummary) -> str:
     """The tag value a window's run is found by: `WindowKey.id`, as the other sinks use.
 
-    >>> window_id({"namespace": "seldon", "model": "iris", "version": "1.0", "node": "clf",
-    ...            "window_start": "2026-11-01T00:00:00Z"})
+    >>> window_id(WindowSummary(namespace="seldon", model="iris", version="1.0", node="clf",
+    ...     window_start="2026-11-01T00:00:00Z", window_end="2026-11-01T00:05:00Z",
+    ...     requests=0, rows=0, predictions=0, errors=0))
     'seldon|iris|1.0|clf|1793491200'
     """
-    wid = summary.get("window_id")
-    if not wid:
-        start = _ms(summary["window_start"]) / 1000
-        wid = WindowKey(str(summary.get("namespace", "")), str(summary["model"]),
-                        str(summary.get("version", "")), str(summary.get("node", "")),
-                        float(start), 0.0).id
-    return str(wid).replace("'", "_")
+    start = _ms(summary.window_start) / 1000
+    wid = WindowKey(summary.namespace, summary.model, summary.version, summary.node,
+                    float(start), 0.0).id
+    return wid.replace("'", "_")
 
 
-def window_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+def window_metrics(summary: WindowSummary) -> dict[str, float]:
     """The MLflow metrics of a window summary (None values left out)."""
-    out: dict[str, Any] = {"batch_size": summary.get("predictions")}
-    for k in ("requests", "rows", "predictions", "errors", "unpaired_requests"):
-        out[k] = summary.get(k)
-    if summary.get("requests"):
-        out["error_rate"] = (summary.get("errors") or 0) / summary["requests"]
-    for q, v in (summary.get("latency_seconds") or {}).items():
+    out: dict[str, Any] = {"batch_size": summary.predictions, "requests": summary.requests,
+                           "rows": summary.rows, "predictions": summary.predictions,
+                           "errors": summary.errors,
+                           "unpaired_requests": summary.unpaired_requests}
+    if summary.requests:
+        out["error_rate"] = summary.errors / summary.requests
+    for q, v in summary.latency_seconds.items():
         out[f"latency_{q}"] = v
-    drift = summary.get("drift") or {}
+    drift = summary.drift
     if "dataset_drift" in drift:
         out["dataset_drift"] = int(bool(drift["dataset_drift"]))
     for k in ("drift_share", "number_of_drifted_columns"):
         out[k] = drift.get(k)
-    pdrift = summary.get("prediction_drift") or {}
+    pdrift = summary.prediction_drift or {}
     out["prediction_drift_score"] = pdrift.get("score")
     if "drift" in pdrift:
         out["prediction_drift"] = int(bool(pdrift["drift"]))
-    perf = summary.get("performance") or {}
+    perf = summary.performance
     for k in _PERF:
         out["production_f1" if k == "f1_weighted" else f"production_{k}"] = perf.get(k)
     out["label_coverage"] = perf.get("label_coverage")
@@ -187,10 +188,10 @@ class MlflowSink:
             before_sleep=self._before_sleep)
         self._clock = clock
         self._lock = threading.Lock()
-        self._buffer: list[tuple[dict[str, Any], str | None]] = []
+        self._buffer: list[tuple[WindowSummary, str | None]] = []
         self._experiments: dict[str, str] = {}
         self._runs: dict[tuple[str, str], str] = {}
-        self._rejected: list[tuple[dict[str, Any], BaseException]] = []
+        self._rejected: list[tuple[WindowSummary, BaseException]] = []
 
     def _before_sleep(self, state: Any) -> None:
         exc = state.outcome.exception()
@@ -198,12 +199,12 @@ class MlflowSink:
         if self.on_retry is not None and exc is not None:
             self.on_retry(exc)
 
-    def add(self, summary: Mapping[str, Any], report_html_path: str | None = None) -> None:
+    def add(self, summary: WindowSummary, report_html_path: str | None = None) -> None:
         """Buffer one window summary (and its Evidently HTML report file)."""
-        if not summary.get("model") or not summary.get("window_end"):
+        if not summary.model or not summary.window_end:
             raise ValueError("a window summary needs model and window_end")
         with self._lock:
-            self._buffer.append((dict(summary), report_html_path))
+            self._buffer.append((summary, report_html_path))
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -231,7 +232,7 @@ class MlflowSink:
                 self._buffer.pop(0)
             return written
 
-    def take_rejected(self) -> list[tuple[dict[str, Any], BaseException]]:
+    def take_rejected(self) -> list[tuple[WindowSummary, BaseException]]:
         """The windows MLflow refused for good since the last call, with their errors."""
         with self._lock:
             rejected, self._rejected = self._rejected, []
@@ -249,7 +250,9 @@ class MlflowSink:
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-                exp_id = self.client.get_experiment_by_name(name).experiment_id
+                existing = self.client.get_experiment_by_name(name)
+                assert existing is not None  # creating it failed: it exists
+                exp_id = existing.experiment_id
         else:
             exp_id = exp.experiment_id
             if exp.lifecycle_stage == "deleted":
@@ -263,10 +266,10 @@ class MlflowSink:
             [experiment_id], filter_string=f"tags.`predlog.window_id` = '{wid}'", max_results=1)
         return runs[0] if runs else None
 
-    def _write(self, summary: dict[str, Any], report: str | None) -> None:
-        exp_id = self.experiment_id(f"{summary['model']}-production-monitoring")
+    def _write(self, summary: WindowSummary, report: str | None) -> None:
+        exp_id = self.experiment_id(f"{summary.model}-production-monitoring")
         wid = window_id(summary)
-        revision = int(summary.get("revision") or 0)
+        revision = summary.revision
         run_id, previous = self._runs.get((exp_id, wid)), 0
         run = self.find_run(exp_id, wid)
         if run is not None:
@@ -274,24 +277,22 @@ class MlflowSink:
             previous = int(run.data.tags.get("predlog.revision", "0") or 0)
         if run_id is None:
             run_id = self.client.create_run(
-                exp_id, start_time=_ms(summary["window_start"]),
-                run_name=f"production-{summary['window_end']}").info.run_id
+                exp_id, start_time=_ms(summary.window_start),
+                run_name=f"production-{summary.window_end}").info.run_id
         self._runs[(exp_id, wid)] = run_id
         now = int(self._clock() * 1000)
-        tags = {"environment": "production", "model_name": summary["model"],
-                "model_version": str(summary.get("version", "")),
-                "namespace": str(summary.get("namespace", "")),
-                "window_start": str(summary["window_start"]),
-                "window_end": str(summary["window_end"]),
+        tags = {"environment": "production", "model_name": summary.model,
+                "model_version": summary.version, "namespace": summary.namespace,
+                "window_start": summary.window_start, "window_end": summary.window_end,
                 "predlog.window_id": wid, "predlog.revision": str(max(revision, previous))}
-        if summary.get("node"):
-            tags["node"] = str(summary["node"])
+        if summary.node:
+            tags["node"] = summary.node
         metrics = [Metric(k, v, now, revision) for k, v in window_metrics(summary).items()]
         self.client.log_batch(run_id, metrics=metrics,
                               tags=[RunTag(k, v) for k, v in tags.items()])
         if report:
             self._log_report(run_id, report)
-        self.client.set_terminated(run_id, "FINISHED", end_time=_ms(summary["window_end"]))
+        self.client.set_terminated(run_id, "FINISHED", end_time=_ms(summary.window_end))
 
     def _log_report(self, run_id: str, path: str) -> None:
         if os.path.basename(path) == REPORT_NAME:
@@ -333,7 +334,8 @@ class MlflowSink:
             return {"status": "no_production_data"}
         now = self._clock() if now is None else now
         cutoff = int((now - days_back * 86400) * 1000)
-        prod_runs, token = [], None
+        prod_runs: list[Any] = []
+        token: str | None = None
         while True:
             page = self.client.search_runs(
                 [prod_exp.experiment_id], filter_string=f"attributes.start_time > {cutoff}",

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sinks.estimated import FAMILIES as ESTIMATED
 from sinks.estimated import estimated_samples
+from stream.window_summary import WindowSummary
 
 FAMILIES = {
     "model_window_requests": ("gauge", "Requests in the window"),
@@ -53,10 +53,10 @@ def _ts(iso: str) -> float:
 class OpenMetricsFileSink:
     """
     >>> sink = OpenMetricsFileSink()
-    >>> sink.add_summary({"model": "m", "version": "1", "namespace": "ns", "node": "n",
-    ...     "window_start": "2020-01-01T00:00:00Z", "window_end": "2020-01-01T00:05:00Z",
-    ...     "requests": 4, "predictions": 3, "errors": 1,
-    ...     "latency_seconds": {"p50": 0.1, "p95": 0.2, "p99": 0.3}})
+    >>> sink.add_summary(WindowSummary(model="m", version="1", namespace="ns", node="n",
+    ...     window_start="2020-01-01T00:00:00Z", window_end="2020-01-01T00:05:00Z",
+    ...     requests=4, rows=4, predictions=3, errors=1,
+    ...     latency_seconds={"p50": 0.1, "p95": 0.2, "p99": 0.3}))
     >>> print(sink.render().splitlines()[2])
     model_window_requests{model_name="m",model_version="1",namespace="ns",node="n"} 4 1577837100
     """
@@ -72,19 +72,19 @@ class OpenMetricsFileSink:
         if value is not None:
             self._samples[family][labels][ts] = float(value)
 
-    def add_summary(self, s: dict[str, Any]) -> None:
-        base = (("model_name", s["model"]), ("model_version", s["version"]),
-                ("namespace", s["namespace"]), ("node", s["node"]))
-        ts = _ts(s["window_end"])
-        self._put("model_window_requests", base, ts, s["requests"])
-        self._put("model_window_predictions", base, ts, s["predictions"])
-        self._put("model_window_errors", base, ts, s["errors"])
-        if s["requests"]:
-            self._put("model_window_error_ratio", base, ts, s["errors"] / s["requests"])
+    def add_summary(self, s: WindowSummary) -> None:
+        base = (("model_name", s.model), ("model_version", s.version),
+                ("namespace", s.namespace), ("node", s.node))
+        ts = _ts(s.window_end)
+        self._put("model_window_requests", base, ts, s.requests)
+        self._put("model_window_predictions", base, ts, s.predictions)
+        self._put("model_window_errors", base, ts, s.errors)
+        if s.requests:
+            self._put("model_window_error_ratio", base, ts, s.errors / s.requests)
         for name, q in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
             self._put("model_window_latency_seconds", (*base, ("quantile", q)), ts,
-                      (s.get("latency_seconds") or {}).get(name))
-        drift = s.get("drift") or {}
+                      s.latency_seconds.get(name))
+        drift = s.drift
         if "dataset_drift" in drift:
             self._put("evidently_dataset_drift", base, ts, 1.0 if drift["dataset_drift"] else 0.0)
             self._put("evidently_drift_share", base, ts, drift["drift_share"])
@@ -92,11 +92,11 @@ class OpenMetricsFileSink:
                 self._put("evidently_feature_drift",
                           (*base, ("feature_name", fname), ("stattest", f["stattest"])), ts,
                           f["score"])
-        pdrift = s.get("prediction_drift") or {}
+        pdrift = s.prediction_drift or {}
         if "score" in pdrift:
             self._put("model_prediction_drift_score", (*base, ("stattest", pdrift["stattest"])),
                       ts, pdrift["score"])
-        perf = s.get("performance") or {}
+        perf = s.performance
         for metric, v in perf.items():
             if metric not in PERF_SKIP and isinstance(v, int | float):
                 self._put("model_performance", (*base, ("metric", metric)), ts, v)
@@ -107,8 +107,8 @@ class OpenMetricsFileSink:
         if window not in self._counted:  # counters: once per window, not per revision
             self._counted.add(window)
             totals = self._totals[base]
-            totals["model_predictions"] += s["predictions"]
-            totals["model_requests"] += s["requests"]
+            totals["model_predictions"] += s.predictions
+            totals["model_requests"] += s.requests
             self._put("model_predictions", base, ts, totals["model_predictions"])
             self._put("model_requests", base, ts, totals["model_requests"])
 

@@ -27,6 +27,7 @@ from sinks.estimated import FAMILIES as ESTIMATED
 from sinks.estimated import estimated_samples
 from sinks.health import SinkHealth
 from stream.pairs import OrphanResponse, Pair
+from stream.window_summary import WindowSummary
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 INPUT_SIZE_BUCKETS = (1, 10, 50, 100, 500, 1000)
@@ -70,7 +71,7 @@ class ModelState:
     latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
     input_size: Histogram = field(default_factory=lambda: Histogram(INPUT_SIZE_BUCKETS))
     prediction: Histogram = field(default_factory=lambda: Histogram(PREDICTION_BUCKETS))
-    last_summary: dict[str, Any] | None = None
+    last_summary: WindowSummary | None = None
     last_window_end: float | None = None
 
 
@@ -129,10 +130,10 @@ class PrometheusSink(Collector):
     def add_orphan(self, orphan: OrphanResponse) -> None:
         self._models[self.key(orphan)].orphans += 1
 
-    def add_summary(self, summary: dict[str, Any], window_end: float) -> None:
-        key = (summary["namespace"], summary["model"], summary["version"], summary["node"])
+    def add_summary(self, summary: WindowSummary, window_end: float) -> None:
+        key = (summary.namespace, summary.model, summary.version, summary.node)
         s = self._models[key]
-        if not summary.get("revision"):
+        if not summary.revision:
             s.windows += 1
         if s.last_window_end is None or window_end >= s.last_window_end:
             s.last_summary = summary
@@ -223,27 +224,27 @@ class PrometheusSink(Collector):
             if summary is None:
                 continue
             g_lag.add_metric(lv, max(0.0, now - s.last_window_end))
-            for fname, stats in summary.get("feature_stats", {}).items():
+            for fname, stats in summary.feature_stats.items():
                 for stat, v in stats.items():
                     g_feat.add_metric([*lv, fname, stat], v)
             for q, name in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")):
-                v = summary["latency_seconds"].get(name)
+                v = summary.latency_seconds.get(name)
                 if v is not None:
                     g_wlat.add_metric([*lv, q], v)
-            g_wreq.add_metric(lv, summary["requests"])
-            if summary["requests"]:
-                g_werr.add_metric(lv, summary["errors"] / summary["requests"])
-            drift = summary.get("drift") or {}
+            g_wreq.add_metric(lv, summary.requests)
+            if summary.requests:
+                g_werr.add_metric(lv, summary.errors / summary.requests)
+            drift = summary.drift
             if "dataset_drift" in drift:
                 g_dd.add_metric(lv, 1.0 if drift["dataset_drift"] else 0.0)
                 g_ds.add_metric(lv, drift["drift_share"])
                 for fname, f in drift.get("features", {}).items():
                     g_fd.add_metric([*lv, fname, f["stattest"]], f["score"])
-            pdrift = summary.get("prediction_drift")
+            pdrift = summary.prediction_drift
             if pdrift:
                 g_pds.add_metric([*lv, pdrift["stattest"]], pdrift["score"])
                 g_pd.add_metric(lv, 1.0 if pdrift["drift"] else 0.0)
-            perf = summary.get("performance") or {}
+            perf = summary.performance
             for metric, v in perf.items():
                 if metric in ("labels", "confusion_matrix", "label_coverage", "classes",
                               "label_delay_seconds") or not isinstance(v, int | float):

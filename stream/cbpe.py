@@ -87,8 +87,9 @@ def estimated(metric: str, proba: np.ndarray, uncalibrated: np.ndarray,
         with np.errstate(divide="ignore", invalid="ignore"):
             tps = np.cumsum(proba[order])
             fps = 1 + np.arange(len(proba)) - tps
-            tps, fps = np.round(np.r_[0, tps], 5), np.round(np.r_[0, fps], 5)
-            return float(skm.auc(fps / fps[-1], tps / tps[-1]))
+            tp_sums = np.round(np.concatenate(([0.0], tps)), 5)
+            fp_sums = np.round(np.concatenate(([0.0], fps)), 5)
+            return float(skm.auc(fp_sums / fp_sums[-1], tp_sums / tp_sums[-1]))
     tp, fp, fn, tn = _expected(proba, pred)
     if metric == "accuracy":
         return float((tp + tn) / len(pred))

@@ -95,7 +95,7 @@ def prediction_lines(pair: Pair, index: str) -> list[bytes]:
 
 def _template_lines(pair: Pair, index: str) -> list[bytes]:
     m = pair.model
-    rows = pair.rows or [None]
+    rows: list[Any] = pair.rows if pair.rows else [None]
     rid, entry = pair.request_id, pair.entry
     response_time = format_utc(pair.response_time) if pair.response_time else None
     model_part, names_part = _model_parts(m, pair.output_names)
@@ -114,8 +114,8 @@ def _template_lines(pair: Pair, index: str) -> list[bytes]:
         if row is None:
             features = b""
         else:
-            names = feature_names_for(pair, len(row), None)
-            features = b',"features":' + _dumps(dict(zip(names, row, strict=False)),
+            row_names = feature_names_for(pair, len(row), None)
+            features = b',"features":' + _dumps(dict(zip(row_names, row, strict=False)),
                                                 option=OPTION)
         return [b"".join((*head, _dumps(rid if entry else f"{rid}-{m.node}"), after_id,
                           features, *before_prediction, _dumps(prediction, option=OPTION),
@@ -124,7 +124,8 @@ def _template_lines(pair: Pair, index: str) -> list[bytes]:
     n_out = len(outputs)
     head_b, before_b, tail_b = b"".join(head), b"".join(before_prediction), b"".join(tail)
     lines = []
-    names, width = None, -1
+    names: tuple[str, ...] = ()  # set with the first row (width -1 matches none)
+    width = -1
     for n, row in enumerate(rows):
         doc_id = f"{base}-item-{n}"
         if n < n_out:

@@ -56,7 +56,7 @@ def prediction_documents(pair: Pair, schema: tuple[str, ...] | None = None
     [('r1-item-0', {'a': 1, 'b': 2}, 0.1, 0.5), ('r1-item-1', {'a': 3, 'b': 4}, 0.9, 0.5)]
     """
     m = pair.model
-    rows = pair.rows or [None]
+    rows: list[Any] = pair.rows if pair.rows else [None]
     base = pair.request_id if pair.entry else f"{pair.request_id}-{m.node}"
     outputs = pair.outputs or []
     timestamp = format_utc(pair.request_time)

@@ -65,12 +65,12 @@ def parse_rfc3339(text: str) -> float:
     if not m:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     date, clock, frac, tz = m.groups()
-    micros = (frac or "").ljust(6, "0")[:6]
+    digits = (frac or "").ljust(6, "0")[:6]
     if not tz or tz.upper() == "Z":
         tz = "+00:00"
     elif ":" not in tz:
         tz = tz[:3] + ":" + tz[3:]
-    dt = datetime.fromisoformat(f"{date}T{clock}.{micros}{tz}")
+    dt = datetime.fromisoformat(f"{date}T{clock}.{digits}{tz}")
     return dt.timestamp()
 
 

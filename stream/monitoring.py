@@ -27,11 +27,12 @@ probabilities (binary classifier), else the index of the largest value (the clas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from stream.cbpe import CBPE
@@ -42,6 +43,7 @@ from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import Pair
 from stream.performance import WindowPerformance, read_class
 from stream.summary import NUMBER_TYPES, TEXT_TYPES
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
 ANY_MODEL = "*"
@@ -87,7 +89,7 @@ def _block_means_by_column(rows: list[list[Any]], block: int) -> list[list[Any]]
     columns = []
     blocks = range(0, n, block)
     for col in zip(*rows, strict=True):
-        means = _numeric_means(col, block)
+        means: Sequence[float | None] | None = _numeric_means(col, block)
         if means is None:
             if TEXT_TYPES.issuperset(map(type, col)):  # text: no block has a number
                 means = [None] * len(blocks)
@@ -216,7 +218,7 @@ class Monitoring:
         self.seed = seed
         self.joiner = LabelJoiner(label_horizon)
         self._perf: dict[str, WindowPerformance] = {}
-        self._emitted: dict[str, tuple[WindowKey, dict[str, Any]]] = {}
+        self._emitted: dict[str, tuple[WindowKey, WindowSummary]] = {}
         self._due: set[str] = set()
         self._cbpe: dict[int, CBPE] = {}  # id(reference scores) -> fitted estimator
 
@@ -347,7 +349,7 @@ class Monitoring:
             return {"labels": 0, "label_coverage": 0.0 if predictions else None}
         return perf.get(predictions=predictions)
 
-    def on_emitted(self, key: WindowKey, summary: dict[str, Any]) -> None:
+    def on_emitted(self, key: WindowKey, summary: WindowSummary) -> None:
         self._emitted[key.id] = (key, summary)
         self._due.discard(key.id)
 
@@ -355,7 +357,7 @@ class Monitoring:
         perf = self._perf.get(wid)
         return len(perf) if perf is not None else 0
 
-    def revisions(self, final: bool = False) -> list[tuple[WindowKey, dict[str, Any]]]:
+    def revisions(self, final: bool = False) -> list[tuple[WindowKey, WindowSummary]]:
         """Summaries of emitted windows that got new labels, with the next revision number.
 
         A window is revised once its labels grew by `revise_growth` (10 %, at least one)
@@ -366,29 +368,29 @@ class Monitoring:
             if wid not in self._emitted:
                 continue
             key, summary = self._emitted[wid]
-            before = (summary.get("performance") or {}).get("labels") or 0
+            before = summary.performance.get("labels") or 0
             if not final and self._labels_in(wid) < before + max(1, before * self.revise_growth):
                 continue
-            revised = dict(summary)
-            revised["performance"] = self._performance(key, self._scored(summary))
-            estimated = (summary.get("performance") or {}).get("estimated")
+            performance = self._performance(key, self._scored(summary))
+            estimated = (summary.performance or {}).get("estimated")
             if estimated is not None:
-                revised["performance"]["estimated"] = estimated
-            revised["revision"] = summary.get("revision", 0) + 1
+                performance["estimated"] = estimated
+            revised = msgspec.structs.replace(
+                summary, performance=performance, revision=summary.revision + 1)
             self._emitted[wid] = (key, revised)
             out.append((key, revised))
         self._due.difference_update(k.id for k, _ in out)
         return out
 
     @staticmethod
-    def _scored(summary: dict[str, Any]) -> int:
+    def _scored(summary: WindowSummary) -> int:
         """Output rows of the window's successful pairs, as its first emission counted them."""
-        perf = summary.get("performance") or {}
+        perf = summary.performance
         if perf.get("label_coverage") and perf.get("labels"):
             return round(perf["labels"] / perf["label_coverage"])
-        return int(summary.get("predictions", 0))
+        return summary.predictions
 
-    def restore_emitted(self, key: WindowKey, summary: dict[str, Any]) -> None:
+    def restore_emitted(self, key: WindowKey, summary: WindowSummary) -> None:
         """After a restart: an emitted window that may still be revised."""
         self._emitted[key.id] = (key, summary)
 

@@ -104,12 +104,12 @@ class RequestPairer:
                         event.error_type, event.error]
             if m.version:
                 self._versions[(m.namespace, m.model, m.node)] = m.version
-            request = store.get(req_key)
-            if request is None:
+            waiting = store.get(req_key)
+            if waiting is None:
                 self._put(resp_key, response)
                 return []
             del store[req_key]
-            return [self._pair(node_key, request, response)]
+            return [self._pair(node_key, waiting, response)]
         return []
 
     def _pair(self, node_key: str, request: list, response: list) -> Pair:

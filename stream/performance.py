@@ -122,8 +122,8 @@ def column_classes(k: int, output_names: Sequence[str] | None, classes: Sequence
     if classes is not None and len(classes) == k:
         return list(classes)
     if output_names is not None and len(output_names) == k:
-        m = [_T_NAME.match(n) for n in output_names]
-        return [int(x.group(1)) for x in m] if all(m) else list(output_names)
+        matches = [m for n in output_names if (m := _T_NAME.match(n)) is not None]
+        return [int(m.group(1)) for m in matches] if len(matches) == k else list(output_names)
     return list(range(k))
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Hashable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from stream.decode.labels import Label, feedback_labels
 from stream.events import DeadLetter, EventKind, PredictionEvent
 from stream.monitoring import Monitoring
@@ -25,9 +27,11 @@ from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
 from stream.summary import serving_summary
 from stream.watermark import Watermark
+from stream.window_summary import WindowSummary
 from stream.windows import LATE, NEW, WindowBook, WindowKey
 
-# A hook adding fields to a summary (drift, performance): (key, pairs) -> dict of fields.
+# A hook setting fields of a summary (drift, performance): (key, pairs) -> {field: value}
+# (names of `WindowSummary` fields).
 SummaryExtension = Callable[[WindowKey, list[Pair]], dict[str, Any]]
 
 
@@ -42,7 +46,7 @@ class StepResult:
     pairs: list[Pair] = field(default_factory=list)
     late: list[Pair] = field(default_factory=list)
     orphans: list[OrphanResponse] = field(default_factory=list)
-    summaries: list[tuple[WindowKey, dict[str, Any]]] = field(default_factory=list)
+    summaries: list[tuple[WindowKey, WindowSummary]] = field(default_factory=list)
     # Feedback truth rows that are not labels: the driver dead-letters and counts them.
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # Labels whose prediction never came within the label horizon (or by the end of input).
@@ -118,7 +122,7 @@ class WindowStage:
             self._emit(key, self.summarize(key, pairs, orphans), result)
         self._revise(result, final=True)
 
-    def _emit(self, key: WindowKey, summary: dict[str, Any], result: StepResult) -> None:
+    def _emit(self, key: WindowKey, summary: WindowSummary, result: StepResult) -> None:
         result.summaries.append((key, summary))
         if self.monitoring is not None:
             self.monitoring.on_emitted(key, summary)
@@ -127,11 +131,10 @@ class WindowStage:
         if self.monitoring is not None:
             result.summaries += self.monitoring.revisions(final)
 
-    def summarize(self, key: WindowKey, pairs: list[Pair], orphans: int = 0) -> dict[str, Any]:
+    def summarize(self, key: WindowKey, pairs: list[Pair], orphans: int = 0) -> WindowSummary:
         summary = serving_summary(key, pairs, orphan_responses=orphans)
         for ext in self.extensions:
-            summary.update(ext(key, pairs))
-        summary["revision"] = 0
+            summary = msgspec.structs.replace(summary, **ext(key, pairs))
         return summary
 
 
@@ -153,7 +156,7 @@ class Pipeline:
     >>> _ = p.process(PredictionEvent(EventKind.REQUEST, "r1", m, 1.0, rows=[[1.0]]))
     >>> len(p.process(PredictionEvent(EventKind.RESPONSE, "r1", m, 1.2, outputs=[[0]])).pairs)
     1
-    >>> [s["requests"] for _, s in p.finish().summaries]
+    >>> [s.requests for _, s in p.finish().summaries]
     [1]
     """
 

@@ -7,12 +7,12 @@ whatever order they arrived in (`WindowBook.take` sorts them).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import numpy as np
 
 from stream.eventtime import format_utc
 from stream.pairs import NO_RESPONSE, Pair
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
@@ -36,7 +36,8 @@ def latency_summary(latencies: list[float]) -> dict[str, float | None]:
         return {"p50": None, "p95": None, "p99": None, "mean": None, "max": None}
     arr = np.asarray(latencies, dtype=float)
     qs = np.quantile(arr, [q for _, q in QUANTILES])
-    out = {name: round(float(v), 12) for (name, _), v in zip(QUANTILES, qs, strict=True)}
+    out: dict[str, float | None] = {
+        name: round(float(v), 12) for (name, _), v in zip(QUANTILES, qs, strict=True)}
     out["mean"] = round(float(arr.mean()), 12)
     out["max"] = float(arr.max())
     return out
@@ -51,10 +52,11 @@ def feature_names_for(pair: Pair, width: int, schema: tuple[str, ...] | None) ->
     return tuple(f"f{i}" for i in range(width))
 
 
-def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...],
+def _extend_columns(columns: dict[str, list[float]], names: tuple[str, ...] | None,
                     rows: list[list]) -> None:
     """Append the numeric values of equal-width `rows` to their columns, column by column
     (each column still gets its values in row order)."""
+    assert names is not None  # a batch of rows always has its names
     for name, col in zip(names, zip(*rows, strict=True), strict=True):
         types = set(map(type, col))
         if NUMBER_TYPES.issuperset(types):  # the usual case, at C speed
@@ -123,8 +125,9 @@ def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> d
 
 
 def serving_summary(key: WindowKey, pairs: list[Pair], *, orphan_responses: int = 0,
-                    schema: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The window summary's serving fields (DESIGN.md "Window summary")."""
+                    schema: tuple[str, ...] | None = None) -> WindowSummary:
+    """The window summary's serving fields (DESIGN.md "Window summary"); drift and
+    performance are left at their no-reference placeholders for the extensions to set."""
     errors: Counter[str] = Counter()
     latencies: list[float] = []
     rows = predictions = unpaired = 0
@@ -142,22 +145,22 @@ def serving_summary(key: WindowKey, pairs: list[Pair], *, orphan_responses: int 
         lat = p.latency
         if lat is not None:
             latencies.append(lat)
-    return {
-        "model": key.model,
-        "version": key.version,
-        "namespace": key.namespace,
-        "node": key.node,
-        "window_start": format_utc(key.start),
-        "window_end": format_utc(key.end),
-        "requests": len(pairs),
-        "rows": rows,
-        "predictions": predictions,
-        "errors": sum(errors.values()),
-        "error_types": dict(sorted(errors.items())),
-        "unpaired_requests": unpaired,
-        "orphan_responses": orphan_responses,
-        "latency_seconds": latency_summary(latencies),
-        "input_size": {"mean": round(float(np.mean(sizes)), 12) if sizes else None,
-                       "max": max(sizes) if sizes else None},
-        "feature_stats": feature_stats(pairs, schema),
-    }
+    return WindowSummary(
+        model=key.model,
+        version=key.version,
+        namespace=key.namespace,
+        node=key.node,
+        window_start=format_utc(key.start),
+        window_end=format_utc(key.end),
+        requests=len(pairs),
+        rows=rows,
+        predictions=predictions,
+        errors=sum(errors.values()),
+        error_types=dict(sorted(errors.items())),
+        unpaired_requests=unpaired,
+        orphan_responses=orphan_responses,
+        latency_seconds=latency_summary(latencies),
+        input_size={"mean": round(float(np.mean(sizes)), 12) if sizes else None,
+                    "max": max(sizes) if sizes else None},
+        feature_stats=feature_stats(pairs, schema),
+    )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from stream.pairs import Pair
+from stream.window_summary import WindowSummary
 
 
 @dataclass
@@ -51,7 +51,7 @@ class RunTotals:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], ModelTotals] = defaultdict(ModelTotals)
         self._window_nodes: dict[tuple[str, str], str] = {}
-        self._latest: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._latest: dict[tuple[str, str], dict[str, WindowSummary]] = defaultdict(dict)
 
     def add_pair(self, pair: Pair) -> None:
         if not pair.entry:
@@ -65,14 +65,14 @@ class RunTotals:
         if pair.latency is not None:
             t.latencies.append(pair.latency)
 
-    def add_summary(self, summary: dict[str, Any]) -> None:
+    def add_summary(self, summary: WindowSummary) -> None:
         """A window summary; a revision replaces the window's earlier one."""
-        key = (summary["namespace"], summary["model"])
+        key = (summary.namespace, summary.model)
         # Count each window once per deployment: the node of the first summary seen.
-        node = self._window_nodes.setdefault(key, summary.get("node", ""))
-        if summary.get("node", "") != node:
+        node = self._window_nodes.setdefault(key, summary.node)
+        if summary.node != node:
             return
-        wid = f"{summary['version']}|{summary['window_start']}"
+        wid = f"{summary.version}|{summary.window_start}"
         self._latest[key][wid] = summary
 
     def get(self) -> dict[tuple[str, str], ModelTotals]:
@@ -80,11 +80,11 @@ class RunTotals:
             t = self._models[key]
             t.windows, t.drifted_windows, t.labels, t.correct = len(windows), 0, 0, 0.0
             for summary in windows.values():
-                drift = summary.get("drift") or {}
+                drift = summary.drift
                 if drift.get("dataset_drift") or any(
                         f.get("drift") for f in (drift.get("features") or {}).values()):
                     t.drifted_windows += 1
-                perf = summary.get("performance") or {}
+                perf = summary.performance
                 if perf.get("labels") and perf.get("accuracy") is not None:
                     t.labels += perf["labels"]
                     t.correct += perf["accuracy"] * perf["labels"]

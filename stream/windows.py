@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from stream.pairs import Pair
 
@@ -98,7 +99,8 @@ class WindowBook:
         # store nobody serializes, as replay's dicts; pairs are never mutated).
         self.keep_pairs = keep_pairs
         self._keys: dict[tuple, WindowKey] = {}
-        self._store: MutableMapping[str, list] = {} if store is None else store
+        # Pair objects with keep_pairs (nothing serializes them), else their list states.
+        self._store: MutableMapping[str, Any] = {} if store is None else store
         self._emitted: MutableMapping[str, float] = {} if emitted is None else emitted
         self._index: dict[str, set[str]] = defaultdict(set)
         self.rebuild_index()

@@ -185,9 +185,8 @@ def decode_attributes(
         truth, reward, body = _feedback(obj)
     else:
         response = kind is _RESPONSE
-        body = seldon_message_body(obj, response)
-        if body is None:
-            body = parse_body(obj, response=response)
+        fast = seldon_message_body(obj, response)
+        body = fast if fast is not None else parse_body(obj, response=response)
     request_id = request_id or fallback_request_id or body.request_id
     if not request_id:
         raise DecodeError("missing_request_id", "no request id in headers or body")

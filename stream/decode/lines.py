@@ -39,8 +39,8 @@ def _decode_obj(obj: Any, source: SourceCoords | None) -> PredictionEvent:
             raw = base64.b64decode(obj["data_base64"])
         else:
             raw = _body_bytes(obj.get("data"))
-        headers = {str(k): str(v) for k, v in attrs.items()}
-        return decode_cloudevent(headers, raw, source_format="cloudevent-structured")
+        return decode_cloudevent({str(k): str(v) for k, v in attrs.items()}, raw,
+                                 source_format="cloudevent-structured")
     headers = obj.get("headers")
     if not isinstance(headers, dict):
         raise DecodeError("unknown_format", "neither a structured CloudEvent nor {headers, body}")

@@ -104,7 +104,7 @@ def tensors_to_rows(
     return join_tensors(named)
 
 
-def _memoryview_formats() -> dict[str, str]:
+def _memoryview_formats() -> dict[str, Any]:  # formats of `memoryview.cast` (literals)
     """Datatypes `memoryview.cast(...).tolist()` reads exactly as numpy does: native
     formats of the right size, on a little-endian host only (the wire is little-endian)."""
     if sys.byteorder != "little":

@@ -9,7 +9,7 @@ The record timestamp is the event time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -96,7 +96,7 @@ def decode_v2_record(
     topic: str,
     key: bytes | str | None,
     value: bytes,
-    headers: Mapping[str, Any],
+    headers: Mapping[str, Any] | Iterable[tuple[str, Any]],
     timestamp_ms: float,
 ) -> PredictionEvent:
     """Decode one record of a Seldon v2 model topic. Raises `DecodeError`."""

@@ -109,32 +109,54 @@ class ReferenceColumn:
         return cls(name, CATEGORICAL, categories=cats,
                    counts=np.array([counts[c] for c in cats], dtype=np.int64), **kw)
 
+    # The fields of this column's kind, typed (a column has only those of its kind).
+    @property
+    def numbers(self) -> np.ndarray:
+        """`values` of a numerical column."""
+        if self.values is None:
+            raise TypeError(f"{self.name!r} is not a numerical column")
+        return self.values
+
+    @property
+    def category_names(self) -> list:
+        """`categories` of a categorical column."""
+        if self.categories is None:
+            raise TypeError(f"{self.name!r} is not a categorical column")
+        return self.categories
+
+    @property
+    def category_counts(self) -> np.ndarray:
+        """`counts` of a categorical column."""
+        if self.counts is None:
+            raise TypeError(f"{self.name!r} is not a categorical column")
+        return self.counts
+
     @property
     def n(self) -> int:
         """Rows with a usable (non-missing, finite) value."""
-        return len(self.values) if self.kind == NUMERICAL else int(self.counts.sum())
+        return len(self.numbers) if self.kind == NUMERICAL else int(self.category_counts.sum())
 
     @property
     def n_unique(self) -> int:
         if self.kind == CATEGORICAL:
-            return len(self.categories)
+            return len(self.category_names)
         if "n_unique" not in self._cache:
-            v = self.values
+            v = self.numbers
             self._cache["n_unique"] = int(np.count_nonzero(np.diff(v)) + 1) if len(v) else 0
         return self._cache["n_unique"]
 
     @property
     def std(self) -> float:
         if "std" not in self._cache:
-            self._cache["std"] = float(np.std(self.values))
+            self._cache["std"] = float(np.std(self.numbers))
         return self._cache["std"]
 
     def value_counts(self) -> dict:
         if "counts" not in self._cache:
             if self.kind == CATEGORICAL:
-                pairs = zip(self.categories, self.counts.tolist(), strict=True)
+                pairs = zip(self.category_names, self.category_counts.tolist(), strict=True)
             else:
-                uniq, counts = np.unique(self.values, return_counts=True)
+                uniq, counts = np.unique(self.numbers, return_counts=True)
                 pairs = zip(uniq.tolist(), counts.tolist(), strict=True)
             self._cache["counts"] = dict(pairs)
         return self._cache["counts"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from river import drift
 
@@ -41,11 +42,12 @@ class EarlyWarnings:
         except TypeError as e:
             raise ValueError(f"bad parameters for {detector}: {e}") from None
         self.detector = key
-        self.features = None if features is None else [str(f) for f in features]
-        self._wanted = None if features is None else set(self.features)
+        names = None if features is None else [str(f) for f in features]
+        self.features = names
+        self._wanted = None if names is None else set(names)
         self.prediction_name = prediction_name
         self.params = params
-        self._detectors: dict[str, drift.base.DriftDetector] = {}
+        self._detectors: dict[str, Any] = {}  # river's drift.base.DriftDetector
         self._flags: dict[str, bool] = {}
 
     def _feed(self, name: str, value) -> None:

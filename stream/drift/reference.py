@@ -43,6 +43,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -186,15 +187,18 @@ class ReferenceProfile:
                 out[str(name)] = col
         pred = column(prediction)[1] if prediction is not None else None
         targ = column(target)[1] if target is not None else None
+        if probability is not None and target is None:
+            raise ValueError("a probability column needs the target column (for CBPE)")
         scores = (ReferenceScores.from_frame(df, target, probability, predicted)
-                  if probability is not None else None)
+                  if probability is not None and target is not None else None)
         return cls(out, pred, targ, len(df), skipped, scores)
 
     def to_bytes(self) -> bytes:
-        arrays, header = {}, {"format": FORMAT, "rows": self.rows, "skipped": self.skipped}
+        arrays: dict[str, Any] = {}  # (np.savez_compressed's **kwds)
+        header: dict[str, Any] = {"format": FORMAT, "rows": self.rows, "skipped": self.skipped}
         for role, cols in (("features", list(self.features.values())),
                            ("prediction", [self.prediction]), ("target", [self.target])):
-            metas = []
+            metas: list[dict[str, Any] | None] = []
             for i, c in enumerate(cols):
                 if c is None:
                     metas.append(None)
@@ -202,10 +206,10 @@ class ReferenceProfile:
                 meta = {"name": c.name, "kind": c.kind, "missing": c.missing,
                         "infinite": c.infinite, "stattest": c.stattest, "threshold": c.threshold}
                 if c.kind == NUMERICAL:
-                    arrays[f"{role}/{i}/values"] = c.values
+                    arrays[f"{role}/{i}/values"] = c.numbers
                 else:
                     meta["categories"] = c.categories
-                    arrays[f"{role}/{i}/counts"] = c.counts
+                    arrays[f"{role}/{i}/counts"] = c.category_counts
                 metas.append(meta)
             header[role] = metas if role == "features" else metas[0]
         if self.scores is not None:

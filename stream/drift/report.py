@@ -41,9 +41,9 @@ def profile_frame(profile: ReferenceProfile) -> pd.DataFrame:
     for c in cols:
         pad = length - c.n
         if c.kind == NUMERICAL:
-            out[c.name] = pd.Series(np.concatenate([c.values, np.full(pad, np.nan)]))
+            out[c.name] = pd.Series(np.concatenate([c.numbers, np.full(pad, np.nan)]))
         else:
-            values = [v for v, k in zip(c.categories, c.counts.tolist(), strict=True)
+            values = [v for v, k in zip(c.category_names, c.category_counts.tolist(), strict=True)
                       for _ in range(k)]
             out[c.name] = pd.Series(values + [None] * pad, dtype=object)
     return pd.DataFrame(out)

@@ -33,7 +33,7 @@ def n_values(ref: ReferenceColumn, cur) -> int:
     if isinstance(cur, dict):
         counts = ref.value_counts()
         return len(counts) + sum(1 for k in cur if k not in counts)
-    return len(np.union1d(ref.values, cur)) if len(cur) else ref.n_unique
+    return len(np.union1d(ref.numbers, cur)) if len(cur) else ref.n_unique
 
 
 def default_stattest(ref: ReferenceColumn, cur) -> StatTest:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 from scipy import stats
@@ -58,7 +59,7 @@ def wasserstein(ref: ReferenceColumn, cur: np.ndarray) -> float:
     >>> wasserstein(ReferenceColumn.numerical("x", [0, 2]), np.array([1.0, 3.0]))
     1.0
     """
-    u = ref.values
+    u = ref.numbers
     v = np.sort(cur)
     terms = _terms_by_runs(ref, v)
     if terms is None:
@@ -85,7 +86,7 @@ def _terms_by_runs(ref: ReferenceColumn, v: np.ndarray) -> np.ndarray | None:
     the distinct values would merge)."""
     cached = ref._cache.get("runs")
     if cached is None:
-        u = ref.values
+        u = ref.numbers
         cached = ref._cache["runs"] = (
             np.unique(u, return_counts=True) if not np.signbit(u[u == 0]).any() else ())
     if not cached or not len(cached[0]) or not len(v) or np.signbit(v[v == 0]).any():
@@ -103,9 +104,9 @@ def _terms_by_runs(ref: ReferenceColumn, v: np.ndarray) -> np.ndarray | None:
     v_here = np.zeros(len(values), dtype=np.int64)
     v_here[np.searchsorted(values, v_values)] = v_n
     ends = np.cumsum(u_here + v_here)[:-1] - 1  # each run's last position in `merged`
-    u_cdf = np.cumsum(u_here)[:-1] / len(ref.values)
+    u_cdf = np.cumsum(u_here)[:-1] / len(ref.numbers)
     v_cdf = np.cumsum(v_here)[:-1] / len(v)
-    terms = np.zeros(len(ref.values) + len(v) - 1)
+    terms = np.zeros(len(ref.numbers) + len(v) - 1)
     terms[ends] = np.abs(u_cdf - v_cdf) * np.diff(values)
     return terms
 
@@ -165,8 +166,9 @@ def z(ref: ReferenceColumn, cur: Current) -> float:
 def binned(ref: ReferenceColumn, cur: Current, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
     """Reference and current proportions per bin, as Evidently's `get_binned_data`."""
     if ref.kind == NUMERICAL and ref.n_unique > 20:
-        edges = np.histogram_bin_edges(np.concatenate([ref.values, cur]), bins="sturges")
-        r = np.histogram(ref.values, edges)[0] / ref.n
+        cur = cast(np.ndarray, cur)  # a numerical column's current values
+        edges = np.histogram_bin_edges(np.concatenate([ref.numbers, cur]), bins="sturges")
+        r = np.histogram(ref.numbers, edges)[0] / ref.n
         c = np.histogram(cur, edges)[0] / len(cur)
     else:
         _, r, c = _keyed(ref, cur)
@@ -217,7 +219,7 @@ class StatTest:
     """A drift test: its function, default threshold, allowed column kinds and direction."""
 
     name: str
-    func: Callable[[ReferenceColumn, Current], float]
+    func: Callable[[ReferenceColumn, Any], float]  # (reference, Current of its kind)
     threshold: float
     kinds: tuple[str, ...]
     p_value: bool = False

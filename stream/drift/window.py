@@ -101,7 +101,7 @@ class WindowDrift:
         if len(rows) == 0:
             return
         names = list(self.profile.features) if feature_names is None else list(feature_names)
-        position = {}
+        position: dict[str, int] = {}
         for i, n in enumerate(names):
             position.setdefault(str(n), i)
         dest, src = self._rows.place(len(rows))

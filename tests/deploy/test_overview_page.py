@@ -33,10 +33,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def _replay(tmp: Path) -> tuple[Path, object]:
     logs, reference = drifting_logs.write(tmp / "in")
-    options = ReplayOptions(references={"fraud-scorer": reference}, task="classification",
-                            report_every=3, mlflow=False)
+    settings = Settings(window_seconds=drifting_logs.WINDOW, references=f"fraud-scorer={reference}",
+                        task="classification", report_every=3)
     out = tmp / "out"
-    return out, replay_files([logs], Settings(window_seconds=drifting_logs.WINDOW), out, options)
+    return out, replay_files([logs], settings, out, ReplayOptions(mlflow=False))
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,10 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from sinks.mlflow_sink import MlflowSink  # noqa: E402
 from stream.eventtime import format_utc  # noqa: E402
+from stream.window_summary import WindowSummary  # noqa: E402
 
 
-def _summary(model: str, start: float, accuracy: float, revision: int = 0) -> dict:
+def _summary(model: str, start: float, accuracy: float, revision: int = 0) -> WindowSummary:
     s = {
         "model": model, "version": "1.17.1", "namespace": "seldon",
         "window_start": format_utc(start), "window_end": format_utc(start + 300),
@@ -39,7 +40,7 @@ def _summary(model: str, start: float, accuracy: float, revision: int = 0) -> di
     }
     if revision:
         s["revision"] = revision
-    return s
+    return WindowSummary.from_builtins(s)
 
 
 def _seed_compare_with_training(client: MlflowClient, model_name: str, days_back: int = 7):

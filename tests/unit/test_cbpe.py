@@ -21,6 +21,7 @@ from stream.drift.reference import ReferenceProfile
 from stream.events import ModelRef
 from stream.monitoring import ModelConfig, Monitoring
 from stream.pairs import Pair
+from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
 
@@ -134,20 +135,24 @@ def test_monitoring_puts_the_cbpe_estimate_in_the_window_summary_and_keeps_it_in
     pairs, q = _window_pairs()
     for pair in pairs:
         mon.on_pair(pair, key)
-    summary = {"predictions": len(pairs), **mon.extension(key, pairs)}
-    est = summary["performance"]["estimated"]
+    summary = WindowSummary(model="churn", version="1", namespace="seldon", node="classifier",
+                            window_start="1970-01-01T00:00:00Z",
+                            window_end="1970-01-01T00:01:00Z", requests=len(pairs),
+                            rows=len(pairs), predictions=len(pairs), errors=0,
+                            **mon.extension(key, pairs))
+    est = summary.performance["estimated"]
     # the same numbers as the estimator itself on the window's probabilities
     scores = profile.scores
     direct = CBPE().fit(scores.target, scores.probability, scores.predicted).estimate(
         [v / ((1 - v) + v) for v in q.tolist()], (q > 0.5).astype(int))
-    assert est["rows"] == len(q) and summary["performance"]["labels"] == 0
+    assert est["rows"] == len(q) and summary.performance["labels"] == 0
     assert est["metrics"] == {m: e.as_dict() for m, e in direct.items()}
     mon.on_emitted(key, summary)
     for i, v in enumerate(q[:100].tolist()):  # late labels: a revision with realized values
         mon.on_label(Label(f"r{i}", 0, int(v > 0.5), 500.0, "topic"))
     [(_, revised)] = mon.revisions(final=True)
-    assert revised["performance"]["labels"] == 100
-    assert revised["performance"]["estimated"] == est  # realized beside the estimate
+    assert revised.performance["labels"] == 100
+    assert revised.performance["estimated"] == est  # realized beside the estimate
 
 
 def test_no_estimate_without_reference_scores():
@@ -165,10 +170,10 @@ def test_sinks_export_the_estimate_and_its_band():
                      "lower_threshold": 0.75, "upper_threshold": 0.9, "alert": False},
         "roc_auc": {"value": None, "sampling_error": None, "lower": None, "upper": None,
                     "lower_threshold": 0.6, "upper_threshold": 1.0, "alert": False}}}}
-    summary = {"model": "churn", "version": "1", "namespace": "seldon", "node": "classifier",
-               "window_start": "2020-01-01T00:00:00Z", "window_end": "2020-01-01T00:05:00Z",
-               "requests": 3, "predictions": 3, "errors": 0, "performance": perf,
-               "latency_seconds": {}}
+    summary = WindowSummary(model="churn", version="1", namespace="seldon", node="classifier",
+                            window_start="2020-01-01T00:00:00Z",
+                            window_end="2020-01-01T00:05:00Z", requests=3, rows=3,
+                            predictions=3, errors=0, performance=perf)
     sink = OpenMetricsFileSink()
     sink.add_summary(summary)
     text = sink.render()

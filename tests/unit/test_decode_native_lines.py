@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stream.decode import native
 from stream.decode.lines import decode_line, decode_line_python
 from stream.decode.native import new_decoder
 from stream.events import DeadLetter, PredictionEvent, SourceCoords
@@ -312,8 +313,9 @@ def test_generated_demo_lines_are_answered(ndarray, response, names, with_meta, 
 
 
 def test_decode_line_is_the_native_entry_with_the_python_fallback():
-    """What the replay calls answers like the Python definition, dead letters included."""
-    assert isinstance(decode_line, type(SHARED.decode_line_record))
+    """What the replay calls answers like the Python definition, dead letters included.
+    (That it is the compiled decoder while enabled: tests/unit/test_settings.py.)"""
+    assert native.enabled()
     cases = [line(demo_headers(), DEMO_REQUEST), b"{", b"not json",
              line(demo_headers(RESP), {"status": {"status": "FAILURE", "info": "x"}}),
              bytearray(line(demo_headers(), DEMO_REQUEST))]

@@ -128,7 +128,7 @@ def test_pipeline_restart_from_stores_gives_the_same_summaries_as_one_run():
     # The worker re-reads from its last committed offset: some events are seen twice.
     pipe2, part2 = _pipeline_summaries(events[380:], stores=restored)
     restarted = part1 + part2 + [s for _, s in pipe2.finish().summaries]
-    key = lambda s: (s["window_start"], s["node"], s["version"])  # noqa: E731
+    key = lambda s: (s.window_start, s.node, s.version)  # noqa: E731
     assert sorted(restarted, key=key) == sorted(whole, key=key)
 
 
@@ -138,7 +138,7 @@ def test_a_window_is_emitted_once_and_late_pairs_are_reported():
     pipe.process(resp("a", 10.5))
     pipe.process(req("b", 70.0))
     pipe.process(resp("b", 70.5))
-    assert [s["requests"] for _, s in pipe.advance().summaries] == [1]
+    assert [s.requests for _, s in pipe.advance().summaries] == [1]
     pipe.process(req("c", 20.0))
     step = pipe.process(resp("c", 20.1))
     assert [p.request_id for p in step.late] == ["c"] and step.pairs == []

@@ -18,6 +18,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from sinks.mlflow_sink import MlflowSink, is_permanent, is_transient, window_id, window_metrics
 from stream.eventtime import format_utc
+from stream.window_summary import WindowSummary
 
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 
@@ -42,7 +43,7 @@ def summary(model: str, start: float, accuracy: float | None, revision: int = 0,
     }
     if revision:
         s["revision"] = revision
-    return s | extra
+    return WindowSummary.from_builtins(s | extra)
 
 
 @pytest.fixture(scope="module")
@@ -249,11 +250,11 @@ def test_window_metrics_and_ids():
     assert m["prediction_drift"] == 1 and "prediction_drift_score" not in m
     assert m["error_rate"] == 0.02 and m["label_coverage"] == 0.0 and m["production_labels"] == 0
     assert window_id(s) == "seldon|m|1.17.1|classifier|1793491200"
-    assert window_id({"window_id": "it's"}) == "it_s"
+    assert window_id(summary("it's", T0, None)) == "seldon|it_s|1.17.1||1793491200"
     with pytest.raises(ValueError):
         MlflowSink("sqlite:///x.db", attempts=0)
     with pytest.raises(ValueError):
-        MlflowSink("sqlite:///x.db", client=object()).add({"model": "m"})
+        MlflowSink("sqlite:///x.db", client=object()).add(summary("", T0, None))
 
 
 def test_is_transient():

@@ -100,4 +100,4 @@ def test_replay_dead_letters_a_window_mlflow_refuses(tmp_path, monkeypatch):
     dead = [orjson.loads(x) for x in (out / "dead-letters.jsonl").read_bytes().splitlines()]
     [refused] = [d for d in dead if d["reason"] == "mlflow_rejected"]
     assert refused["detail"] == "MlflowException: refused"
-    assert orjson.loads(refused["raw"]) == orjson.loads(orjson.dumps(calls[0]))
+    assert orjson.loads(refused["raw"]) == orjson.loads(orjson.dumps(calls[0].to_builtins()))

@@ -8,7 +8,8 @@ import json
 import orjson
 import pytest
 
-from agents.replay import SAMPLE, ReplayOptions, load_monitoring, replay_files
+from agents.monitoring_setup import make_monitoring
+from agents.replay import SAMPLE, replay_files
 from agents.replay_sources import (
     FileSource,
     document_events,
@@ -33,7 +34,7 @@ def run_pipeline(items, settings) -> dict[tuple, dict]:
     """What replay_files does with decoded items, minus the outputs: summaries by window."""
     p = Pipeline(settings.window_seconds, settings.allowed_lateness_seconds,
                  settings.pairing_ttl_seconds,
-                 monitoring=load_monitoring(ReplayOptions(mlflow=False)))
+                 monitoring=make_monitoring(settings))
     out = []
     for n, item in enumerate(items, 1):
         if isinstance(item, DeadLetter):
@@ -42,7 +43,7 @@ def run_pipeline(items, settings) -> dict[tuple, dict]:
         if n % 1000 == 0:
             out += p.advance().summaries
     out += p.finish().summaries
-    return {(s["namespace"], s["model"], s["node"], s["window_start"]): s for _, s in out}
+    return {(s.namespace, s.model, s.node, s.window_start): s.to_builtins() for _, s in out}
 
 
 @pytest.fixture(scope="module")

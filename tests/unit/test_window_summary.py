@@ -1,0 +1,66 @@
+"""The typed window summary reads and writes exactly what predlog emitted before it.
+
+tests/fixtures/windows-main.jsonl holds windows.jsonl lines written by main before the
+summary became a `WindowSummary` (the demo's first emission of a window with early
+warnings, a revision, and a window without reference or answered requests).
+"""
+
+from pathlib import Path
+
+import msgspec
+import orjson
+import pytest
+
+from stream.monitoring import Monitoring
+from stream.pipeline import Pipeline
+from stream.window_summary import WindowSummary
+from stream.windows import WindowKey
+
+LINES = (Path(__file__).parents[1] / "fixtures" / "windows-main.jsonl").read_bytes().splitlines()
+
+
+@pytest.mark.parametrize("line", LINES, ids=["early_warnings", "revision", "no_reference"])
+def test_what_main_wrote_decodes_and_encodes_to_the_same_bytes(line):
+    for summary in (WindowSummary.from_json(line), WindowSummary.from_builtins(orjson.loads(line))):
+        assert orjson.dumps(summary.to_builtins(), option=orjson.OPT_SORT_KEYS) == line
+
+
+def test_an_older_summary_without_the_later_fields_still_decodes():
+    old = orjson.loads(LINES[2])
+    for later in ("node", "orphan_responses", "input_size", "feature_stats", "revision"):
+        del old[later]
+    s = WindowSummary.from_builtins(old)
+    assert (s.node, s.orphan_responses, s.input_size, s.feature_stats, s.revision) == (
+        "", 0, {}, {}, 0)
+    with pytest.raises(msgspec.ValidationError):  # the window's identity is required
+        WindowSummary.from_builtins({k: v for k, v in old.items() if k != "model"})
+
+
+def test_a_summary_restored_from_its_table_form_is_revised_like_the_original():
+    """The worker keeps `to_builtins()` in its summaries table (JSON in the changelog) and
+    restores emitted windows with `from_builtins` after a restart."""
+    from stream.decode.labels import Label
+    from stream.events import EventKind, ModelRef, PredictionEvent
+
+    m = ModelRef("iris", "ns", "clf", version="v1")
+
+    def run(restart: bool) -> list[bytes]:
+        mon = Monitoring(label_horizon=3600)
+        p = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5, monitoring=mon)
+        for i in range(4):
+            p.process(PredictionEvent(EventKind.REQUEST, f"r{i}", m, 1.0 + i, rows=[[1.0]]))
+            p.process(PredictionEvent(EventKind.RESPONSE, f"r{i}", m, 1.5 + i, outputs=[[0]]))
+        p.process(PredictionEvent(EventKind.REQUEST, "late", m, 200.0, rows=[[1.0]]))
+        [(key, first)] = p.advance().summaries
+        if restart:  # what a new worker reads back from the table's changelog
+            stored = orjson.loads(orjson.dumps(first.to_builtins()))
+            mon._emitted.clear()
+            mon.restore_emitted(WindowKey.parse(key.id, 60), WindowSummary.from_builtins(stored))
+        for i in range(4):
+            p.process_label(Label(f"r{i}", 0, 0, 100.0 + i, "file"))
+        out = [first] + [s for _, s in mon.revisions(final=True)]
+        return [orjson.dumps(s.to_builtins(), option=orjson.OPT_SORT_KEYS) for s in out]
+
+    whole, restarted = run(False), run(True)
+    assert len(whole) == 2 and b'"revision":1' in whole[1]
+    assert restarted == whole
