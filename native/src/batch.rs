@@ -22,11 +22,13 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use crate::fields::{self, Num, Rid, Texts, TopicKind};
-use crate::{json, proto, seldon_body, Decoder, Slot};
+use crate::json::Rows;
+use crate::{json, meta_info, proto, seldon_body, Decoder, Puid, Slot};
 
 const REQUEST: i8 = 0;
 const RESPONSE: i8 = 1;
@@ -47,7 +49,7 @@ impl<T> Default for Dict<T> {
 
 impl Dict<String> {
     fn code(&mut self, s: &str) -> i32 {
-        if let Some(i) = self.items.iter().rposition(|x| x == s) {
+        if let Some(i) = self.items.iter().rposition(|x| eq(x, s)) {
             return i as i32;
         }
         self.items.push(s.to_owned());
@@ -60,13 +62,19 @@ impl Dict<[String; 5]> {
         if let Some(i) = self
             .items
             .iter()
-            .rposition(|x| x.iter().zip(m).all(|(a, b)| a == b))
+            .rposition(|x| x.iter().zip(m).all(|(a, b)| eq(a, b)))
         {
             return i as i32;
         }
         self.items.push(m.map(str::to_owned));
         (self.items.len() - 1) as i32
     }
+}
+
+/// `a == b` without a call to memcmp (short strings).
+#[inline]
+fn eq(a: &str, b: &str) -> bool {
+    crate::same_bytes(a.as_bytes(), b.as_bytes())
 }
 
 struct Group {
@@ -145,7 +153,7 @@ impl<'py> Columns<'py> {
         };
         let same_names = |g: &Group| match (&g.names, &r.names) {
             (None, None) => true,
-            (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y),
+            (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| eq(x, y)),
             _ => false,
         };
         let found = self.groups.iter().rposition(|g| {
@@ -244,20 +252,14 @@ fn timestamp_ns(ts: &Bound<'_, PyAny>) -> Option<i64> {
     None
 }
 
-/// The text of a header value (UTF-8 bytes or a str).
-fn value_text<'a>(v: &'a Bound<'_, PyAny>) -> Option<&'a str> {
-    if let Ok(b) = v.cast_exact::<PyBytes>() {
-        std::str::from_utf8(b.as_bytes()).ok()
-    } else {
-        v.cast_exact::<PyString>().ok()?.to_str().ok()
-    }
-}
-
 #[pyclass(module = "predlog_native")]
 #[derive(Default)]
 pub struct BatchDecoder {
     /// raw header name -> Some(slot index or None) once normalized; None: non-ASCII
     names: HashMap<String, Option<Option<usize>>>,
+    /// per header position: the last name seen there and what `names` says of it (a
+    /// topic's records repeat one header list)
+    last: Vec<(Vec<u8>, Option<Option<usize>>)>,
     json_pool: json::Pool,
     scratch: Vec<f64>,
 }
@@ -345,13 +347,9 @@ impl BatchDecoder {
         if t.len() != 7 {
             return Ok(false);
         }
-        let (topic, key, value, headers) = (
-            t.get_item(0)?,
-            t.get_item(1)?,
-            t.get_item(2)?,
-            t.get_item(3)?,
-        );
-        let (ts, partition, offset) = (t.get_item(4)?, t.get_item(5)?, t.get_item(6)?);
+        let item = |i| t.get_borrowed_item(i);
+        let (topic, key, value, headers) = (item(0)?, item(1)?, item(2)?, item(3)?);
+        let (ts, partition, offset) = (item(4)?, item(5)?, item(6)?);
         let (Ok(topic), Ok(value)) = (
             topic.cast_exact::<PyString>(),
             value.cast_exact::<PyBytes>(),
@@ -373,27 +371,66 @@ impl BatchDecoder {
         let ts_ns = timestamp_ns(&ts);
         let raw = value.as_bytes();
         let key_text = Decoder::key_text(&key);
-        let mut held = Vec::new();
-        let mut slots = Vec::new();
         match fields::topic_kind(coords.0) {
             TopicKind::Other => Ok(false),
             TopicKind::V1 => {
-                if !self.headers(&headers, &mut held, &mut slots)? || held.is_empty() {
-                    return Ok(false); // no headers: decode_kafka_record sniffs the value
-                }
-                let Some(texts) = texts(&held, &slots) else {
+                let Some((texts, n)) = self.headers(&headers) else {
                     return Ok(false);
                 };
+                if n == 0 {
+                    return Ok(false); // no headers: decode_kafka_record sniffs the value
+                }
                 if fields::structured(&texts) {
                     return Ok(false);
                 }
                 let Some(response) = fields::v1_response(&texts) else {
                     return Ok(false);
                 };
+                let key = key_text.as_deref();
+                // The one-pass reader for the common body, else the tree (tensors, ...).
+                let mut rows = F64Rows::new(scratch);
+                if let Some(fast) = json::seldon(raw, response, &mut self.json_pool, &mut rows) {
+                    let body = match meta_info(fast.meta.as_ref()) {
+                        Some((request_path, puid)) => Some(Body {
+                            names: fast.names,
+                            n_rows: rows.rows,
+                            width: rows.width.unwrap_or(0),
+                            request_path,
+                            puid,
+                        }),
+                        None => None,
+                    };
+                    let rec = body.and_then(|b| v1_record(&texts, key, b, response, ts_ns));
+                    let taken = rec.is_some();
+                    if let Some(r) = rec {
+                        cols.commit(py, r, i, coords, scratch);
+                    }
+                    if let Some(m) = fast.meta {
+                        self.json_pool.recycle(m);
+                    }
+                    return Ok(taken);
+                }
+                scratch.clear();
                 let Some(obj) = json::parse(raw, &mut self.json_pool) else {
                     return Ok(false);
                 };
-                let rec = v1_record(&texts, key_text.as_deref(), &obj, response, ts_ns, scratch);
+                let rec = seldon_body(&obj, response).and_then(|b| {
+                    let mut rows = F64Rows::new(scratch);
+                    for row in &b.rows {
+                        for v in row.iter() {
+                            rows.value(v.scalar_copy()?)?;
+                        }
+                        rows.row_end()?;
+                    }
+                    let body = Body {
+                        names: b.names,
+                        n_rows: rows.rows,
+                        width: rows.width.unwrap_or(0),
+                        request_path: b.request_path,
+                        puid: b.puid,
+                    };
+                    v1_record(&texts, key, body, response, ts_ns)
+                });
                 let taken = rec.is_some();
                 if let Some(r) = rec {
                     cols.commit(py, r, i, coords, scratch);
@@ -405,10 +442,7 @@ impl BatchDecoder {
                 if fields::v2_json(raw) {
                     return Ok(false);
                 }
-                if headers.is_truthy()? && !self.headers(&headers, &mut held, &mut slots)? {
-                    return Ok(false);
-                }
-                let Some(texts) = texts(&held, &slots) else {
+                let Some((texts, _)) = self.headers(&headers) else {
                     return Ok(false);
                 };
                 let Some(msg) = proto::parse_infer(raw, if request { 7 } else { 6 }) else {
@@ -456,101 +490,182 @@ impl BatchDecoder {
         }
     }
 
-    /// The values of a header list or dict kept in `held`, and (slot index, position in
-    /// `held`) of the attributes read. False for anything `Decoder::attrs` leaves to Python.
-    fn headers<'py>(
-        &mut self,
-        headers: &Bound<'py, PyAny>,
-        held: &mut Vec<Bound<'py, PyAny>>,
-        slots: &mut Vec<(usize, usize)>,
-    ) -> PyResult<bool> {
-        let mut one = |k: &Bound<'py, PyAny>, v: Bound<'py, PyAny>| -> PyResult<bool> {
-            let Ok(k) = k.cast_exact::<PyString>() else {
-                return Ok(false);
-            };
-            if value_text(&v).is_none() {
-                return Ok(false);
+    /// The text of the attributes of a header list or dict, and how many headers there
+    /// are; None for anything `Decoder::attrs` leaves to Python (a non-ASCII or non-str
+    /// name, a value that is neither UTF-8 bytes nor a str, other containers).
+    fn headers<'a>(&mut self, headers: &'a Bound<'_, PyAny>) -> Option<(Texts<'a>, usize)> {
+        let mut texts = Texts::default();
+        let mut pos = 0;
+        let mut one = |k: *mut ffi::PyObject, v: *mut ffi::PyObject| -> Option<()> {
+            // SAFETY: k and v are borrowed from `headers`, which outlives 'a (see `view`).
+            let (name, value) = unsafe { (view::text::<'a>(k)?, view::value_text::<'a>(v)?) };
+            pos += 1;
+            if self.last.len() < pos {
+                self.last.push((Vec::new(), Some(None))); // what "" normalizes to
             }
-            let name = k.to_str()?;
-            let slot = match self.names.get(name) {
-                Some(s) => *s,
-                None => {
-                    let s = fields::normalize_name(name).map(|(_, slot)| slot);
-                    if self.names.len() >= 4096 {
-                        self.names.clear();
+            let last = &mut self.last[pos - 1];
+            let slot = if crate::same_bytes(&last.0, name.as_bytes()) {
+                last.1
+            } else {
+                let slot = match self.names.get(name) {
+                    Some(s) => *s,
+                    None => {
+                        let s = fields::normalize_name(name).map(|(_, slot)| slot);
+                        if self.names.len() >= 4096 {
+                            self.names.clear();
+                        }
+                        self.names.insert(name.to_owned(), s);
+                        s
                     }
-                    self.names.insert(name.to_owned(), s);
-                    s
-                }
-            };
-            let Some(slot) = slot else {
-                return Ok(false);
-            };
-            held.push(v);
-            if let Some(s) = slot {
-                slots.push((s, held.len() - 1));
-            }
-            Ok(true)
-        };
-        if let Ok(list) = headers.cast_exact::<PyList>() {
-            for item in list.iter() {
-                let Ok(pair) = item.cast_exact::<PyTuple>() else {
-                    return Ok(false);
                 };
-                if pair.len() != 2 || !one(&pair.get_item(0)?, pair.get_item(1)?)? {
-                    return Ok(false);
-                }
+                last.0.clear();
+                last.0.extend_from_slice(name.as_bytes());
+                last.1 = slot;
+                slot
+            };
+            if let Some(s) = slot? {
+                texts.set(s, value);
             }
-            Ok(true)
-        } else if let Ok(dict) = headers.cast_exact::<PyDict>() {
-            for (k, v) in dict.iter() {
-                if !one(&k, v)? {
-                    return Ok(false);
+            Some(())
+        };
+        let h = headers.as_ptr();
+        // SAFETY: exact list / tuple / dict checked before their items are read; the items
+        // are borrowed, and nothing here runs Python code that could change them.
+        unsafe {
+            if ffi::PyList_CheckExact(h) != 0 {
+                for i in 0..ffi::PyList_GET_SIZE(h) {
+                    let pair = ffi::PyList_GET_ITEM(h, i);
+                    if ffi::PyTuple_CheckExact(pair) == 0 || ffi::PyTuple_GET_SIZE(pair) != 2 {
+                        return None;
+                    }
+                    one(
+                        ffi::PyTuple_GET_ITEM(pair, 0),
+                        ffi::PyTuple_GET_ITEM(pair, 1),
+                    )?;
                 }
+            } else if ffi::PyDict_CheckExact(h) != 0 {
+                let (mut at, mut k, mut v) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+                while ffi::PyDict_Next(h, &mut at, &mut k, &mut v) != 0 {
+                    one(k, v)?;
+                }
+            } else if h != ffi::Py_None() {
+                return None;
             }
-            Ok(true)
-        } else {
-            Ok(headers.is_none())
+        }
+        Some((texts, pos))
+    }
+}
+
+/// Borrowed views of the str and bytes objects a records list holds: no reference
+/// counting, no call into Python. The text lives as long as the object, which the caller
+/// holds (through the list) for 'a; str and bytes objects are immutable.
+mod view {
+    use pyo3::ffi;
+
+    /// An exact str's UTF-8 text (None for one with surrogates).
+    pub unsafe fn text<'a>(o: *mut ffi::PyObject) -> Option<&'a str> {
+        if ffi::PyUnicode_CheckExact(o) == 0 {
+            return None;
+        }
+        if ffi::PyUnicode_IS_COMPACT_ASCII(o) != 0 {
+            let n = ffi::PyUnicode_GET_LENGTH(o) as usize;
+            let p = ffi::PyUnicode_DATA(o) as *const u8;
+            return Some(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                p, n,
+            )));
+        }
+        let mut n: ffi::Py_ssize_t = 0;
+        let p = ffi::PyUnicode_AsUTF8AndSize(o, &mut n);
+        if p.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+            p as *const u8,
+            n as usize,
+        )))
+    }
+
+    /// An exact bytes' UTF-8 text, or an exact str's text.
+    pub unsafe fn value_text<'a>(o: *mut ffi::PyObject) -> Option<&'a str> {
+        if ffi::PyBytes_CheckExact(o) != 0 {
+            let p = ffi::PyBytes_AS_STRING(o) as *const u8;
+            let bytes = std::slice::from_raw_parts(p, ffi::Py_SIZE(o) as usize);
+            return std::str::from_utf8(bytes).ok();
+        }
+        text(o)
+    }
+}
+
+/// What a Seldon v1 body gives a record (its values are in the scratch vector).
+struct Body<'s> {
+    names: Option<Vec<&'s str>>,
+    n_rows: usize,
+    width: usize,
+    request_path: Option<&'s json::J<'s>>,
+    puid: Puid<'s>,
+}
+
+/// The numbers of an ndarray as float64 rows of one width; a str, bool or null, or rows
+/// of unequal lengths (ragged) refuse the record (an object group: Python's).
+struct F64Rows<'v> {
+    out: &'v mut Vec<f64>,
+    width: Option<usize>,
+    in_row: usize,
+    rows: usize,
+}
+
+impl<'v> F64Rows<'v> {
+    fn new(out: &'v mut Vec<f64>) -> Self {
+        out.clear();
+        F64Rows {
+            out,
+            width: None,
+            in_row: 0,
+            rows: 0,
         }
     }
 }
 
-fn texts<'a>(held: &'a [Bound<'_, PyAny>], slots: &[(usize, usize)]) -> Option<Texts<'a>> {
-    let mut t = Texts::default();
-    for &(slot, at) in slots {
-        t.set(slot, value_text(&held[at])?);
+impl<'a> json::Rows<'a> for F64Rows<'_> {
+    fn reset(&mut self) {
+        self.out.clear();
+        (self.width, self.in_row, self.rows) = (None, 0, 0);
     }
-    Some(t)
+
+    fn value(&mut self, v: json::J<'a>) -> Option<()> {
+        self.out.push(match v {
+            json::J::Int(x) => x as f64,
+            json::J::Float(x) => x,
+            _ => return None,
+        });
+        self.in_row += 1;
+        Some(())
+    }
+
+    fn row_end(&mut self) -> Option<()> {
+        if *self.width.get_or_insert(self.in_row) != self.in_row {
+            return None;
+        }
+        self.in_row = 0;
+        self.rows += 1;
+        Some(())
+    }
 }
 
-/// A Seldon v1 / CloudEvents record whose body parsed as `obj`, its values into `scratch`.
+/// A Seldon v1 / CloudEvents record with this body, as `decode_attributes` reads it.
 fn v1_record<'s>(
     texts: &Texts<'s>,
     key: Option<&'s str>,
-    obj: &'s json::J<'s>,
+    body: Body<'s>,
     response: bool,
     ts_ns: Option<i64>,
-    scratch: &mut Vec<f64>,
 ) -> Option<Rec<'s>> {
-    let body = seldon_body(obj, response)?;
     let f = fields::v1_fields(texts, key, &body.puid, body.request_path)?;
     let time = match texts.get(Slot::Time) {
         Some(t) => rfc3339_ns(t)?,
         None => ts_ns?,
     };
-    let width = body.rows.first().map_or(0, |r| r.len());
-    for row in &body.rows {
-        if row.len() != width {
-            return None; // ragged: an object group, Python's
-        }
-        for v in row.iter() {
-            scratch.push(match v {
-                json::J::Int(x) => *x as f64,
-                json::J::Float(x) => *x,
-                _ => return None, // str, bool, null: an object group, Python's
-            });
-        }
-    }
     let header = |s: Slot| texts.get(s).unwrap_or("");
     Some(Rec {
         kind: if response { RESPONSE } else { REQUEST },
@@ -573,7 +688,7 @@ fn v1_record<'s>(
             fields::FMT_V1_KAFKA
         },
         names: body.names,
-        n_rows: body.rows.len(),
-        width,
+        n_rows: body.n_rows,
+        width: body.width,
     })
 }

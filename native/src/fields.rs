@@ -38,26 +38,34 @@ impl<'s> Texts<'s> {
     }
 }
 
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    crate::same_bytes(a.as_bytes(), b.as_bytes())
+}
+
 /// A Kafka record whose `content-type` says structured mode (`decode_kafka_record` reads
 /// its value as a structured CloudEvent).
 pub fn structured(t: &Texts<'_>) -> bool {
     let ct = t.get(Slot::ContentType).unwrap_or("");
-    ct != "application/json" && ct.contains("structured")
+    !same(ct, "application/json") && ct.contains("structured")
 }
 
 /// `decode_attributes`' event type for the types decoded here: Some(true) for a Seldon
 /// response, Some(false) for a request, None for anything else or a protobuf body.
 pub fn v1_response(t: &Texts<'_>) -> Option<bool> {
-    let response = match t.get(Slot::Type).unwrap_or("") {
-        SELDON_REQUEST => false,
-        SELDON_RESPONSE => true,
-        _ => return None,
+    let ty = t.get(Slot::Type).unwrap_or("");
+    let response = if same(ty, SELDON_REQUEST) {
+        false
+    } else if same(ty, SELDON_RESPONSE) {
+        true
+    } else {
+        return None;
     };
     let body_ct = t
         .get(Slot::ContentType)
         .or(t.get(Slot::DataContentType))
         .unwrap_or("");
-    if body_ct != "application/json" && body_ct.contains("protobuf") {
+    if !same(body_ct, "application/json") && body_ct.contains("protobuf") {
         return None;
     }
     Some(response)

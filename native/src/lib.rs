@@ -911,12 +911,14 @@ impl Decoder {
             return Ok(None);
         };
         // The one-pass reader for the common body, else the tree (tensors, odd shapes).
-        let out = if let Some(fast) = json::seldon(py, raw, response, &mut self.json_pool) {
+        let mut py_rows = json::PyRows::new(py);
+        let out = if let Some(fast) = json::seldon(raw, response, &mut self.json_pool, &mut py_rows)
+        {
             let out = match meta_info(fast.meta.as_ref()) {
                 Some((request_path, puid)) => {
                     let body = V1Body {
                         names: fast.names,
-                        rows: fast.rows,
+                        rows: py_rows.into_list()?,
                         request_path,
                         puid,
                     };
