@@ -380,7 +380,7 @@ impl BatchDecoder {
                 if n == 0 {
                     return Ok(false); // no headers: decode_kafka_record sniffs the value
                 }
-                if fields::structured(&texts) {
+                if fields::structured(texts.get(Slot::ContentType).unwrap_or("")) {
                     return Ok(false);
                 }
                 let Some(response) = fields::v1_response(&texts) else {
@@ -559,7 +559,7 @@ impl BatchDecoder {
 /// Borrowed views of the str and bytes objects a records list holds: no reference
 /// counting, no call into Python. The text lives as long as the object, which the caller
 /// holds (through the list) for 'a; str and bytes objects are immutable.
-mod view {
+pub(crate) mod view {
     use pyo3::ffi;
 
     /// An exact str's UTF-8 text (None for one with surrogates).

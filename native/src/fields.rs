@@ -43,11 +43,10 @@ fn same(a: &str, b: &str) -> bool {
     crate::same_bytes(a.as_bytes(), b.as_bytes())
 }
 
-/// A Kafka record whose `content-type` says structured mode (`decode_kafka_record` reads
-/// its value as a structured CloudEvent).
-pub fn structured(t: &Texts<'_>) -> bool {
-    let ct = t.get(Slot::ContentType).unwrap_or("");
-    !same(ct, "application/json") && ct.contains("structured")
+/// A Kafka record with this `content-type` (or "") is in structured mode
+/// (`decode_kafka_record` reads its value as a structured CloudEvent).
+pub fn structured(content_type: &str) -> bool {
+    !same(content_type, "application/json") && content_type.contains("structured")
 }
 
 /// `decode_attributes`' event type for the types decoded here: Some(true) for a Seldon

@@ -124,7 +124,8 @@ impl<'py> Attrs<'py> {
         let mut t = Texts::default();
         for (out, v) in t.0.iter_mut().zip(&self.slots) {
             if let Some(v) = v {
-                *out = Some(v.to_str().ok()?);
+                // SAFETY: `v` is a str the attributes hold for as long as the text is used.
+                *out = Some(unsafe { batch::view::text(v.as_ptr())? });
             }
         }
         Some(t)
@@ -878,9 +879,12 @@ impl Decoder {
         if attrs.len == 0 {
             return Ok(None); // the structured-mode sniffing of decode_kafka_record
         }
-        match attrs.texts() {
-            Some(t) if !fields::structured(&t) => {}
-            _ => return Ok(None),
+        let content_type = match attrs.get(Slot::ContentType) {
+            Some(v) => v.to_str()?,
+            None => "",
+        };
+        if fields::structured(content_type) {
+            return Ok(None);
         }
         self.v1_attrs(
             py,
@@ -907,7 +911,10 @@ impl Decoder {
         attrs: Attrs<'py>,
         fallback_time: Option<f64>,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let Some(response) = attrs.texts().and_then(|t| fields::v1_response(&t)) else {
+        let Some(texts) = attrs.texts() else {
+            return Ok(None);
+        };
+        let Some(response) = fields::v1_response(&texts) else {
             return Ok(None);
         };
         // The one-pass reader for the common body, else the tree (tensors, odd shapes).
@@ -931,6 +938,7 @@ impl Decoder {
                         fallback_time,
                         response,
                         &attrs,
+                        &texts,
                         body,
                     )
                 }
@@ -962,6 +970,7 @@ impl Decoder {
                             fallback_time,
                             response,
                             &attrs,
+                            &texts,
                             body,
                         )
                     }
@@ -991,13 +1000,11 @@ impl Decoder {
         fallback_time: Option<f64>,
         response: bool,
         attrs: &Attrs<'py>,
+        texts: &Texts<'_>,
         body: V1Body<'_, '_, 'py>,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let Some(texts) = attrs.texts() else {
-            return Ok(None);
-        };
         let key_text = Self::key_text(key);
-        let Some(f) = fields::v1_fields(&texts, key_text.as_deref(), &body.puid, body.request_path)
+        let Some(f) = fields::v1_fields(texts, key_text.as_deref(), &body.puid, body.request_path)
         else {
             return Ok(None);
         };
