@@ -18,6 +18,12 @@
 
 pub const MAX_DEPTH: usize = 32;
 
+/// 10^0 ..= 10^22, each exact as a double.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 #[derive(Debug)]
 pub enum J<'a> {
     Null,
@@ -253,13 +259,28 @@ impl<'a, 'p> Parser<'a, 'p> {
             return None;
         }
         let mut float = false;
+        // The digits of integer part and fraction as one integer `sig` (None once it
+        // overflows) and the number of fraction digits: Clinger's exact fast path below.
+        let mut sig = (!overflow).then_some(mag);
+        let mut frac_len = 0usize;
         if self.b.get(self.i) == Some(&b'.') {
             self.i += 1;
-            if self.digits() == 0 {
+            while let Some(&c) = self.b.get(self.i) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                sig = sig
+                    .and_then(|m| m.checked_mul(10))
+                    .and_then(|m| m.checked_add(u64::from(c - b'0')));
+                frac_len += 1;
+                self.i += 1;
+            }
+            if frac_len == 0 {
                 return None;
             }
             float = true;
         }
+        let exponent = matches!(self.b.get(self.i), Some(b'e') | Some(b'E'));
         if matches!(self.b.get(self.i), Some(b'e') | Some(b'E')) {
             self.i += 1;
             if matches!(self.b.get(self.i), Some(b'+') | Some(b'-')) {
@@ -284,6 +305,15 @@ impl<'a, 'p> Parser<'a, 'p> {
             } else {
                 i64::try_from(mag).ok().map(J::Int)
             };
+        }
+        // Clinger: a significand of at most 53 bits and a power of ten that a double holds
+        // exactly give the correctly rounded value with one division (what the general
+        // parser below gives too).
+        if let Some(w) = sig {
+            if !exponent && w <= 1 << 53 && frac_len < POW10.len() {
+                let v = w as f64 / POW10[frac_len];
+                return Some(J::Float(if neg { -v } else { v }));
+            }
         }
         // SAFETY: sign, digits, '.', 'e', '+', '-' only: ASCII, valid UTF-8.
         let text = unsafe { std::str::from_utf8_unchecked(&self.b[start..self.i]) };

@@ -359,3 +359,31 @@ def test_odd_lists_never_raise():
     assert np.frombuffer(out["unhandled"], np.int64).tolist() == [0, 2, 3]
     assert NATIVE.decode_kafka_batch([None, (1, 2), "x"])["unhandled"] == \
         np.array([0, 1, 2], np.int64).tobytes()
+
+
+def test_floats_are_read_exactly_as_python_reads_them():
+    """The JSON reader's exact fast path (significand ≤ 2^53, ≤ 22 fraction digits) and
+    its general path, against float() of the same text."""
+    import random
+
+    rng = random.Random(7)
+    texts = []
+    for _ in range(20_000):
+        k = rng.randint(0, 5)
+        texts.append([
+            lambda: repr(rng.random()),
+            lambda: f"{rng.uniform(-1e6, 1e6):.{rng.randint(1, 12)}f}",
+            lambda: "0." + "0" * rng.randint(0, 25) + str(rng.randint(1, 10**rng.randint(1, 17))),
+            lambda: f"{rng.randint(0, 2**53 + 5)}.{rng.randint(0, 9)}",
+            lambda: "-" + repr(rng.uniform(0, 1000)),
+            lambda: f"{rng.randint(0, 10**15)}.{rng.randint(0, 10**7):07d}",
+        ][k]())
+    texts += ["-0.0", "0.0", "9007199254740992.0", "9007199254740993.0", "1.0000000000000000000001"]
+    records = [kafka(v1_headers(rid=f"r{i}".encode()),
+                     ("{\"data\":{\"ndarray\":[[" + ",".join(texts[i:i + 10]) + "]]}}").encode(),
+                     offset=i) for i in range(0, len(texts), 10)]
+    out = NATIVE.decode_kafka_batch(records)
+    assert len(out["unhandled"]) == 0
+    got = np.concatenate([np.frombuffer(g[4], np.float64) for g in out["groups"]])
+    want = np.array([float(t) for t in texts])
+    assert (got.view(np.uint64) == want.view(np.uint64)).all()
