@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -143,14 +144,20 @@ def _fits_float(v: Any) -> bool:
     return False
 
 
+_NUMBER_TYPES = frozenset((float, int))
+
+
 def _shape(rows: list[Any]) -> tuple[int, bool]:
     """(width, numeric) of one record's rows; width -1 when ragged (or not lists)."""
-    if not all(type(r) is list for r in rows):
+    if {type(r) for r in rows} != {list}:
         return -1, False
     width = len(rows[0])
-    if any(len(r) != width for r in rows):
+    if len(rows) > 1 and {len(r) for r in rows} != {width}:
         return -1, False
-    return width, all(_fits_float(v) for r in rows for v in r)
+    types = set(map(type, chain.from_iterable(rows)))
+    numeric = types <= _NUMBER_TYPES and (
+        int not in types or all(_fits_float(v) for r in rows for v in r))
+    return width, numeric
 
 
 class _GroupRows:
@@ -181,18 +188,16 @@ class BatchBuilder:
         codes, cols = self._codes, self._cols
         model = codes["model"](event.model)
         src = event.source
-        values = {
-            "index": index, "kind": KIND_CODES[event.kind], "model": model,
-            "event_time_ns": event_time_ns, "protocol": codes["protocol"](event.protocol),
-            "source_format": codes["source_format"](event.source_format),
-            "error_type": codes["error_type"](event.error_type),
-            "error": codes["error"](event.error),
-            "reward": math.nan if event.reward is None else event.reward,
-            "rows": event.n_rows, "topic": codes["topic"](src.topic if src else None),
-            "partition": src.partition if src else -1, "offset": src.offset if src else -1,
-        }
-        for c, v in values.items():
-            cols[c].append(v)
+        values = (
+            index, KIND_CODES[event.kind], model, event_time_ns,
+            codes["protocol"](event.protocol), codes["source_format"](event.source_format),
+            codes["error_type"](event.error_type), codes["error"](event.error),
+            math.nan if event.reward is None else event.reward, event.n_rows,
+            codes["topic"](src.topic if src else None), src.partition if src else -1,
+            src.offset if src else -1,
+        )
+        for column, v in zip(cols.values(), values, strict=True):  # _RECORD_ARRAYS order
+            column.append(v)
         self._request_id.append(event.request_id)
         sides = [(FEATURES, event.feature_names, event.rows),
                  (OUTPUTS, event.output_names, event.outputs)]
@@ -224,8 +229,8 @@ def _group_of(key: tuple, g: _GroupRows) -> ColumnGroup:
     model, side, names, width, numeric = key
     n = len(g.rows)
     if numeric:
-        values = np.array([float(v) for r in g.rows for v in r], dtype=np.float64)
-        values = values.reshape(n, width)
+        values = np.array([float(v) for r in g.rows for v in r] if width else [],
+                          dtype=np.float64).reshape(n, width)
     elif width < 0:
         values = np.empty(n, object)
         for i, r in enumerate(g.rows):
