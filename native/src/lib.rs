@@ -35,6 +35,10 @@
 //! no fallback time) and a body the Kafka path above decodes. `decode_line_record(line,
 //! source=None)` is `decode_line` with the constructor's `line_fallback` behind it.
 //! tests/unit/test_decode_native_lines.py checks it.
+//!
+//! `BatchDecoder.decode_kafka_batch(records)` (batch.rs) decodes a list of Kafka records
+//! into columns, for the same shapes, through the same functions (fields.rs: which value
+//! each field takes; json.rs; proto.rs); stream/decode/batch.py is its caller.
 
 mod batch;
 mod fields;

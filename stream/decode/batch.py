@@ -114,7 +114,7 @@ def decode_kafka_batch_python(
     return builder.build(), dead
 
 
-_NATIVE = native._MODULE.BatchDecoder() if native._MODULE is not None else None
+_NATIVE = native.new_batch_decoder()
 
 
 def decode_kafka_batch(records: Sequence[KafkaRecord]) -> tuple[EventBatch, list[DeadLetter]]:

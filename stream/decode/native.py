@@ -79,3 +79,9 @@ def with_line_fast_path(python_decode_line: Callable[..., Any]) -> Callable[...,
     the module is missing or switched off."""
     decoder = new_decoder(line_fallback=python_decode_line)
     return python_decode_line if decoder is None else decoder.decode_line_record
+
+
+def new_batch_decoder() -> Any:
+    """A `predlog_native.BatchDecoder` (columns for a list of Kafka records; its caller is
+    stream/decode/batch.py), None when the module is missing or switched off."""
+    return None if _MODULE is None else _MODULE.BatchDecoder()
