@@ -11,11 +11,14 @@ Two mixes:
   `decode_kafka_record`, against `orjson.loads` of the equivalent OIP JSON bodies.
 Prints events/s for each and the ratio decode/baseline (target: at most 3x).
 
-Batch rows (`batch`): the same records as fetch-sized lists (`--fetch`, 500) through
+Batch rows: the same records as fetch-sized lists (`--fetch`, 500) through
 `stream.decode.batch.decode_kafka_batch` into one columnar `EventBatch` per list, against
 `orjson.loads` of the same values (for v2, of the equivalent JSON bodies); target: ratio
-at most 1.0 (columnar decoding at least as fast as parsing the JSON). With
-PREDLOG_NATIVE=0 the batch is built from the Python decoders' events.
+at most 1.0 (columnar decoding at least as fast as parsing the JSON). `batch` builds
+each fetch afresh just before it is timed (as a client hands a fetch over) and sums the
+best of 5 per fetch, for both sides; `batch,held` decodes fetches all built beforehand
+(cold in the CPU caches) against the first row's baseline. With PREDLOG_NATIVE=0 the
+batch is built from the Python decoders' events.
 
 Both mixes are what the compiled decoder (native/, `stream.decode.native`) answers;
 `decode_kafka_record` builds the very events the Python decoders would (the differential
