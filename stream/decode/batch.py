@@ -123,7 +123,10 @@ def decode_kafka_batch(records: Sequence[KafkaRecord]) -> tuple[EventBatch, list
     if _NATIVE is None:
         return decode_kafka_batch_python(records)
     records = records if type(records) is list else list(records)
-    cols = _NATIVE.decode_kafka_batch(records)
+    try:
+        cols = _NATIVE.decode_kafka_batch(records)
+    except RuntimeError:  # the decoder busy in another thread: the definition decodes
+        return decode_kafka_batch_python(records)
     unhandled = np.frombuffer(cols["unhandled"], np.int64)
     if not len(unhandled):
         return _from_native(cols), []
