@@ -18,6 +18,12 @@
 
 pub const MAX_DEPTH: usize = 32;
 
+/// 10^0 ..= 10^22, each exact as a double.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 #[derive(Debug)]
 pub enum J<'a> {
     Null,
@@ -49,6 +55,18 @@ impl<'a> J<'a> {
             J::Obj(items) => items.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v),
             _ => None,
         }
+    }
+
+    /// A copy of a scalar (None for an array or an object).
+    pub fn scalar_copy(&self) -> Option<J<'a>> {
+        Some(match self {
+            J::Null => J::Null,
+            J::Bool(b) => J::Bool(*b),
+            J::Int(i) => J::Int(*i),
+            J::Float(f) => J::Float(*f),
+            J::Str(s) => J::Str(s),
+            J::Arr(_) | J::Obj(_) => return None,
+        })
     }
 
     /// Every key of an object is one of `allowed`.
@@ -241,13 +259,28 @@ impl<'a, 'p> Parser<'a, 'p> {
             return None;
         }
         let mut float = false;
+        // The digits of integer part and fraction as one integer `sig` (None once it
+        // overflows) and the number of fraction digits: Clinger's exact fast path below.
+        let mut sig = (!overflow).then_some(mag);
+        let mut frac_len = 0usize;
         if self.b.get(self.i) == Some(&b'.') {
             self.i += 1;
-            if self.digits() == 0 {
+            while let Some(&c) = self.b.get(self.i) {
+                if !c.is_ascii_digit() {
+                    break;
+                }
+                sig = sig
+                    .and_then(|m| m.checked_mul(10))
+                    .and_then(|m| m.checked_add(u64::from(c - b'0')));
+                frac_len += 1;
+                self.i += 1;
+            }
+            if frac_len == 0 {
                 return None;
             }
             float = true;
         }
+        let exponent = matches!(self.b.get(self.i), Some(b'e') | Some(b'E'));
         if matches!(self.b.get(self.i), Some(b'e') | Some(b'E')) {
             self.i += 1;
             if matches!(self.b.get(self.i), Some(b'+') | Some(b'-')) {
@@ -272,6 +305,15 @@ impl<'a, 'p> Parser<'a, 'p> {
             } else {
                 i64::try_from(mag).ok().map(J::Int)
             };
+        }
+        // Clinger: a significand of at most 53 bits and a power of ten that a double holds
+        // exactly give the correctly rounded value with one division (what the general
+        // parser below gives too).
+        if let Some(w) = sig {
+            if !exponent && w <= 1 << 53 && frac_len < POW10.len() {
+                let v = w as f64 / POW10[frac_len];
+                return Some(J::Float(if neg { -v } else { v }));
+            }
         }
         // SAFETY: sign, digits, '.', 'e', '+', '-' only: ASCII, valid UTF-8.
         let text = unsafe { std::str::from_utf8_unchecked(&self.b[start..self.i]) };
@@ -327,13 +369,70 @@ impl<'a, 'p> Parser<'a, 'p> {
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyList, PyString};
 
+/// Where the one-pass reader (`seldon`) puts the values of a SeldonMessage ndarray, as
+/// `seldon_message_body` makes rows of them: a 2-D array's rows, a 1-D array's one row
+/// (request) or one row per value (response).
+pub trait Rows<'a> {
+    /// An ndarray starts (a repeated key: the last one counts): forget what was read.
+    fn reset(&mut self);
+    /// One scalar (never an array or an object). None refuses the document.
+    fn value(&mut self, v: J<'a>) -> Option<()>;
+    /// The values since the last row end make one row. None refuses the document.
+    fn row_end(&mut self) -> Option<()>;
+}
+
+/// The rows as Python lists of the objects orjson makes of the values.
+pub struct PyRows<'py> {
+    py: Python<'py>,
+    row: Vec<Bound<'py, PyAny>>,
+    rows: Vec<Bound<'py, PyList>>,
+}
+
+impl<'py> PyRows<'py> {
+    pub fn new(py: Python<'py>) -> Self {
+        PyRows {
+            py,
+            row: Vec::with_capacity(16),
+            rows: Vec::with_capacity(4),
+        }
+    }
+
+    pub fn into_list(self) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(self.py, self.rows)
+    }
+}
+
+impl<'a, 'py> Rows<'a> for PyRows<'py> {
+    fn reset(&mut self) {
+        self.row.clear();
+        self.rows.clear();
+    }
+
+    fn value(&mut self, v: J<'a>) -> Option<()> {
+        let py = self.py;
+        self.row.push(match v {
+            J::Null => py.None().into_bound(py),
+            J::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+            J::Int(i) => i.into_pyobject(py).ok()?.into_any(),
+            J::Float(f) => PyFloat::new(py, f).into_any(),
+            J::Str(s) => PyString::new(py, s).into_any(),
+            J::Arr(_) | J::Obj(_) => return None,
+        });
+        Some(())
+    }
+
+    fn row_end(&mut self) -> Option<()> {
+        let row = PyList::new(self.py, self.row.drain(..)).ok()?;
+        self.rows.push(row);
+        Some(())
+    }
+}
+
 /// A SeldonMessage `{"data": {"names": [...], "ndarray": [...]}, "meta": {...}}` read in
-/// one pass, its ndarray rows built as Python lists while they are read (no tree).
-pub struct Seldon<'a, 'py> {
+/// one pass, its ndarray values handed to a `Rows` while they are read (no tree).
+pub struct Seldon<'a> {
     /// `data.names` when it is a list of strings; None when absent or null
     pub names: Option<Vec<&'a str>>,
-    /// the rows `seldon_message_body` makes of `data.ndarray`
-    pub rows: Bound<'py, PyList>,
     /// `meta`, parsed as a tree (give it back to the pool)
     pub meta: Option<J<'a>>,
 }
@@ -341,20 +440,21 @@ pub struct Seldon<'a, 'py> {
 /// `Some` only for a document with the keys `data` (with `ndarray`, optionally `names`)
 /// and `meta`, an ndarray of scalars of 1 or 2 dimensions and names that are strings;
 /// anything else (a tensor, strData, other keys, objects in rows, ...) gives None and the
-/// caller reads the document through `parse` instead. A repeated key keeps its last value.
-pub fn seldon<'a, 'py>(
-    py: Python<'py>,
+/// caller reads the document through `parse` instead (what `rows` holds then is
+/// meaningless). A repeated key keeps its last value.
+pub fn seldon<'a>(
     raw: &'a [u8],
     response: bool,
     pool: &mut Pool,
-) -> Option<Seldon<'a, 'py>> {
+    rows: &mut impl Rows<'a>,
+) -> Option<Seldon<'a>> {
     let mut p = Parser { b: raw, i: 0, pool };
     p.ws();
     let mut data = None;
     let mut meta: Option<J<'a>> = None;
     let ok = p.members(|p, key| {
         match key {
-            "data" => data = Some(p.seldon_data(py, response)?),
+            "data" => data = Some(p.seldon_data(response, rows)?),
             "meta" => {
                 let v = p.value(1)?;
                 if let Some(old) = meta.replace(v) {
@@ -366,8 +466,8 @@ pub fn seldon<'a, 'py>(
         Some(())
     });
     p.ws();
-    let (names, rows) = match (ok, data) {
-        (Some(()), Some(d)) if p.i == p.b.len() => d,
+    let names = match (ok, data) {
+        (Some(()), Some(names)) if p.i == p.b.len() => names,
         _ => {
             if let Some(m) = meta {
                 p.pool.recycle(m);
@@ -375,10 +475,8 @@ pub fn seldon<'a, 'py>(
             return None;
         }
     };
-    Some(Seldon { names, rows, meta })
+    Some(Seldon { names, meta })
 }
-
-type SeldonData<'a, 'py> = (Option<Vec<&'a str>>, Bound<'py, PyList>);
 
 impl<'a, 'p> Parser<'a, 'p> {
     /// The members of an object (the cursor on its `{`), each handed to `f` with the
@@ -418,18 +516,26 @@ impl<'a, 'p> Parser<'a, 'p> {
         }
     }
 
-    fn seldon_data<'py>(&mut self, py: Python<'py>, response: bool) -> Option<SeldonData<'a, 'py>> {
+    /// `data`'s names; its ndarray's values into `rows`.
+    fn seldon_data(
+        &mut self,
+        response: bool,
+        rows: &mut impl Rows<'a>,
+    ) -> Option<Option<Vec<&'a str>>> {
         let mut names = None;
-        let mut rows = None;
+        let mut has_rows = false;
         self.members(|p, key| {
             match key {
                 "names" => names = p.names()?,
-                "ndarray" => rows = Some(p.ndarray(py, response)?),
+                "ndarray" => {
+                    p.ndarray(response, rows)?;
+                    has_rows = true;
+                }
                 _ => return None, // a tensor or anything else: the general path
             }
             Some(())
         })?;
-        Some((names, rows?))
+        has_rows.then_some(names)
     }
 
     /// `names`: Some(None) for null, Some(Some(strings)) for a list of strings.
@@ -466,33 +572,20 @@ impl<'a, 'p> Parser<'a, 'p> {
         }
     }
 
-    /// One scalar (not an array or an object) as the Python object orjson makes of it.
-    fn py_scalar<'py>(&mut self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        Some(match *self.b.get(self.i)? {
-            b'-' | b'0'..=b'9' => match self.number()? {
-                J::Int(i) => i.into_pyobject(py).ok()?.into_any(),
-                J::Float(f) => PyFloat::new(py, f).into_any(),
-                _ => return None,
-            },
-            b'"' => PyString::new(py, self.string()?).into_any(),
-            b't' => {
-                self.literal(b"true", J::Null)?;
-                PyBool::new(py, true).to_owned().into_any()
-            }
-            b'f' => {
-                self.literal(b"false", J::Null)?;
-                PyBool::new(py, false).to_owned().into_any()
-            }
-            b'n' => {
-                self.literal(b"null", J::Null)?;
-                py.None().into_bound(py)
-            }
-            _ => return None,
-        })
+    /// One scalar (not an array or an object).
+    fn scalar(&mut self) -> Option<J<'a>> {
+        match *self.b.get(self.i)? {
+            b'-' | b'0'..=b'9' => self.number(),
+            b'"' => self.string().map(J::Str),
+            b't' => self.literal(b"true", J::Bool(true)),
+            b'f' => self.literal(b"false", J::Bool(false)),
+            b'n' => self.literal(b"null", J::Null),
+            _ => None,
+        }
     }
 
-    /// The scalars of an array (the cursor on its `[`), appended to `out`.
-    fn py_scalars<'py>(&mut self, py: Python<'py>, out: &mut Vec<Bound<'py, PyAny>>) -> Option<()> {
+    /// The scalars of an array (the cursor on its `[`), each handed to `f`.
+    fn scalars(&mut self, mut f: impl FnMut(J<'a>) -> Option<()>) -> Option<()> {
         self.i += 1;
         self.ws();
         if self.b.get(self.i) == Some(&b']') {
@@ -501,7 +594,7 @@ impl<'a, 'p> Parser<'a, 'p> {
         }
         loop {
             self.ws();
-            out.push(self.py_scalar(py)?);
+            f(self.scalar()?)?;
             self.ws();
             match *self.b.get(self.i)? {
                 b',' => self.i += 1,
@@ -514,48 +607,45 @@ impl<'a, 'p> Parser<'a, 'p> {
         }
     }
 
-    /// `seldon_message_body`'s rows of an ndarray: a 2-D array's rows of scalars, a 1-D
-    /// array's one row (request) or one row per value (response).
-    fn ndarray<'py>(&mut self, py: Python<'py>, response: bool) -> Option<Bound<'py, PyList>> {
+    /// `seldon_message_body`'s rows of an ndarray, into `rows`.
+    fn ndarray(&mut self, response: bool, rows: &mut impl Rows<'a>) -> Option<()> {
         if self.b.get(self.i) != Some(&b'[') {
             return None;
         }
+        rows.reset();
         let start = self.i;
         self.i += 1;
         self.ws();
         let two_d = self.b.get(self.i) == Some(&b'[');
         if !two_d {
             self.i = start;
-            let mut values = Vec::with_capacity(16);
-            self.py_scalars(py, &mut values)?;
-            if values.is_empty() {
-                return Some(PyList::empty(py));
+            let mut n = 0;
+            self.scalars(|v| {
+                n += 1;
+                rows.value(v)?;
+                if response {
+                    rows.row_end()?;
+                }
+                Some(())
+            })?;
+            if n > 0 && !response {
+                rows.row_end()?;
             }
-            return if response {
-                PyList::new(
-                    py,
-                    values.into_iter().map(|v| PyList::new(py, [v]).unwrap()),
-                )
-                .ok()
-            } else {
-                PyList::new(py, [PyList::new(py, values).ok()?]).ok()
-            };
+            return Some(());
         }
-        let mut rows = Vec::with_capacity(4);
-        let mut row = Vec::with_capacity(16);
         loop {
             self.ws();
             if self.b.get(self.i) != Some(&b'[') {
                 return None; // a scalar among rows: ragged, the general path decides
             }
-            self.py_scalars(py, &mut row)?;
-            rows.push(PyList::new(py, row.drain(..)).ok()?);
+            self.scalars(|v| rows.value(v))?;
+            rows.row_end()?;
             self.ws();
             match *self.b.get(self.i)? {
                 b',' => self.i += 1,
                 b']' => {
                     self.i += 1;
-                    return PyList::new(py, rows).ok();
+                    return Some(());
                 }
                 _ => return None,
             }

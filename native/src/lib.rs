@@ -35,12 +35,19 @@
 //! no fallback time) and a body the Kafka path above decodes. `decode_line_record(line,
 //! source=None)` is `decode_line` with the constructor's `line_fallback` behind it.
 //! tests/unit/test_decode_native_lines.py checks it.
+//!
+//! `BatchDecoder.decode_kafka_batch(records)` (batch.rs) decodes a list of Kafka records
+//! into columns, for the same shapes, through the same functions (fields.rs: which value
+//! each field takes; json.rs; proto.rs); stream/decode/batch.py is its caller.
 
+mod batch;
+mod fields;
 mod json;
 mod proto;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use fields::{Rid, Texts};
 use json::J;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
@@ -116,12 +123,16 @@ impl<'py> Attrs<'py> {
     fn get(&self, s: Slot) -> Option<&Bound<'py, PyString>> {
         self.slots[s as usize].as_ref()
     }
-    /// `attrs.get(name, "")` as text (None: not valid text, leave it to Python).
-    fn text(&self, s: Slot) -> Option<&str> {
-        match self.get(s) {
-            Some(v) => v.to_str().ok(),
-            None => Some(""),
+    /// The text of every attribute read (None: one is not valid text, leave it to Python).
+    fn texts(&self) -> Option<Texts<'_>> {
+        let mut t = Texts::default();
+        for (out, v) in t.0.iter_mut().zip(&self.slots) {
+            if let Some(v) = v {
+                // SAFETY: `v` is a str the attributes hold for as long as the text is used.
+                *out = Some(unsafe { batch::view::text(v.as_ptr())? });
+            }
         }
+        Some(t)
     }
 }
 
@@ -542,19 +553,17 @@ impl Decoder {
             let i: usize = i.extract()?;
             return Ok(self.route_list[i].clone_ref(py));
         }
-        let r = if let Some((ns, model, request)) = parse_v2_topic(topic) {
-            Route::V2 {
+        let r = match fields::topic_kind(topic) {
+            fields::TopicKind::V2(ns, model, request) => Route::V2 {
                 namespace: PyString::new(py, ns).unbind(),
                 model: PyString::new(py, model).unbind(),
                 request,
-            }
-        } else if topic.starts_with("mlserver-") || topic.contains('\n') {
-            Route::Unsupported
-        } else {
-            Route::V1 {
-                fmt_plain: PyString::new(py, "seldon-v1-kafka").unbind(),
-                fmt_ce: PyString::new(py, "cloudevent-kafka").unbind(),
-            }
+            },
+            fields::TopicKind::Other => Route::Unsupported,
+            fields::TopicKind::V1 => Route::V1 {
+                fmt_plain: PyString::new(py, fields::FMT_V1_KAFKA).unbind(),
+                fmt_ce: PyString::new(py, fields::FMT_CE_KAFKA).unbind(),
+            },
         };
         if self.route_list.len() >= CACHE_LIMIT {
             routes.clear();
@@ -754,19 +763,12 @@ impl Decoder {
         let name = match names.get_item(k)? {
             Some(n) => n.cast_into_exact::<PyString>()?,
             None => {
-                let text = k.to_str()?;
-                if !text.is_ascii() {
-                    return Ok(None); // str.lower() of non-ASCII text: Python decides
-                }
-                let lower = text.to_ascii_lowercase();
-                let norm = if lower.starts_with("ce-") || lower.starts_with("ce_") {
-                    &lower[3..]
-                } else {
-                    &lower[..]
+                let Some((norm, slot)) = fields::normalize_name(k.to_str()?) else {
+                    return Ok(None);
                 };
-                let name = match SLOT_NAMES.iter().position(|n| *n == norm) {
+                let name = match slot {
                     Some(i) => self.slot_names[i].bind(py).clone(),
-                    None => PyString::new(py, norm),
+                    None => PyString::new(py, &norm),
                 };
                 if names.len() >= CACHE_LIMIT * 4 {
                     names.clear();
@@ -881,10 +883,11 @@ impl Decoder {
         if attrs.len == 0 {
             return Ok(None); // the structured-mode sniffing of decode_kafka_record
         }
-        let Some(content_type) = attrs.text(Slot::ContentType) else {
-            return Ok(None);
+        let content_type = match attrs.get(Slot::ContentType) {
+            Some(v) => v.to_str()?,
+            None => "",
         };
-        if content_type != "application/json" && content_type.contains("structured") {
+        if fields::structured(content_type) {
             return Ok(None);
         }
         self.v1_attrs(
@@ -912,31 +915,21 @@ impl Decoder {
         attrs: Attrs<'py>,
         fallback_time: Option<f64>,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let Some(ce_type) = attrs.text(Slot::Type) else {
+        let Some(texts) = attrs.texts() else {
             return Ok(None);
         };
-        let response = match ce_type {
-            SELDON_REQUEST => false,
-            SELDON_RESPONSE => true,
-            _ => return Ok(None),
-        };
-        let body_ct = match attrs
-            .get(Slot::ContentType)
-            .or(attrs.get(Slot::DataContentType))
-        {
-            Some(v) => v.to_str()?.to_owned(),
-            None => String::new(),
-        };
-        if body_ct != "application/json" && body_ct.contains("protobuf") {
+        let Some(response) = fields::v1_response(&texts) else {
             return Ok(None);
-        }
+        };
         // The one-pass reader for the common body, else the tree (tensors, odd shapes).
-        let out = if let Some(fast) = json::seldon(py, raw, response, &mut self.json_pool) {
+        let mut py_rows = json::PyRows::new(py);
+        let out = if let Some(fast) = json::seldon(raw, response, &mut self.json_pool, &mut py_rows)
+        {
             let out = match meta_info(fast.meta.as_ref()) {
                 Some((request_path, puid)) => {
                     let body = V1Body {
                         names: fast.names,
-                        rows: fast.rows,
+                        rows: py_rows.into_list()?,
                         request_path,
                         puid,
                     };
@@ -949,6 +942,7 @@ impl Decoder {
                         fallback_time,
                         response,
                         &attrs,
+                        &texts,
                         body,
                     )
                 }
@@ -980,6 +974,7 @@ impl Decoder {
                             fallback_time,
                             response,
                             &attrs,
+                            &texts,
                             body,
                         )
                     }
@@ -1009,59 +1004,24 @@ impl Decoder {
         fallback_time: Option<f64>,
         response: bool,
         attrs: &Attrs<'py>,
+        texts: &Texts<'_>,
         body: V1Body<'_, '_, 'py>,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let fmt = if attrs.get(Slot::SpecVersion).is_some() {
-            fmt_ce
-        } else {
-            fmt_plain
+        let key_text = Self::key_text(key);
+        let Some(f) = fields::v1_fields(texts, key_text.as_deref(), &body.puid, body.request_path)
+        else {
+            return Ok(None);
         };
-
-        // request id: header, else record key, else meta.puid
-        let request_id: Bound<'py, PyString> = match attrs.get(Slot::RequestId) {
-            Some(v) if !v.to_str()?.is_empty() => v.clone(),
-            _ => {
-                let Some(k) = Self::key_text(key) else {
-                    return Ok(None);
-                };
-                if !k.is_empty() {
-                    PyString::new(py, &k)
-                } else {
-                    match body.puid {
-                        Puid::Str(s) => PyString::new(py, s),
-                        Puid::Absent => return Ok(None), // missing_request_id: Python's call
-                        Puid::Other => return Ok(None),
-                    }
-                }
-            }
+        let fmt = if f.cloudevent { fmt_ce } else { fmt_plain };
+        let header = |s: Slot| attrs.get(s).cloned().expect("a slot v1_fields chose");
+        let request_id = match f.request_id {
+            Rid::Header => header(Slot::RequestId),
+            Rid::Text(t) => PyString::new(py, t),
         };
-        let model_name = match (
-            attrs.get(Slot::InferenceServiceName),
-            attrs.get(Slot::MlserverModel),
-        ) {
-            (Some(v), _) if !v.to_str()?.is_empty() => v.clone(),
-            (_, Some(v)) if !v.to_str()?.is_empty() => v.clone(),
-            _ => return Ok(None),
-        };
+        let model_name = header(f.model);
         let empty = &self.s_empty.bind(py).clone();
-        let node = match (attrs.get(Slot::ModelId), attrs.get(Slot::Component)) {
-            (Some(v), _) if !v.to_str()?.is_empty() => v.clone(),
-            (_, Some(v)) => v.clone(),
-            _ => empty.clone(),
-        };
-        let node_text = node.to_str()?;
-        let version: &str = if node_text.is_empty() {
-            ""
-        } else {
-            match body.request_path {
-                None => "",
-                Some(paths) => match paths.get(node_text) {
-                    None => "",
-                    Some(J::Str(image)) => image_tag(image),
-                    Some(_) => return Ok(None),
-                },
-            }
-        };
+        let node = f.node.map_or_else(|| empty.clone(), header);
+        let version = f.version;
         let or_empty = |s: Slot| attrs.get(s).cloned().unwrap_or_else(|| empty.clone());
         let model = self.model_ref(
             py,
@@ -1083,9 +1043,9 @@ impl Decoder {
                 None => return Ok(None), // missing_time: Python's dead letter
             },
         };
-        let protocol = match attrs.get(Slot::Protocol) {
-            Some(p) if !p.to_str()?.is_empty() => p.clone(),
-            _ => self.s_seldon.bind(py).clone(),
+        let protocol = match f.protocol {
+            Some(p) => header(p),
+            None => self.s_seldon.bind(py).clone(),
         };
         let event_id = or_empty(Slot::Id);
         let names = match &body.names {
@@ -1174,19 +1134,12 @@ impl Decoder {
             let (name, slot) = match self.line_names.get(k.as_bytes()) {
                 Some((n, slot)) => (n.bind(py).clone(), *slot),
                 None => {
-                    if !k.is_ascii() {
-                        return Ok(None); // str.lower() of non-ASCII text: Python decides
-                    }
-                    let lower = k.to_ascii_lowercase();
-                    let norm = if lower.starts_with("ce-") || lower.starts_with("ce_") {
-                        &lower[3..]
-                    } else {
-                        &lower[..]
+                    let Some((norm, slot)) = fields::normalize_name(k) else {
+                        return Ok(None);
                     };
-                    let slot = SLOT_NAMES.iter().position(|n| *n == norm);
                     let name = match slot {
                         Some(i) => self.slot_names[i].bind(py).clone(),
-                        None => PyString::new(py, norm),
+                        None => PyString::new(py, &norm),
                     };
                     if self.line_names.len() >= CACHE_LIMIT * 4 {
                         self.line_names.clear();
@@ -1240,11 +1193,7 @@ impl Decoder {
         headers: &Bound<'py, PyAny>,
         fallback_time: f64,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        // JSON (first non-blank byte `{`) is left to Python.
-        if let Some(b'{') = raw
-            .iter()
-            .find(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-        {
+        if fields::v2_json(raw) {
             return Ok(None);
         }
         let attrs = if headers.is_truthy()? {
@@ -1269,16 +1218,9 @@ impl Decoder {
         let Some(values) = raw_values(py, t.datatype, msg.raw[0])? else {
             return Ok(None);
         };
-        let len = values.len() as i128;
-        let (n, width) = match t.shape.as_slice() {
-            [n, w] => (*n as i128, *w as i128),
-            [n] => (*n as i128, 1),
-            [] => (len, 1),
-            _ => return Ok(None),
-        };
-        if n <= 0 || width <= 0 || n * width != len {
+        let Some((n, width)) = fields::v2_shape(&t.shape, values.len()) else {
             return Ok(None);
-        }
+        };
         let (names, rows) = if width == 1 {
             let names = PyTuple::new(py, [t.name])?.into_any();
             let rows = PyList::new(
@@ -1292,29 +1234,20 @@ impl Decoder {
                 PyList::new(py, [PyList::new(py, values)?])?,
             )
         } else {
-            let w = width as usize;
             let rows = PyList::empty(py);
-            for chunk in values.chunks(w) {
+            for chunk in values.chunks(width) {
                 rows.append(PyList::new(py, chunk)?)?;
             }
             (py.None().into_bound(py), rows)
         };
-        // request id: x-request-id header, else the key's last dotted part, else message id
-        let request_id = match attrs.get(Slot::XRequestId) {
-            Some(v) if !v.to_str()?.is_empty() => v.clone(),
-            _ => {
-                let Some(k) = Self::key_text(key) else {
-                    return Ok(None);
-                };
-                let k = k.rsplit('.').next().unwrap_or("");
-                if !k.is_empty() {
-                    PyString::new(py, k)
-                } else if !msg.id.is_empty() {
-                    PyString::new(py, msg.id)
-                } else {
-                    return Ok(None);
-                }
-            }
+        let Some(texts) = attrs.texts() else {
+            return Ok(None);
+        };
+        let key_text = Self::key_text(key);
+        let request_id = match fields::v2_request_id(&texts, key_text.as_deref(), msg.id) {
+            Some(Rid::Header) => attrs.get(Slot::XRequestId).expect("present").clone(),
+            Some(Rid::Text(t)) => PyString::new(py, t),
+            None => return Ok(None),
         };
         let empty = &self.s_empty.bind(py).clone();
         let model_ref = self.model_ref(py, [model, namespace, model, empty], msg.model_version)?;
@@ -1371,56 +1304,21 @@ fn vectorcall<'py>(
     }
 }
 
-/// Little-endian raw tensor values as Python ints/floats, None for a datatype the fast
-/// path leaves to Python (FP16, BOOL, BYTES), a partial element or a NaN/infinity.
+/// Little-endian raw tensor values as Python ints/floats (`fields::raw_numbers`).
 fn raw_values<'py>(
     py: Python<'py>,
     datatype: &str,
     raw: &[u8],
 ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-    macro_rules! ints {
-        ($t:ty, $n:expr) => {{
-            #[allow(clippy::modulo_one)]
-            if raw.len() % $n != 0 {
-                return Ok(None);
-            }
-            let mut out = Vec::with_capacity(raw.len() / $n);
-            for c in raw.chunks_exact($n) {
-                let v = <$t>::from_le_bytes(c.try_into().unwrap());
-                out.push(v.into_pyobject(py)?.into_any());
-            }
-            out
-        }};
-    }
-    macro_rules! floats {
-        ($t:ty, $n:expr) => {{
-            if raw.len() % $n != 0 {
-                return Ok(None);
-            }
-            let mut out = Vec::with_capacity(raw.len() / $n);
-            for c in raw.chunks_exact($n) {
-                let v = f64::from(<$t>::from_le_bytes(c.try_into().unwrap()));
-                if !v.is_finite() {
-                    return Ok(None);
-                }
-                out.push(PyFloat::new(py, v).into_any());
-            }
-            out
-        }};
-    }
-    Ok(Some(match datatype {
-        "UINT8" => ints!(u8, 1),
-        "UINT16" => ints!(u16, 2),
-        "UINT32" => ints!(u32, 4),
-        "UINT64" => ints!(u64, 8),
-        "INT8" => ints!(i8, 1),
-        "INT16" => ints!(i16, 2),
-        "INT32" => ints!(i32, 4),
-        "INT64" => ints!(i64, 8),
-        "FP32" => floats!(f32, 4),
-        "FP64" => floats!(f64, 8),
-        _ => return Ok(None),
-    }))
+    let mut out = Vec::with_capacity(raw.len() / 4);
+    let read = fields::raw_numbers(datatype, raw, |v| {
+        out.push(match v {
+            fields::Num::I64(i) => i.into_pyobject(py).unwrap().into_any(),
+            fields::Num::U64(u) => u.into_pyobject(py).unwrap().into_any(),
+            fields::Num::F64(f) => PyFloat::new(py, f).into_any(),
+        })
+    });
+    Ok(read.map(|()| out))
 }
 
 enum Puid<'a> {
@@ -1679,5 +1577,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[pymodule]
 fn predlog_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Decoder>()?;
+    m.add_class::<batch::BatchDecoder>()?;
     Ok(())
 }

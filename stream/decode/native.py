@@ -111,3 +111,10 @@ def with_line_fast_path(python_decode_line: Callable[..., Any]) -> Callable[...,
     alone when the module is missing or switched off."""
     return _switchable(python_decode_line, lambda: new_decoder(line_fallback=python_decode_line),
                        "decode_line_record")
+
+
+def new_batch_decoder() -> Any:
+    """A `predlog_native.BatchDecoder` (columns for a list of Kafka records; its caller is
+    stream/decode/batch.py, which asks `enabled()` at each call), None when the module is
+    missing."""
+    return None if _MODULE is None else _MODULE.BatchDecoder()
