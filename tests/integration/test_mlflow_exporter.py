@@ -31,6 +31,7 @@ from mlflow import MlflowClient  # noqa: E402
 
 from sinks.mlflow_sink import MlflowSink  # noqa: E402
 from stream.eventtime import format_utc  # noqa: E402
+from stream.window_summary import WindowSummary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_BOARD = REPO / "deploy" / "grafana" / "seed" / "mlflow-model-performance.json"
@@ -101,14 +102,14 @@ class Relay:
                 s.close()
 
 
-def _summary(model: str, start: float, accuracy: float) -> dict:
-    return {"model": model, "version": "1.0", "namespace": "seldon",
+def _summary(model: str, start: float, accuracy: float) -> WindowSummary:
+    return WindowSummary.from_builtins({"model": model, "version": "1.0", "namespace": "seldon",
             "window_start": format_utc(start), "window_end": format_utc(start + 300),
             "requests": 40, "rows": 40, "predictions": 40, "errors": 0,
             "latency_seconds": {"p50": 0.01, "p95": 0.03, "p99": 0.05, "mean": 0.012, "max": 0.06},
             "drift": {"dataset_drift": False, "drift_share": 0.0, "number_of_drifted_columns": 0,
                       "features": {}},
-            "performance": {"labels": 40, "accuracy": accuracy, "f1_weighted": accuracy}}
+            "performance": {"labels": 40, "accuracy": accuracy, "f1_weighted": accuracy}})
 
 
 def _training_run(client: MlflowClient, exp_id: str, name: str, start_ms: int,

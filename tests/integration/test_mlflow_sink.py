@@ -11,6 +11,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
+import msgspec
 import pytest
 import requests
 
@@ -179,13 +180,13 @@ def test_flush_waits_out_an_outage_and_sets_a_refused_window_aside(stack, monkey
         thread.join(timeout=90)
         assert not thread.is_alive() and not errors, errors
 
-        refused = _summary(model, start + 300, 0.8)
-        refused["model"] = "m" * 600  # an experiment name over MLflow's 500 characters: a 400
+        # an experiment name over MLflow's 500 characters: a 400
+        refused = msgspec.structs.replace(_summary(model, start + 300, 0.8), model="m" * 600)
         sink.add(refused)
         sink.add(_summary(model, start + 600, 0.7))
         assert sink.flush() == 1
         [(window, exc)] = sink.take_rejected()
-        assert window["window_start"] == format_utc(start + 300)
+        assert window.window_start == format_utc(start + 300)
         assert exc.get_http_status_code() == 400, exc
 
         prod = client.get_experiment_by_name(f"{model}-production-monitoring")
