@@ -35,17 +35,42 @@ COPY native ./native
 RUN set -eu; \
     [ -n "${PIP_CERT:-}" ] && export PIP_CERT || unset PIP_CERT; \
     [ -n "${PIP_INDEX_URL:-}" ] && export PIP_INDEX_URL || unset PIP_INDEX_URL; \
-    /opt/predlog/bin/pip install -q -c constraints.txt . ; \
+    # the runtime set only: pyproject's `dependencies` (mlflow-skinny; no evidently, no full
+    # mlflow: those are the dev venv's extras), every version from the lock
+    /opt/predlog/bin/pip install -q --no-compile -c constraints.txt . ; \
     # the compiled decoder: built here (maturin from native/pyproject.toml), a wheel in the venv
-    CARGO_HOME=/tmp/cargo /opt/predlog/bin/pip install -q ./native; \
+    CARGO_HOME=/tmp/cargo /opt/predlog/bin/pip install -q --no-compile ./native; \
     rm -rf /tmp/cargo native/target; \
     /opt/predlog/bin/python -c 'import predlog_native'; \
     /opt/predlog/bin/pip check; \
-    # pip itself is not needed at run time
-    /opt/predlog/bin/pip uninstall -q -y pip; \
-    # byte-compile once here: the runtime root filesystem is read-only
-    /opt/predlog/bin/python -m compileall -q /opt/predlog/lib >/dev/null || true; \
-    /opt/predlog/bin/predlog --help >/dev/null
+    # pip and setuptools are not needed at run time
+    /opt/predlog/bin/pip uninstall -q -y setuptools; \
+    /opt/predlog/bin/python -m pip uninstall -q -y pip
+# Slim the venv (sizes in docs/deploy.md): the test suites the big scientific wheels ship,
+# C/Cython sources, headers and type stubs, and the debug symbols of extension modules
+# (not of the auditwheel-vendored libraries in *.libs/, which strip can break).
+RUN set -eu; \
+    sp=/opt/predlog/lib/python3.11/site-packages; \
+    for p in numpy scipy pandas sklearn; do \
+        find "$sp/$p" -depth -type d -name tests -exec rm -rf {} +; \
+    done; \
+    find "$sp" -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' \
+        -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \) -delete; \
+    find "$sp" -name '*.so' -not -path '*.libs/*' -exec strip --strip-unneeded {} +; \
+    find /opt/predlog -name __pycache__ -type d -prune -exec rm -rf {} +
+# Byte-code for what predlog imports (the runtime root filesystem is read-only, so nothing
+# is cached there later): run the CLI, a replay of the bundled sample and the imports of
+# the worker and ingest with byte-code writing on. Compiling every module instead would
+# add ~130 MB of .pyc that no command loads.
+RUN set -eu; \
+    cd /tmp; \
+    unset PYTHONDONTWRITEBYTECODE; \
+    /opt/predlog/bin/predlog --help >/dev/null; \
+    /opt/predlog/bin/predlog replay --no-progress --out /tmp/warm >/dev/null; \
+    /opt/predlog/bin/python -c 'import agents.worker, agents.ingest, agents.check, \
+        agents.mlflow_exporter, agents.faust_adapter, sinks.elasticsearch, sinks.mlflow_sink, \
+        sinks.prometheus, stream.decode.native'; \
+    rm -rf /tmp/warm
 
 # ---- runtime -----------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime
@@ -62,8 +87,7 @@ COPY --from=build /opt/predlog /opt/predlog
 ENV PATH=/opt/predlog/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOME=/var/lib/predlog \
-    MPLCONFIGDIR=/tmp/matplotlib
+    HOME=/var/lib/predlog
 # Faust keeps its table state (RocksDB/memory changelog caches) relative to the working
 # directory; Kubernetes mounts an emptyDir here (and at /tmp) under a read-only root.
 WORKDIR /var/lib/predlog
