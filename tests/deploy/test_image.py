@@ -1,6 +1,7 @@
 """The container image builds here with buildah (deploy/image/build.sh: debootstrap base, no
 registry pulls) and runs predlog as a non-root user. Slow (minutes, GBs of vfs storage):
-marked `image`, deselected by default; run with `make image-test` / `pytest -m image`."""
+marked `image`, deselected by default; run with `make image-test` / `pytest -m image`.
+PREDLOG_IMAGE_REUSE=1 tests an already built $PREDLOG_IMAGE instead of building it."""
 
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ import os
 import subprocess
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.deploy.conftest import DEPLOY, require_tool
+from tests.deploy.test_dependencies import DEV_ONLY, lock
 
 pytestmark = pytest.mark.image
 IMAGE = os.environ.get("PREDLOG_IMAGE", "localhost/predlog:test")
 BUILDAH = ["buildah", "--storage-driver", "vfs"]
+MAX_SIZE = 500 * 1000**2  # bytes, uncompressed (issue 17: from 1.34 GB)
 
 
 @pytest.fixture(scope="module")
 def image() -> str:
     require_tool("buildah")
+    if os.environ.get("PREDLOG_IMAGE_REUSE") == "1" and subprocess.run(
+            [*BUILDAH, "inspect", "--type", "image", IMAGE], capture_output=True).returncode == 0:
+        return IMAGE
     require_tool("debootstrap")
     env = {**os.environ, "PREDLOG_IMAGE": IMAGE}
     proc = subprocess.run([str(DEPLOY / "image" / "build.sh"), "--no-smoke"], env=env,
@@ -79,3 +86,50 @@ def test_the_compiled_decoder_is_in_the_image(image):
                 "print(type(d).__name__)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "builtin_function_or_method"
+
+
+def test_the_image_is_slim(image):
+    size = int(subprocess.run([*BUILDAH, "inspect", "--type", "image", "--format", "{{.Size}}",
+                               image], capture_output=True, text=True, check=True).stdout)
+    assert size <= MAX_SIZE, f"{size / 1e6:.0f} MB"
+
+
+def test_the_image_holds_the_locked_runtime_set_only(image):
+    """Every distribution in the venv at its constraints.txt pin; none of the dev-only ones
+    (evidently and its plotly/statsmodels, the full mlflow and its pyarrow), no pip."""
+    proc = _run(image, "/opt/predlog/bin/python", "-c",
+                "import importlib.metadata as m; "
+                "print('\\n'.join(f\"{d.metadata['Name']}=={d.version}\" "
+                "for d in m.distributions()))")
+    assert proc.returncode == 0, proc.stderr
+    pins = lock()
+    installed = {}
+    for line in proc.stdout.split():
+        name, _, version = line.partition("==")
+        installed[canonicalize_name(name)] = version
+    own = {"predlog", "predlog-native"}
+    assert {name: version for name, version in installed.items()
+            if name not in own and pins.get(name) != version} == {}
+    assert not set(installed) & (DEV_ONLY | {"pip", "setuptools"})
+    assert {"mlflow-skinny", "scipy", "numpy"} <= set(installed) and own <= set(installed)
+
+
+def test_worker_and_ingest_start_from_byte_code(image):
+    """The root filesystem is read-only at run time: what the worker and ingest import must
+    come with its .pyc (compiled in the build), not be compiled from source at each start."""
+    proc = _run(image, "/opt/predlog/bin/python", "-v", "-c",
+                "import agents.worker, agents.ingest, sinks.mlflow_sink, sinks.elasticsearch")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from_source = [line for line in proc.stderr.splitlines()
+                   if line.startswith("# code object from /opt/predlog/") and
+                   line.endswith(".py")]
+    assert from_source == []
+    assert "# code object from '/opt/predlog/" in proc.stderr
+
+
+def test_reports_name_the_missing_evidently(image):
+    """Evidently is not in the image: a replay asked for reports refuses, naming it."""
+    proc = _run(image, "predlog", "replay", "--reports", "1", "--out", "/tmp/replay")
+    assert proc.returncode == 2
+    assert "evidently" in proc.stdout + proc.stderr
+    assert "predlog[reports]" in proc.stdout + proc.stderr
