@@ -15,6 +15,9 @@ FROM ${BASE_IMAGE} AS build
 # time when the index is reached through an intercepting proxy) and an index URL.
 ARG PIP_CERT
 ARG PIP_INDEX_URL
+# Optional extras of pyproject.toml to add to the runtime set, e.g. `reports` (Evidently
+# HTML reports, ~250 MB more) or `reports,server`; none by default.
+ARG PREDLOG_EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -37,7 +40,7 @@ RUN set -eu; \
     [ -n "${PIP_INDEX_URL:-}" ] && export PIP_INDEX_URL || unset PIP_INDEX_URL; \
     # the runtime set only: pyproject's `dependencies` (mlflow-skinny; no evidently, no full
     # mlflow: those are the dev venv's extras), every version from the lock
-    /opt/predlog/bin/pip install -q --no-compile -c constraints.txt . ; \
+    /opt/predlog/bin/pip install -q --no-compile -c constraints.txt ".${PREDLOG_EXTRAS:+[$PREDLOG_EXTRAS]}"; \
     # the compiled decoder: built here (maturin from native/pyproject.toml), a wheel in the venv
     CARGO_HOME=/tmp/cargo /opt/predlog/bin/pip install -q --no-compile ./native; \
     rm -rf /tmp/cargo native/target; \
@@ -58,33 +61,53 @@ RUN set -eu; \
         -o -name '*.h' -o -name '*.c' -o -name '*.cpp' \) -delete; \
     find "$sp" -name '*.so' -not -path '*.libs/*' -exec strip --strip-unneeded {} +; \
     find /opt/predlog -name __pycache__ -type d -prune -exec rm -rf {} +
-# Byte-code for what predlog imports (the runtime root filesystem is read-only, so nothing
-# is cached there later): run the CLI, a replay of the bundled sample and the imports of
-# the worker and ingest with byte-code writing on. Compiling every module instead would
-# add ~130 MB of .pyc that no command loads.
+# Byte-code for what the deployed commands import (the runtime root filesystem is read-only,
+# so nothing is cached there later): `predlog --help` and the imports of the worker, ingest,
+# exporter and check, with byte-code writing on. Compiling every module instead would add
+# ~130 MB of .pyc that they never load (a replay compiles its SQLite MLflow store, ~10 MB
+# of .pyc, in memory when run).
 RUN set -eu; \
     cd /tmp; \
     unset PYTHONDONTWRITEBYTECODE; \
     /opt/predlog/bin/predlog --help >/dev/null; \
-    /opt/predlog/bin/predlog replay --no-progress --out /tmp/warm >/dev/null; \
     /opt/predlog/bin/python -c 'import agents.worker, agents.ingest, agents.check, \
-        agents.mlflow_exporter, agents.faust_adapter, sinks.elasticsearch, sinks.mlflow_sink, \
-        sinks.prometheus, stream.decode.native'; \
-    rm -rf /tmp/warm
+        agents.mlflow_exporter, agents.faust_adapter, agents.replay, sinks.elasticsearch, \
+        sinks.mlflow_sink, sinks.prometheus, stream.decode.native'; \
+    # ... rewritten hash-based: a timestamp-based .pyc goes stale when a COPY shifts the
+    # sources' mtimes (buildah's did, by a second), and would then be compiled at each start
+    /opt/predlog/bin/python -c 'import pathlib, py_compile as pc; \
+        [pc.compile(str(p.parent.parent / (p.name.split(".")[0] + ".py")), str(p), \
+                    doraise=True, invalidation_mode=pc.PycInvalidationMode.CHECKED_HASH) \
+         for p in pathlib.Path("/opt/predlog").rglob("__pycache__/*.pyc")]'
 
-# ---- runtime -----------------------------------------------------------------
-FROM ${BASE_IMAGE} AS runtime
-LABEL org.opencontainers.image.title="predlog" \
-      org.opencontainers.image.description="Streaming prediction-log processor for ML models" \
-      org.opencontainers.image.licenses="Apache-2.0"
+# ---- runtime root: the base with the venv and the user, less what only installs packages
+FROM ${BASE_IMAGE} AS rootfs
 # A fixed numeric uid/gid so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 RUN groupadd --system --gid 10001 predlog \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/predlog \
             --no-create-home --shell /usr/sbin/nologin predlog \
  && mkdir -p /var/lib/predlog \
  && chown 10001:10001 /var/lib/predlog
+# apt, perl (package scripts only), glibc's iconv modules (Python has its own
+# codecs) and ensurepip's wheels: nothing predlog runs uses them (~25 MB). dpkg and its
+# database stay, so scanners still list the packages. The runtime below is this tree as one
+# layer, so what is removed here is really gone.
+RUN rm -rf /usr/bin/apt* /usr/lib/apt /usr/lib/x86_64-linux-gnu/libapt-* /etc/apt \
+           /var/lib/apt /var/cache/apt /usr/bin/perl* \
+           /usr/lib/x86_64-linux-gnu/perl-base /usr/share/perl5 \
+           /usr/lib/x86_64-linux-gnu/gconv /usr/share/python-wheels
 COPY --from=build /opt/predlog /opt/predlog
-ENV PATH=/opt/predlog/bin:$PATH \
+
+# ---- runtime -----------------------------------------------------------------
+FROM scratch AS runtime
+COPY --from=rootfs / /
+# (ownership through a whole-tree COPY is not guaranteed everywhere: set it again)
+COPY --from=rootfs --chown=10001:10001 /var/lib/predlog /var/lib/predlog
+LABEL org.opencontainers.image.title="predlog" \
+      org.opencontainers.image.description="Streaming prediction-log processor for ML models" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/predlog/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/var/lib/predlog
