@@ -63,9 +63,12 @@ RUN set -eu; \
     find /opt/predlog -name __pycache__ -type d -prune -exec rm -rf {} +
 # Byte-code for what the deployed commands import (the runtime root filesystem is read-only,
 # so nothing is cached there later): `predlog --help` and the imports of the worker, ingest,
-# exporter and check, with byte-code writing on. Compiling every module instead would add
-# ~130 MB of .pyc that they never load (a replay compiles its SQLite MLflow store, ~10 MB
-# of .pyc, in memory when run).
+# exporter and check run with byte-code writing on; then every module of each directory
+# they loaded from is compiled too (for what those packages import lazily), hash-checked: a
+# timestamp .pyc goes stale when a COPY shifts its source's mtime (buildah's did, by a
+# second) and would be compiled again at each start. Compiling every module of the venv
+# would add ~100 MB of .pyc that nothing loads; a replay compiles its SQLite MLflow store
+# (~10 MB of .pyc) in memory when run.
 RUN set -eu; \
     cd /tmp; \
     unset PYTHONDONTWRITEBYTECODE; \
@@ -73,12 +76,10 @@ RUN set -eu; \
     /opt/predlog/bin/python -c 'import agents.worker, agents.ingest, agents.check, \
         agents.mlflow_exporter, agents.faust_adapter, agents.replay, sinks.elasticsearch, \
         sinks.mlflow_sink, sinks.prometheus, stream.decode.native'; \
-    # ... rewritten hash-based: a timestamp-based .pyc goes stale when a COPY shifts the
-    # sources' mtimes (buildah's did, by a second), and would then be compiled at each start
     /opt/predlog/bin/python -c 'import pathlib, py_compile as pc; \
-        [pc.compile(str(p.parent.parent / (p.name.split(".")[0] + ".py")), str(p), \
-                    doraise=True, invalidation_mode=pc.PycInvalidationMode.CHECKED_HASH) \
-         for p in pathlib.Path("/opt/predlog").rglob("__pycache__/*.pyc")]'
+        [pc.compile(str(s), invalidation_mode=pc.PycInvalidationMode.CHECKED_HASH) \
+         for d in list(pathlib.Path("/opt/predlog").rglob("__pycache__")) \
+         for s in d.parent.glob("*.py")]'
 
 # ---- runtime root: the base with the venv and the user, less what only installs packages
 FROM ${BASE_IMAGE} AS rootfs

@@ -33,8 +33,9 @@ from stream.drift.report import drift_report_html
 def evidently_missing() -> str | None:
     """Why Evidently reports cannot be built in this environment, or None if they can."""
     if importlib.util.find_spec("evidently") is None:
-        return ("Evidently HTML reports need the package 'evidently', which is not installed "
-                "here (the container image leaves it out): pip install 'predlog[reports]'")
+        return ("Evidently HTML reports need the package 'evidently', not installed here: "
+                "install the extra 'predlog[reports]' (container image: build it with "
+                "--build-arg PREDLOG_EXTRAS=reports)")
     return None
 
 
