@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.cli import app
+from agents.monitoring_setup import make_monitoring
 from agents.settings import load_settings
-from agents.worker import make_monitoring
 from sinks.evidently_report import evidently_missing
 
 
@@ -48,7 +48,7 @@ def test_replay_without_reports_needs_no_evidently(no_evidently, tmp_path):
 
 
 def test_worker_runs_on_without_reports(no_evidently, caplog):
-    with caplog.at_level(logging.ERROR, logger="predlog.worker"):
+    with caplog.at_level(logging.ERROR, logger="predlog.monitoring"):
         monitoring = make_monitoring(load_settings(report_every=3))
     assert monitoring.report_every == 0
     assert "'evidently'" in caplog.text and "PREDLOG_REPORT_EVERY=3 ignored" in caplog.text
