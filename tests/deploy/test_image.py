@@ -80,12 +80,13 @@ def test_no_build_tools_or_pip_in_the_runtime(image):
 
 
 def test_the_compiled_decoder_is_in_the_image(image):
-    """Built in the build stage (Rust toolchain there only), decoding in the runtime."""
+    """Built in the build stage (Rust toolchain there only), decoding in the runtime: the
+    record and batch decoders are the compiled ones."""
     proc = _run(image, "/opt/predlog/bin/python", "-c",
-                "from stream.decode.kafka_records import decode_kafka_record as d; "
-                "print(type(d).__name__)")
+                "from stream.decode import native; print(native.enabled(), "
+                "type(native.new_decoder()).__name__, type(native.new_batch_decoder()).__name__)")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "builtin_function_or_method"
+    assert proc.stdout.strip() == "True Decoder BatchDecoder"
 
 
 def test_the_image_is_slim(image):
