@@ -86,6 +86,11 @@ def replay(
     from agents.replay import SAMPLE, ReplayOptions, replay_files
     from agents.settings import load_settings, parse_references
 
+    if reports:
+        from sinks.evidently_report import evidently_missing
+
+        if missing := evidently_missing():
+            raise typer.BadParameter(missing, param_hint="--reports")
     remote = from_elasticsearch or from_kafka
     if remote and (inputs or to_kafka or (from_elasticsearch and from_kafka)):
         raise typer.BadParameter("give INPUT files, --from-elasticsearch or --from-kafka; "

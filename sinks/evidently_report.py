@@ -6,6 +6,10 @@
 and writes it atomically (temporary file, then rename). The paths can be handed to
 the MLflow sink as the `drift_report.html` artifact.
 
+Evidently is an optional extra (`predlog[reports]`), left out of the container image:
+`evidently_missing()` says why reports cannot be built here (None when they can), for the
+replay to refuse `--reports` and the worker to log it and go on without reports.
+
 >>> import tempfile
 >>> sink = EvidentlyReportSink(tempfile.gettempdir())
 >>> sink.path_for("seldon/iris 2026-11-01T00:05:00Z").name
@@ -14,6 +18,7 @@ the MLflow sink as the `drift_report.html` artifact.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import warnings
@@ -23,6 +28,15 @@ import pandas as pd
 
 from stream.drift.reference import ReferenceProfile
 from stream.drift.report import drift_report_html
+
+
+def evidently_missing() -> str | None:
+    """Why Evidently reports cannot be built in this environment, or None if they can."""
+    if importlib.util.find_spec("evidently") is None:
+        return ("Evidently HTML reports need the package 'evidently', not installed here: "
+                "install the extra 'predlog[reports]' (container image: build it with "
+                "--build-arg PREDLOG_EXTRAS=reports)")
+    return None
 
 
 class EvidentlyReportSink:

@@ -132,7 +132,10 @@ t0=$(date +%s)
   > "$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log" >&2; exit 1; }
 build_s=$(( $(date +%s) - t0 ))
 
-size_bytes="$("${BUILDAH[@]}" inspect --type image --format '{{.Size}}' "$IMAGE" 2>/dev/null || true)"
+# uncompressed bytes: the sum of the stored (tar) layers of the image's manifest
+size_bytes="$("${BUILDAH[@]}" inspect --type image "$IMAGE" | python3 -c \
+  'import json, sys; print(sum(l["size"] for l in json.loads(json.load(sys.stdin)["Manifest"])["layers"]))' \
+  2>/dev/null || true)"
 size_human="$("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE" | head -n1)"
 base_size="$("${BUILDAH[@]}" images --format '{{.Size}}' "$BASE" | head -n1)"
 {
