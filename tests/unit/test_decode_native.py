@@ -185,7 +185,8 @@ def test_v1_topics_and_arguments():
     dec = new_decoder()
     h, v = v1_headers(), body(REQUEST_BODY)
     assert check(dec, "predlog.events", None, v, h).source_format == "seldon-v1-kafka"
-    assert check(dec, "seldon", None, v, h, 1_700_000_000_123).event_time == 1_700_000_000.123
+    ms = 1_700_000_000_123
+    assert check(dec, "seldon", None, v, h, ms).event_time == ms * 1_000_000
     assert check(dec, "mlserver-input", b"k", v, h) is None
     assert check(dec, "seldon", None, bytearray(v), h) is None
     assert check(dec, "seldon", None, None, h) is None
