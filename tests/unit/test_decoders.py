@@ -280,3 +280,19 @@ def test_non_finite_numbers_are_dead_letters():
     r.inputs[0].contents.fp32_contents[0] = float("inf")
     dl = decode_kafka_record("seldon.ns.model.iris.inputs", b"k", r.SerializeToString(), [], 0)
     assert dl.reason == "non_finite_value"
+
+
+def test_ingest_keeps_the_logged_nanoseconds():
+    """The CloudEvents SDK rewrites `ce-time` through a datetime (microseconds); the Kafka
+    record carries the logged text, so a worker reads the same int ns as a replay."""
+    from stream.decode.ingest import http_to_kafka
+
+    headers = {"ce-specversion": "1.0", "ce-id": "e1", "ce-source": "s",
+               "ce-type": "io.seldon.serving.inference.request", "ce-requestid": "r1",
+               "ce-inferenceservicename": "iris", "ce-time": "2026-11-01T00:00:00.000041123Z",
+               "content-type": "application/json"}
+    rec = http_to_kafka(headers, b'{"data": {"ndarray": [[1, 2]]}}')
+    assert dict(rec.headers)["ce_time"] == b"2026-11-01T00:00:00.000041123Z"
+    assert rec.event.event_time == 1_793_491_200_000_041_123
+    again = decode_kafka_record("predlog.events", rec.key, rec.value, rec.headers, 0)
+    assert again.event_time == rec.event.event_time
