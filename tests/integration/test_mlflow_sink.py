@@ -186,7 +186,7 @@ def test_flush_waits_out_an_outage_and_sets_a_refused_window_aside(stack, monkey
         sink.add(_summary(model, start + 600, 0.7))
         assert sink.flush() == 1
         [(window, exc)] = sink.take_rejected()
-        assert window["window_start"] == format_utc(start + 300)
+        assert window["window_start"] == format_utc(seconds_to_ns(start + 300))
         assert exc.get_http_status_code() == 400, exc
 
         prod = client.get_experiment_by_name(f"{model}-production-monitoring")
