@@ -518,7 +518,7 @@ def drift_by_month(files: DemoFiles, months=(1, 2, 4, 7, 10)) -> dict:
             e = decode_line(line)
             if getattr(e, "kind", None) is not EventKind.REQUEST:
                 continue
-            m = datetime.fromtimestamp(e.event_time, UTC).month
+            m = datetime.fromtimestamp(e.event_time // 10**9, UTC).month
             if m in windows:
                 windows[m].update(e.feature_names, e.rows)
     out = {}

@@ -33,6 +33,7 @@ from stream.deadletters import dead_letter_headers
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record
 from stream.events import DeadLetter, SourceCoords
+from stream.eventtime import ms_to_ns
 
 log = logging.getLogger("predlog.rekey")
 SOURCE_TOPIC_HEADER = "predlog-source-topic"
@@ -108,8 +109,8 @@ class Rekeyer:
         headers = list(record.headers or ())
         coords = SourceCoords("kafka", topic, record.partition, record.offset)
         if topic == s.topic_labels:
-            label = decode_label_record(record.value or b"", fallback_time=record.timestamp / 1000,
-                                        coords=coords)
+            label = decode_label_record(record.value or b"",
+                                        fallback_time=ms_to_ns(record.timestamp), coords=coords)
             if isinstance(label, DeadLetter):
                 await self._dead_letter(producer, label)
                 return
@@ -119,7 +120,7 @@ class Rekeyer:
                                 timestamp_ms=record.timestamp)
             return
         item = decode_kafka_record(topic, record.key, record.value, headers,
-                                   float(record.timestamp), partition=record.partition,
+                                   record.timestamp, partition=record.partition,
                                    offset=record.offset)
         if isinstance(item, DeadLetter):
             await self._dead_letter(producer, item)

@@ -38,6 +38,7 @@ from stream.decode.lines import decode_line
 from stream.document_lines import prediction_lines
 from stream.documents import index_name
 from stream.events import DeadLetter, PredictionEvent
+from stream.eventtime import NS
 from stream.pipeline import Pipeline, StepResult
 from stream.totals import RunTotals
 
@@ -200,7 +201,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
         report_paths = {}
         if reports is not None:
             for key, profile, frame in monitoring.report_frames:
-                name = f"{key.namespace}-{key.model}-{key.version}-{key.node}-{key.start:.0f}"
+                name = f"{key.namespace}-{key.model}-{key.version}-{key.node}-{key.start // NS}"
                 report_paths[key.id] = reports.add(name, profile, frame)
             monitoring.report_frames.clear()
             result.reports += reports.flush()

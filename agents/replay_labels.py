@@ -20,8 +20,8 @@ file's order, and a time-sorted file (the usual case) keeps next to nothing in m
 >>> feed = LabelFeed([d / "l.csv"])
 >>> [x.reason for x in feed.dead_letters], len(feed)
 (['bad_time'], 2)
->>> [(x.request_id, x.time) for x in feed.until(15.0)], list(feed.until(15.0))
-([('r1', 10.0)], [])
+>>> [(x.request_id, x.time) for x in feed.until(15 * 10**9)], list(feed.until(15 * 10**9))
+([('r1', 10000000000)], [])
 >>> [x.request_id for x in feed.until(float("inf"))], [x.request_id for x in feed.untimed()]
 (['r2'], ['r3'])
 """
@@ -49,7 +49,7 @@ class LabelFeed:
         self.dead_letters: list[DeadLetter] = []
         self._untimed: list[Label] = []
         self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        times = array("d")  # 8 bytes a label, no float object each
+        times = array("q")  # int ns, 8 bytes a label, no int object each
         chunk: list[tuple] = []
         dump = pickle.Pickler(self._spill, protocol=pickle.HIGHEST_PROTOCOL)
         for path in paths:
@@ -76,13 +76,13 @@ class LabelFeed:
         self._chunk_at = 0
         self._n = len(times)
         # ready[i]: the smallest time of labels i.. (read label i once the watermark is there)
-        arr = np.frombuffer(times, dtype=np.float64)
+        arr = np.frombuffer(times, dtype=np.int64)
         ready = np.minimum.accumulate(arr[::-1])[::-1] if len(arr) else arr
-        self._ready = array("d", ready.tobytes())  # indexing an array gives floats
+        self._ready = array("q", ready.tobytes())  # indexing an array gives ints
         del times, arr, ready
         self._next = 0
         self._next_ready = self._ready[0] if self._n else float("inf")
-        self._heap: list[tuple[float, int, Label]] = []
+        self._heap: list[tuple[int, int, Label]] = []
 
     def __len__(self) -> int:
         """Timed labels not handed out yet."""

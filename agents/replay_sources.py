@@ -45,7 +45,7 @@ from stream.events import (
     PredictionEvent,
     SourceCoords,
 )
-from stream.eventtime import format_utc, parse_rfc3339
+from stream.eventtime import format_utc, parse_rfc3339, seconds_to_ns
 
 Item = PredictionEvent | DeadLetter
 SOURCE_FORMAT_PREDLOG = "predlog-document"
@@ -122,7 +122,7 @@ def predlog_document_events(hits: list[dict[str, Any]]) -> list[PredictionEvent]
     ...          "prediction_names": ["proba"]} for n in (1, 0)]
     >>> req, resp = predlog_document_events(docs)
     >>> req.kind.value, req.rows, req.feature_names, resp.outputs, resp.event_time - req.event_time
-    ('request', [[0, 0], [1, 2]], ('a', 'b'), [[0.0], [0.1]], 0.25)
+    ('request', [[0, 0], [1, 2]], ('a', 'b'), [[0.0], [0.1]], 250000000)
     """
     docs = sorted((_source(h) for h in hits), key=lambda d: d.get("row") or 0)
     first = docs[0]
@@ -136,7 +136,8 @@ def predlog_document_events(hits: list[dict[str, Any]]) -> list[PredictionEvent]
     try:
         t_req = parse_rfc3339(str(first["@timestamp"]))
         t_resp = parse_rfc3339(str(first["response_time"])) if first.get("response_time") else (
-            t_req + float(first["latency_seconds"]) if first.get("latency_seconds") is not None
+            t_req + seconds_to_ns(float(first["latency_seconds"]))
+            if first.get("latency_seconds") is not None
             else None)
     except ValueError as exc:
         raise DecodeError("bad_time", str(exc)) from None
@@ -274,6 +275,7 @@ def events_from_documents(hits: Iterable[dict[str, Any]], reorder_seconds: float
     groups: OrderedDict[tuple, tuple[float, list[dict[str, Any]]]] = OrderedDict()
     heap: list[tuple[float, int, int, Item]] = []
     seq = 0
+    reorder_ns = seconds_to_ns(reorder_seconds)  # event times are int ns
 
     def close(key: tuple) -> None:
         nonlocal seq
@@ -293,7 +295,7 @@ def events_from_documents(hits: Iterable[dict[str, Any]], reorder_seconds: float
         last, group = groups.pop(key, (ts, []))
         group.append(hit)
         groups[key] = (max(last, ts), group)  # groups stay ordered by their latest document
-        horizon = ts - reorder_seconds
+        horizon = ts - reorder_ns
         while groups and next(iter(groups.values()))[0] < horizon:
             close(next(iter(groups)))
         while heap and heap[0][0] < horizon:
@@ -306,7 +308,8 @@ def events_from_documents(hits: Iterable[dict[str, Any]], reorder_seconds: float
 
 # -- Elasticsearch -------------------------------------------------------------------------------
 def _iso(t: float | str) -> str:
-    return t if isinstance(t, str) else format_utc(t)
+    """A range bound: RFC 3339 text as given, epoch seconds formatted."""
+    return t if isinstance(t, str) else format_utc(seconds_to_ns(t))
 
 
 class ElasticsearchSource:
@@ -387,7 +390,8 @@ class ElasticsearchSource:
 
 # -- Kafka ---------------------------------------------------------------------------------------
 def _ms(t: float | str) -> int:
-    return round((parse_rfc3339(t) if isinstance(t, str) else t) * 1000)
+    """A range bound (RFC 3339 text or epoch seconds) → Kafka ms (half to even)."""
+    return round(parse_rfc3339(t) if isinstance(t, str) else seconds_to_ns(t), -6) // 10**6
 
 
 class KafkaSource:
@@ -440,7 +444,7 @@ class KafkaSource:
                 topic = hmap[SOURCE_TOPIC_HEADER].decode()
                 headers = [(k, v) for k, v in headers if k != SOURCE_TOPIC_HEADER]
             yield decode_kafka_record(topic, record.key, record.value, headers,
-                                      float(record.timestamp), partition=record.partition,
+                                      record.timestamp, partition=record.partition,
                                       offset=record.offset)
 
     def records_in_range(self) -> Iterator[Any]:

@@ -30,7 +30,7 @@ from stream.deadletters import dead_letter_headers
 from stream.decode.ingest import KafkaRecord, http_to_kafka
 from stream.decode.lines import decode_line
 from stream.events import DeadLetter, SourceCoords
-from stream.eventtime import format_utc
+from stream.eventtime import format_utc, ms_to_ns
 
 _NS = uuid.UUID("6f1c1b1e-8a4e-4d53-9a57-0c1f1d7a1a10")  # ce-id = uuid5(_NS, line)
 
@@ -40,8 +40,8 @@ class RepublishResult:
     lines: int = 0
     events: Counter = field(default_factory=Counter)  # by kind
     dead_letters: Counter = field(default_factory=Counter)  # by reason
-    first_time: float | None = None
-    last_time: float | None = None
+    first_time: int | None = None  # event time, ns since the epoch
+    last_time: int | None = None
 
 
 def _str(value: Any) -> str:
@@ -58,7 +58,7 @@ def _http_form(line: bytes, obj: Any) -> tuple[dict[str, str], bytes]:
                    for k, v in headers.items()}
         ts = obj.get("timestamp")
         if "ce-time" not in headers and isinstance(ts, int | float):
-            headers["ce-time"] = format_utc(ts / 1000.0)
+            headers["ce-time"] = format_utc(ms_to_ns(ts))
         body = obj["value"]
     else:
         body = obj["body"]
@@ -77,7 +77,7 @@ def line_to_record(line: bytes, coords: SourceCoords | None = None) -> KafkaReco
     ...     b' "ce-time": "2026-11-01T00:00:00.5Z", "ce-source": "s", "ce-specversion": "1.0"},'
     ...     b' "body": "{\\\\"data\\\\": {\\\\"ndarray\\\\": [[1, 2]]}}"}')
     >>> rec.key, rec.value, dict(rec.headers)["ce_time"], record_timestamp_ms(rec)
-    (b'r1', b'{"data": {"ndarray": [[1, 2]]}}', b'2026-11-01T00:00:00.500000Z', 1793491200500)
+    (b'r1', b'{"data": {"ndarray": [[1, 2]]}}', b'2026-11-01T00:00:00.5Z', 1793491200500)
     >>> line_to_record(b"{nope").reason
     'invalid_json'
     """
@@ -97,7 +97,7 @@ def line_to_record(line: bytes, coords: SourceCoords | None = None) -> KafkaReco
 
 def record_timestamp_ms(record: KafkaRecord) -> int:
     """The Kafka record timestamp: the event time, in milliseconds."""
-    return round(record.event.event_time * 1000)
+    return round(record.event.event_time, -6) // 1_000_000  # from ns, half to even
 
 
 def republish(items: Iterable[tuple[bytes, SourceCoords]], producer: Any, *, topic: str,

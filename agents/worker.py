@@ -50,6 +50,7 @@ from stream.decode import native
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record, feedback_labels
 from stream.events import DeadLetter, EventKind, SourceCoords
+from stream.eventtime import NS, ms_to_ns, seconds_to_ns
 from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import (
     Pair,
@@ -307,8 +308,9 @@ class Worker:
             for state in labels.values():
                 self.monitoring.add_joined(joined_from_state(state))
             for wid, summary in summaries.items():
-                self.monitoring.restore_emitted(WindowKey.parse(wid, s.window_seconds),
-                                                WindowSummary.from_builtins(summary))
+                self.monitoring.restore_emitted(
+                    WindowKey.parse(wid, seconds_to_ns(s.window_seconds)),
+                    WindowSummary.from_builtins(summary))
             self.windowing[partition] = stage
             # Every stage-1 partition reports here (pairs or heartbeats), so a source is never
             # idle: a quiet one still sends heartbeats; a dead one holds until reassigned.
@@ -440,7 +442,7 @@ class Worker:
             headers = _headers(msg)
             if dict(headers).get(KIND_HEADER) == b"label":
                 label = decode_label_record(
-                    msg.value or b"", fallback_time=msg.timestamp,
+                    msg.value or b"", fallback_time=_record_ns(msg),
                     coords=SourceCoords("kafka", msg.topic, msg.partition, msg.offset))
                 if isinstance(label, DeadLetter):
                     await self._dead_letter(label)
@@ -454,7 +456,7 @@ class Worker:
             if source:
                 headers = [(k, v) for k, v in headers if k != SOURCE_TOPIC_HEADER]
             item = decode_kafka_record(topic, msg.key, msg.value, headers,
-                                       msg.timestamp * 1000.0, partition=msg.partition,
+                                       _record_ms(msg), partition=msg.partition,
                                        offset=msg.offset)
             if isinstance(item, DeadLetter):
                 await self._dead_letter(item)
@@ -475,7 +477,7 @@ class Worker:
                 if isinstance(outcome, Pair) and outcome.succeeded:
                     # = `_join` of each `Prediction.rows_of(outcome, key)`, without building
                     # a Prediction per row that only waits for its label
-                    key = window_key(outcome, self.settings.window_seconds)
+                    key = window_key(outcome, seconds_to_ns(self.settings.window_seconds))
                     self._send_joined(msg.partition, self.joiners[msg.partition].add_pair(
                         outcome, key.id))
         for partition in touched:
@@ -489,7 +491,7 @@ class Worker:
     def _watermark(self, marks: Watermark) -> float:
         wm = marks.get()
         lag = self.settings.wall_clock_lag_seconds
-        return max(wm, self.clock() - lag) if lag is not None else wm
+        return max(wm, seconds_to_ns(self.clock() - lag)) if lag is not None else wm
 
     async def _tick(self) -> None:
         """Advance time without new input: expire pairs, close windows (idle streams)."""
@@ -641,7 +643,7 @@ class Worker:
 
         sink = EvidentlyReportSink(self.settings.reports_dir)
         paths = {key.id: str(sink.add(f"{key.namespace}-{key.model}-{key.version}-{key.node}-"
-                                      f"{key.start:.0f}", profile, frame))
+                                      f"{key.start // NS}", profile, frame))
                  for key, profile, frame in frames}
         await asyncio.to_thread(sink.flush)
         return paths
@@ -692,3 +694,13 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # debug call in Faust and aiokafka would build a log record (a third of the CPU).
     runner.spinner = None
     runner.execute_from_commandline()
+
+
+def _record_ms(msg: Any) -> int:
+    """A consumed record's Kafka timestamp, int ms (Faust hands it out as float seconds)."""
+    return round(msg.timestamp * 1000)
+
+
+def _record_ns(msg: Any) -> int:
+    """A consumed record's Kafka timestamp as event time: int ns."""
+    return ms_to_ns(_record_ms(msg))

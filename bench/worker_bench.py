@@ -371,7 +371,7 @@ def run_core(records, flush, partitions: int, profile: str | None) -> tuple[floa
     t0 = time.perf_counter()
     if prof:
         prof.enable()
-    ts = time.time() * 1000.0
+    ts = round(time.time() * 1000)  # a Kafka timestamp: int ms
     for i in range(0, len(stream), 1000):
         result = StepResult()
         for off, (p, key, value, headers) in enumerate(stream[i:i + 1000], i):

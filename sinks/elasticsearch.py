@@ -110,7 +110,8 @@ WINDOWS_TEMPLATE = {
 
 def windows_index(key: WindowKey) -> str:
     """`predlog-windows-<yyyy.MM>` of the window's start."""
-    return "predlog-windows-" + datetime.fromtimestamp(key.start, UTC).strftime("%Y.%m")
+    start = datetime.fromtimestamp(key.start // 1_000_000_000, UTC)  # key.start: int ns
+    return "predlog-windows-" + start.strftime("%Y.%m")
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ from tenacity import (
 )
 
 from stream.events import DeadLetter, SourceCoords
-from stream.eventtime import parse_rfc3339
+from stream.eventtime import parse_rfc3339, seconds_to_ns
 from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
@@ -116,9 +116,13 @@ def rejected_window(summary: WindowSummary, exc: BaseException) -> DeadLetter:
                       {"predlog-window-id": window_id(summary)}, SourceCoords("mlflow"))
 
 
+def _ns(value: Any) -> int:
+    """Epoch seconds or RFC 3339 text → int ns."""
+    return seconds_to_ns(value) if isinstance(value, int | float) else parse_rfc3339(str(value))
+
+
 def _ms(value: Any) -> int:
-    t = float(value) if isinstance(value, int | float) else parse_rfc3339(str(value))
-    return int(round(t * 1000))
+    return round(_ns(value), -6) // 1_000_000  # MLflow's ms, from ns (half to even)
 
 
 def window_id(summary: WindowSummary) -> str:
@@ -129,9 +133,8 @@ def window_id(summary: WindowSummary) -> str:
     ...     requests=0, rows=0, predictions=0, errors=0))
     'seldon|iris|1.0|clf|1793491200'
     """
-    start = _ms(summary.window_start) / 1000
     wid = WindowKey(summary.namespace, summary.model, summary.version, summary.node,
-                    float(start), 0.0).id
+                    _ns(summary.window_start), 0).id
     return wid.replace("'", "_")
 
 

@@ -10,11 +10,11 @@ latest revision wins), and the file ends with `# EOF`, as OpenMetrics requires.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 from sinks.estimated import FAMILIES as ESTIMATED
 from sinks.estimated import estimated_samples
+from stream.eventtime import parse_rfc3339, seconds
 from stream.window_summary import WindowSummary
 
 FAMILIES = {
@@ -47,7 +47,8 @@ def _num(v: float) -> str:
 
 
 def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    """A window bound's text → the sample timestamp, float seconds (from int ns)."""
+    return seconds(parse_rfc3339(iso))
 
 
 class OpenMetricsFileSink:

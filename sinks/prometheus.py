@@ -72,7 +72,7 @@ class ModelState:
     input_size: Histogram = field(default_factory=lambda: Histogram(INPUT_SIZE_BUCKETS))
     prediction: Histogram = field(default_factory=lambda: Histogram(PREDICTION_BUCKETS))
     last_summary: WindowSummary | None = None
-    last_window_end: float | None = None
+    last_window_end: int | None = None  # ns since the epoch
 
 
 def _numeric_prediction(output: list[Any] | None) -> float | None:
@@ -121,8 +121,8 @@ class PrometheusSink(Collector):
             s.errors[pair.error_type] += 1
             if pair.error_type == "no_response":
                 s.unpaired += 1
-        if pair.latency is not None:
-            s.latency.observe(pair.latency)
+        if pair.latency_ns is not None:
+            s.latency.observe(pair.latency_ns / 1e9)  # seconds
 
     def add_late(self, pair: Pair) -> None:
         self._models[self.key(pair)].late += 1
@@ -130,7 +130,8 @@ class PrometheusSink(Collector):
     def add_orphan(self, orphan: OrphanResponse) -> None:
         self._models[self.key(orphan)].orphans += 1
 
-    def add_summary(self, summary: WindowSummary, window_end: float) -> None:
+    def add_summary(self, summary: WindowSummary, window_end: int) -> None:
+        """`window_end`: int ns (`WindowKey.end`)."""
         key = (summary.namespace, summary.model, summary.version, summary.node)
         s = self._models[key]
         if not summary.revision:
@@ -142,9 +143,9 @@ class PrometheusSink(Collector):
     def add_joined(self, joined: Any) -> None:
         m = joined.prediction.model
         self.labels_joined[(m.namespace, m.model, m.version, m.node)] += 1
-        if joined.delay is not None:
+        if joined.delay_ns is not None:
             hist = self.label_delay.setdefault(m.model, Histogram(LABEL_DELAY_BUCKETS))
-            hist.observe(joined.delay)
+            hist.observe(joined.delay_ns / 1e9)  # seconds
 
     def add_unmatched_label(self, source: str) -> None:
         self.labels_unmatched[source] += 1
@@ -223,7 +224,7 @@ class PrometheusSink(Collector):
             summary = s.last_summary
             if summary is None:
                 continue
-            g_lag.add_metric(lv, max(0.0, now - s.last_window_end))
+            g_lag.add_metric(lv, max(0.0, now - s.last_window_end / 1e9))  # seconds
             for fname, stats in summary.feature_stats.items():
                 for stat, v in stats.items():
                     g_feat.add_metric([*lv, fname, stat], v)

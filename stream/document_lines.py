@@ -11,8 +11,8 @@ are serialized once. A pair the template does not cover (non-str feature names,
 values orjson refuses) goes through the dicts, which then behave exactly as before.
 
 >>> from stream.events import ModelRef
->>> pair = Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10.0, 10.5, ("a",), [[1]],
-...             ("p",), [[0.9]])
+>>> pair = Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10 * 10**9, 10_500_000_000,
+...             ("a",), [[1]], ("p",), [[0.9]])
 >>> prediction_lines(pair, "idx")[0][:60]
 b'{"@timestamp":"1970-01-01T00:00:10Z","_id":"r1","_index":"id'
 """
@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from stream.documents import prediction_documents
-from stream.eventtime import format_utc
+from stream.eventtime import format_utc, seconds
 from stream.pairs import Pair
 from stream.summary import feature_names_for
 
@@ -103,7 +103,8 @@ def _template_lines(pair: Pair, index: str) -> list[bytes]:
     # joined once per line rather than concatenated piece by piece.
     head = (b'{"@timestamp":', _dumps(format_utc(pair.request_time)), b',"_id":')
     after_id = _after_id(index, entry, pair.error_type, pair.error)
-    before_prediction = (b',"latency_seconds":', _dumps(pair.latency), model_part)
+    latency = None if pair.latency_ns is None else seconds(pair.latency_ns)
+    before_prediction = (b',"latency_seconds":', _dumps(latency), model_part)
     tail = (names_part, _dumps(rid, option=OPTION), b',"response_time":',
             _dumps(response_time), b',"row":')
     outputs = pair.outputs or []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from stream.eventtime import format_utc
+from stream.eventtime import NS, format_utc, seconds
 from stream.pairs import Pair
 from stream.summary import feature_names_for
 
@@ -22,17 +22,18 @@ def index_name(pair: Pair, template: str = DEFAULT_INDEX_TEMPLATE) -> str:
     """Time-based index of a prediction (lower-case, as Elasticsearch requires).
 
     >>> from stream.events import ModelRef
-    >>> index_name(Pair(ModelRef("Iris", "prod"), "r", 1604655309.0))
+    >>> index_name(Pair(ModelRef("Iris", "prod"), "r", 1604655309 * NS))
     'predlog-predictions-prod-iris-2020.11.06'
     """
     m = pair.model
     # A UTC day is 86,400 s (epoch time has no leap seconds): names repeat per day.
-    key = (template, m.namespace, m.model, m.predictor, m.node, pair.request_time // 86400)
+    key = (template, m.namespace, m.model, m.predictor, m.node,
+           pair.request_time // (86400 * NS))
     name = _INDEX_NAMES.get(key)
-    if name is None or pair.request_time % 86400 > 86399.999999:  # may round to next day
+    if name is None:
         if len(_INDEX_NAMES) > 4096:
             _INDEX_NAMES.clear()
-        day = datetime.fromtimestamp(pair.request_time, UTC).strftime("%Y.%m.%d")
+        day = datetime.fromtimestamp(pair.request_time // NS, UTC).strftime("%Y.%m.%d")
         name = _INDEX_NAMES[key] = template.format(
             namespace=m.namespace or "default", model=m.model, predictor=m.predictor,
             node=m.node, date=day).lower()
@@ -50,8 +51,9 @@ def prediction_documents(pair: Pair, schema: tuple[str, ...] | None = None
     """(_id, document) for every input row of a request (one for a request without rows).
 
     >>> from stream.events import ModelRef
-    >>> docs = prediction_documents(Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10.0,
-    ...                              10.5, ("a", "b"), [[1, 2], [3, 4]], ("p",), [[0.1], [0.9]]))
+    >>> docs = prediction_documents(Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10 * NS,
+    ...                              10 * NS + NS // 2, ("a", "b"), [[1, 2], [3, 4]], ("p",),
+    ...                              [[0.1], [0.9]]))
     >>> [(i, d["features"], d["prediction"], d["latency_seconds"]) for i, d in docs]
     [('r1-item-0', {'a': 1, 'b': 2}, 0.1, 0.5), ('r1-item-1', {'a': 3, 'b': 4}, 0.9, 0.5)]
     """
@@ -62,7 +64,7 @@ def prediction_documents(pair: Pair, schema: tuple[str, ...] | None = None
     timestamp = format_utc(pair.request_time)
     response_time = format_utc(pair.response_time) if pair.response_time else None
     output_names = list(pair.output_names) if pair.output_names else None
-    latency = pair.latency
+    latency = None if pair.latency_ns is None else seconds(pair.latency_ns)
     docs = []
     for n, row in enumerate(rows):
         doc_id = base if len(rows) == 1 else f"{base}-item-{n}"

@@ -68,13 +68,14 @@ class PredictionEvent(msgspec.Struct):
 
     `rows` are the input feature rows of a request (a batch of n gives n rows);
     `outputs` the prediction rows of a response (class, probabilities or values);
-    `truth` the label rows of feedback. `event_time` is epoch seconds (UTC).
+    `truth` the label rows of feedback. `event_time` is int nanoseconds since the
+    epoch (UTC; `stream.eventtime`).
     """
 
     kind: EventKind
     request_id: str
     model: ModelRef
-    event_time: float
+    event_time: int
     protocol: str = ""  # seldon | tensorflow | v2 | kfserving
     source_format: str = ""  # e.g. seldon-v1-http, seldon-v1-kafka, kserve, seldon-v2, oip
     event_id: str = ""

@@ -15,14 +15,15 @@ already emitted, emits a revision. The joiner decides nothing about windows.
   `duplicate_labels` and ignored, even if their value differs (Seldon logs feedback
   once per graph node; a topic may redeliver). A repeated prediction of the same
   node is ignored the same way (`duplicate_predictions`).
-- Horizon: an entry lives while ``watermark <= time + horizon_seconds``
+- Horizon: an entry lives while ``watermark <= time + horizon`` (times, watermarks and
+  the horizon compared as int ns; the horizon is given in seconds)
   (prediction: its request time; label: its label time or — without one — the
   watermark of the first `expire` after it arrived). `expire(watermark)` drops the
   rest: labels that never met a prediction are returned and counted in
   `unmatched_labels` by source; predictions that never met a label count as
   `unlabelled_predictions`. That is the bound on state; the watermark is event time
   from the driver, never the wall clock.
-- Label delay: `JoinedLabel.delay` = label time − prediction time (None without a
+- Label delay: `JoinedLabel.delay_ns` = label time − prediction time (None without a
   label time); negative delays (clock skew) are kept as they are.
 - State lives in an injected mapping of compact JSON-able lists (a dict in replay,
   a changelogged table in workers); `rebuild_index` restores the rest after a
@@ -32,6 +33,7 @@ already emitted, emits a revision. The joiner decides nothing about windows.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
@@ -41,6 +43,7 @@ import msgspec
 
 from stream.decode.labels import Label
 from stream.events import EventKind, ModelRef, PredictionEvent
+from stream.eventtime import seconds_to_ns
 from stream.pairs import Pair
 from stream.windows import WindowKey
 
@@ -57,7 +60,7 @@ class Prediction(msgspec.Struct, frozen=True):
     request_id: str
     row: int
     model: ModelRef
-    time: float  # the request's event time, epoch seconds
+    time: int  # the request's event time, ns since the epoch
     window_id: str  # the window the row counts in: `WindowKey.id`
     output: Any  # the response's output row (class, value or probabilities)
     output_names: tuple[str, ...] | None = None
@@ -71,9 +74,9 @@ class Prediction(msgspec.Struct, frozen=True):
         """One prediction per output row of a successful pair.
 
         >>> m = ModelRef("iris", "ns", "clf", version="v1")
-        >>> pair = Pair(m, "r1", 2.5, 3.0, outputs=[[0.2, 0.8], [0.9, 0.1]])
+        >>> pair = Pair(m, "r1", 2_500_000_000, 3_000_000_000, outputs=[[0.2, 0.8], [0.9, 0.1]])
         >>> [(p.key, p.output, p.window_id) for p in
-        ...  Prediction.rows_of(pair, WindowKey("ns", "iris", "v1", "clf", 0.0, 60.0))]
+        ...  Prediction.rows_of(pair, WindowKey("ns", "iris", "v1", "clf", 0, 60 * 10**9))]
         [(('r1', 0), [0.2, 0.8], 'ns|iris|v1|clf|0'), (('r1', 1), [0.9, 0.1], 'ns|iris|v1|clf|0')]
         """
         if not pair.succeeded or not pair.outputs:
@@ -82,7 +85,7 @@ class Prediction(msgspec.Struct, frozen=True):
                            pair.output_names) for i, out in enumerate(pair.outputs)]
 
     @staticmethod
-    def rows_of_response(response: PredictionEvent, time: float, window_id: str
+    def rows_of_response(response: PredictionEvent, time: int, window_id: str
                          ) -> list[Prediction]:
         """One prediction per output row of a successful response event."""
         if response.kind is not EventKind.RESPONSE or response.error is not None:
@@ -98,8 +101,8 @@ class JoinedLabel(msgspec.Struct, frozen=True):
     label: Label
 
     @property
-    def delay(self) -> float | None:
-        """Label time − prediction time, seconds (None without a label time)."""
+    def delay_ns(self) -> int | None:
+        """Label time − prediction time, int ns (None without a label time)."""
         return None if self.label.time is None else self.label.time - self.prediction.time
 
 
@@ -175,21 +178,23 @@ def _label(s: list) -> Label:
 class LabelJoiner:
     """Joins predictions and labels by (request id, row) within a horizon.
 
+    >>> S = 10**9  # times are int ns
     >>> j = LabelJoiner(horizon_seconds=3600)
     >>> m = ModelRef("iris", "prod")
-    >>> j.update(Label("r2", 0, 1, 20.0, "topic"))       # label first: waits
+    >>> j.update(Label("r2", 0, 1, 20 * S, "topic"))       # label first: waits
     []
-    >>> [x.delay for x in j.update(Prediction("r2", 0, m, 15.0, "w0", [1]))]
-    [5.0]
-    >>> j.update(Prediction("r1", 0, m, 10.0, "w0", [0]))  # prediction first: waits
+    >>> [x.delay_ns for x in j.update(Prediction("r2", 0, m, 15 * S, "w0", [1]))]
+    [5000000000]
+    >>> j.update(Prediction("r1", 0, m, 10 * S, "w0", [0]))  # prediction first: waits
     []
-    >>> [(x.prediction.window_id, x.label.value) for x in j.update(Label("r1", 0, 0, 70.0, "file"))]
+    >>> [(x.prediction.window_id, x.label.value)
+    ...  for x in j.update(Label("r1", 0, 0, 70 * S, "file"))]
     [('w0', 0)]
-    >>> j.update(Label("r1", 0, 1, 80.0, "file"))        # duplicate: first wins
+    >>> j.update(Label("r1", 0, 1, 80 * S, "file"))        # duplicate: first wins
     []
-    >>> j.update(Label("zz", 0, 1, 80.0, "topic"))
+    >>> j.update(Label("zz", 0, 1, 80 * S, "topic"))
     []
-    >>> [x.request_id for x in j.expire(watermark=10_000.0)]
+    >>> [x.request_id for x in j.expire(watermark=10_000 * S)]
     ['zz']
     >>> s = j.get(); (s.joined, s.duplicate_labels, dict(s.unmatched_labels), s.pending_labels)
     (2, 1, {'topic': 1}, 0)
@@ -200,6 +205,9 @@ class LabelJoiner:
         if not horizon_seconds >= 0:
             raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds!r}")
         self.horizon_seconds = float(horizon_seconds)
+        # what the int ns times compare with (an infinite horizon stays a float)
+        self.horizon_ns = (seconds_to_ns(self.horizon_seconds)
+                           if math.isfinite(self.horizon_seconds) else self.horizon_seconds)
         self._store: MutableMapping[str, list] = {} if store is None else store
         self._stats = JoinStats()
         self.rebuild_index()
@@ -215,11 +223,11 @@ class LabelJoiner:
         for skey, s in self._store.items():
             if skey.startswith("p|"):
                 _index_add(self._by_key, (s[1], s[2]), skey)
-                heapq.heappush(self._heap, (s[0] + self.horizon_seconds, skey))
+                heapq.heappush(self._heap, (s[0] + self.horizon_ns, skey))
             elif s[0] is None:
                 self._unanchored.append(skey)
             else:
-                heapq.heappush(self._heap, (s[0] + self.horizon_seconds, skey))
+                heapq.heappush(self._heap, (s[0] + self.horizon_ns, skey))
 
     def update(self, item: Prediction | Label) -> list[JoinedLabel]:
         """Add a prediction or a label; return the pairs it completes."""
@@ -238,7 +246,7 @@ class LabelJoiner:
         label = self._store.get(lkey)
         self._store[skey] = _pstate(p, labelled=label is not None)
         _index_add(self._by_key, p.key, skey)
-        heapq.heappush(self._heap, (p.time + self.horizon_seconds, skey))
+        heapq.heappush(self._heap, (p.time + self.horizon_ns, skey))
         if label is None:
             return []
         if not label[6]:
@@ -251,8 +259,9 @@ class LabelJoiner:
         `Prediction` per row unless it joins (most rows wait for their label).
 
         >>> j = LabelJoiner(horizon_seconds=3600)
-        >>> _ = j.update(Label("r1", 1, 0, 20.0, "file"))
-        >>> pair = Pair(ModelRef("iris", "ns"), "r1", 15.0, 15.5, outputs=[[1], [0]])
+        >>> _ = j.update(Label("r1", 1, 0, 20 * 10**9, "file"))
+        >>> pair = Pair(ModelRef("iris", "ns"), "r1", 15 * 10**9, 15_500_000_000,
+        ...             outputs=[[1], [0]])
         >>> [(x.prediction.row, x.prediction.output) for x in j.add_pair(pair, "w0")]
         [(1, [0])]
         >>> j.add_pair(pair, "w0"), j.get().duplicate_predictions
@@ -264,7 +273,7 @@ class LabelJoiner:
         rid, t, names = pair.request_id, pair.request_time, pair.output_names
         middle = f"|{m.namespace}|{m.model}|{m.version}|{m.node}|{m.predictor}|{rid}"
         store, stats, by_key, heap = self._store, self._stats, self._by_key, self._heap
-        deadline = t + self.horizon_seconds
+        deadline = t + self.horizon_ns
         joined: list[JoinedLabel] = []
         for row, out in enumerate(pair.outputs):
             skey = f"p|{row}{middle}"
@@ -303,7 +312,7 @@ class LabelJoiner:
         if label.time is None:
             self._unanchored.append(lkey)
         else:
-            heapq.heappush(self._heap, (label.time + self.horizon_seconds, lkey))
+            heapq.heappush(self._heap, (label.time + self.horizon_ns, lkey))
         self._stats.joined += len(joined)
         return joined
 
@@ -314,12 +323,12 @@ class LabelJoiner:
             s = self._store.get(lkey)
             if s is not None and s[0] is None:
                 self._store[lkey] = [self._watermark, *s[1:]]
-                heapq.heappush(self._heap, (self._watermark + self.horizon_seconds, lkey))
+                heapq.heappush(self._heap, (self._watermark + self.horizon_ns, lkey))
         self._unanchored.clear()
         unmatched: list[Label] = []
         # Locals: this loop sees every prediction and label once (two per labelled row).
         heap, store, by_key, stats = self._heap, self._store, self._by_key, self._stats
-        watermark, horizon, pop = self._watermark, self.horizon_seconds, heapq.heappop
+        watermark, horizon, pop = self._watermark, self.horizon_ns, heapq.heappop
         while heap and heap[0][0] < watermark:
             deadline, skey = pop(heap)
             s = store.get(skey)

@@ -397,7 +397,7 @@ class Monitoring:
     def expire(self, watermark: float) -> list[Label]:
         """Forget windows past the label horizon; returns labels that never joined."""
         unmatched = self.joiner.expire(watermark)
-        horizon = watermark - self.label_horizon
+        horizon = watermark - self.joiner.horizon_ns  # int ns
         for wid in [w for w, (k, _) in self._emitted.items() if k.end < horizon]:
             del self._emitted[wid]
             self._due.discard(wid)

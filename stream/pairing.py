@@ -34,25 +34,27 @@ class RequestPairer:
     """Pairs requests and responses; see the module docstring.
 
     >>> from stream.events import ModelRef
+    >>> from stream.eventtime import NS
     >>> m = ModelRef("iris", "ns", "clf")
-    >>> p = RequestPairer(ttl=60)
-    >>> p.update(PredictionEvent(EventKind.RESPONSE, "r1", m, 10.5, outputs=[[1]]))
+    >>> p = RequestPairer(ttl=60 * NS)
+    >>> p.update(PredictionEvent(EventKind.RESPONSE, "r1", m, 10_500_000_000, outputs=[[1]]))
     []
-    >>> [pair.latency for pair in p.update(PredictionEvent(EventKind.REQUEST, "r1", m, 10.0,
-    ...                                                    rows=[[0.1, 0.2]]))]
-    [0.5]
-    >>> p.update(PredictionEvent(EventKind.REQUEST, "r2", m, 20.0, rows=[[1, 2]]))
+    >>> [pair.latency_ns for pair in p.update(PredictionEvent(EventKind.REQUEST, "r1", m, 10 * NS,
+    ...                                                       rows=[[0.1, 0.2]]))]
+    [500000000]
+    >>> p.update(PredictionEvent(EventKind.REQUEST, "r2", m, 20 * NS, rows=[[1, 2]]))
     []
-    >>> [(o.request_id, o.error_type) for o in p.expire(watermark=80.0)]
+    >>> [(o.request_id, o.error_type) for o in p.expire(watermark=80 * NS)]
     [('r2', 'no_response')]
     """
 
-    def __init__(self, ttl: float, store: MutableMapping[str, list] | None = None) -> None:
+    def __init__(self, ttl: int, store: MutableMapping[str, list] | None = None) -> None:
+        """`ttl`: int ns."""
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self.ttl = ttl
         self._store: MutableMapping[str, list] = {} if store is None else store
-        self._deadlines: list[tuple[float, str]] = []
+        self._deadlines: list[tuple[int, str]] = []
         self._versions: dict[tuple[str, str, str], str] = {}
         self.rebuild_index()
 
@@ -125,7 +127,8 @@ class RequestPairer:
         return version or self._versions.get((ns, model, node)) or predictor
 
     def expire(self, watermark: float) -> list[Outcome]:
-        """Resolve everything whose TTL the watermark has passed, oldest first."""
+        """Resolve everything whose TTL the watermark (int ns, or ±inf) has passed, oldest
+        first."""
         out: list[Outcome] = []
         # Locals: every request logs three deadlines (entry, request or response, done).
         deadlines, store, ttl, pop = self._deadlines, self._store, self.ttl, heapq.heappop

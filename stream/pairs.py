@@ -21,8 +21,8 @@ NO_RESPONSE = "no_response"
 class Pair:
     model: ModelRef
     request_id: str
-    request_time: float
-    response_time: float | None = None  # None: never answered (after the pairing TTL)
+    request_time: int  # ns since the epoch
+    response_time: int | None = None  # None: never answered (after the pairing TTL)
     feature_names: tuple[str, ...] | None = None
     rows: list[list[Any]] | None = None
     output_names: tuple[str, ...] | None = None
@@ -32,8 +32,8 @@ class Pair:
     entry: bool = True  # the puid's entry node: counted once at the deployment level
 
     @property
-    def latency(self) -> float | None:
-        """Response time − request time, for every answered request (failed or not)."""
+    def latency_ns(self) -> int | None:
+        """Response time − request time, int ns, for every answered request (failed or not)."""
         if self.response_time is None:
             return None
         return self.response_time - self.request_time
@@ -54,7 +54,8 @@ class Pair:
     def to_state(self) -> list:
         """A compact JSON-able form.
 
-        >>> p = Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10.0, 10.25, ("a",), [[1]])
+        >>> p = Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10**10, 10**10 + 250_000_000,
+        ...          ("a",), [[1]])
         >>> Pair.from_state(p.to_state()) == p
         True
         """
@@ -76,16 +77,18 @@ class OrphanResponse:
 
     model: ModelRef
     request_id: str
-    response_time: float
+    response_time: int  # ns since the epoch
 
 
 def encode_outcome(outcome: Pair | OrphanResponse, source: int, watermark: float) -> bytes:
-    """The `predlog.pairs` record: an outcome, its stage-1 partition and that stage's watermark.
+    """The `predlog.pairs` record: an outcome, its stage-1 partition and that stage's watermark
+    (times: int ns; a watermark of -inf, before any event, is written as null).
 
     >>> m = ModelRef("iris", "ns", "clf", "p", "v1")
-    >>> o, src, wm = decode_outcome(encode_outcome(OrphanResponse(m, "r9", 3.5), 2, 1.0))
-    >>> (o.model.version, o.request_id, o.response_time, src, wm)
-    ('v1', 'r9', 3.5, 2, 1.0)
+    >>> t = 1_793_491_205_123_456_789  # 2026, ns: more digits than a float keeps
+    >>> o, src, wm = decode_outcome(encode_outcome(OrphanResponse(m, "r9", t), 2, t - 1))
+    >>> (o.model.version, o.request_id, o.response_time == t, src, wm == t - 1)
+    ('v1', 'r9', True, 2, True)
     """
     if isinstance(outcome, OrphanResponse):
         m = outcome.model
@@ -146,11 +149,11 @@ def encode_records(records: list[bytes], max_bytes: int = 256 * 1024) -> list[by
     consumed message costs the stage-2 agent far more than decoding a list.
 
     >>> m = ModelRef("iris", "ns", "clf", "p", "v1")
-    >>> recs = [encode_outcome(OrphanResponse(m, f"r{i}", 1.0), 0, 2.0) for i in range(3)]
+    >>> recs = [encode_outcome(OrphanResponse(m, f"r{i}", 1), 0, 2) for i in range(3)]
     >>> [len(decode_outcomes(msg)) for msg in encode_records(recs, max_bytes=120)]
     [2, 1]
-    >>> decode_outcomes(encode_heartbeat(1, 5.0))  # a single record reads the same way
-    [(None, 1, 5.0)]
+    >>> decode_outcomes(encode_heartbeat(1, 5))  # a single record reads the same way
+    [(None, 1, 5)]
     """
     out: list[bytes] = []
     chunk: list[bytes] = []

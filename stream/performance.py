@@ -41,7 +41,8 @@ Metrics (all rows with a label and a scorable output):
   (JSON null); every key of the task is always present.
 Plus ``labels`` (rows scored), ``label_coverage`` (joined rows / the window's
 predictions, None when unknown or 0) and ``label_delay_seconds`` (p50, p95, max with
-numpy's default linear quantiles; None when no label had a time). No labels →
+numpy's default linear quantiles of the int ns delays, in seconds: `np.percentile(d_ns, q)
+/ 1e9`, as `stream.summary.latency_summary`; None when no label had a time). No labels →
 ``{"labels": 0, "label_coverage": ...}``.
 """
 
@@ -332,8 +333,8 @@ class WindowPerformance:
     >>> from stream.labels import Prediction
     >>> wp = WindowPerformance(task="classification")
     >>> for i, (out, y) in enumerate([([0.2, 0.8], 1), ([0.6, 0.4], 1), ([0.9, 0.1], 0)]):
-    ...     wp.update(JoinedLabel(Prediction(f"r{i}", 0, ModelRef("m"), 0.0, "w", out),
-    ...                           Label(f"r{i}", 0, y, 30.0 * (i + 1), "topic")))
+    ...     wp.update(JoinedLabel(Prediction(f"r{i}", 0, ModelRef("m"), 0, "w", out),
+    ...                           Label(f"r{i}", 0, y, 30 * 10**9 * (i + 1), "topic")))
     >>> p = wp.get(predictions=6)
     >>> p["labels"], round(p["accuracy"], 4), p["roc_auc"], p["label_coverage"]
     (3, 0.6667, 1.0, 0.5)
@@ -358,7 +359,7 @@ class WindowPerformance:
 
     def update(self, joined: JoinedLabel) -> None:
         p = joined.prediction
-        self._rows.append((p.output, p.output_names, joined.label.value, joined.delay))
+        self._rows.append((p.output, p.output_names, joined.label.value, joined.delay_ns))
 
     def get(self, predictions: int | None = None) -> dict[str, Any]:
         coverage = len(self._rows) / predictions if predictions else None
@@ -370,10 +371,10 @@ class WindowPerformance:
         out = self._classify() if task == "classification" else self._regress()
         out["task"] = task
         out["label_coverage"] = coverage
-        delays = np.array([r[3] for r in self._rows if r[3] is not None], dtype=float)
+        delays = np.array([r[3] for r in self._rows if r[3] is not None], dtype=np.int64)
         out["label_delay_seconds"] = None if not len(delays) else {
-            "p50": float(np.quantile(delays, 0.5)), "p95": float(np.quantile(delays, 0.95)),
-            "max": float(delays.max())}
+            "p50": float(np.percentile(delays, 50) / 1e9),
+            "p95": float(np.percentile(delays, 95) / 1e9), "max": float(delays.max() / 1e9)}
         return out
 
     def _classify(self) -> dict[str, Any]:

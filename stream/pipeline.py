@@ -22,6 +22,7 @@ import msgspec
 
 from stream.decode.labels import Label, feedback_labels
 from stream.events import DeadLetter, EventKind, PredictionEvent
+from stream.eventtime import seconds_to_ns
 from stream.monitoring import Monitoring
 from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
@@ -66,7 +67,8 @@ class PairingStage:
 
     def __init__(self, pairing_ttl: float, store: MutableMapping[str, list] | None = None
                  ) -> None:
-        self.pairer = RequestPairer(pairing_ttl, store)
+        """`pairing_ttl`: seconds (the setting), converted once to the pairer's int ns."""
+        self.pairer = RequestPairer(seconds_to_ns(pairing_ttl), store)
 
     def process(self, event: PredictionEvent) -> list[Outcome]:
         if event.kind is EventKind.FEEDBACK:
@@ -82,11 +84,13 @@ class WindowStage:
 
     def __init__(self, window_seconds: float, hold: float,
                  windows: MutableMapping[str, list] | None = None,
-                 emitted: MutableMapping[str, float] | None = None,
+                 emitted: MutableMapping[str, int] | None = None,
                  extensions: list[SummaryExtension] | None = None,
                  monitoring: Monitoring | None = None, join_labels: bool = True,
                  keep_pairs: bool = False) -> None:
-        self.book = WindowBook(window_seconds, hold, windows, emitted, keep_pairs=keep_pairs)
+        """`window_seconds`, `hold`: seconds (the settings), converted once to int ns."""
+        self.book = WindowBook(seconds_to_ns(window_seconds), seconds_to_ns(hold), windows,
+                               emitted, keep_pairs=keep_pairs)
         self.monitoring = monitoring
         self.join_labels = join_labels  # False in workers: stage 1 joins, by request id
         if extensions is None:
@@ -144,17 +148,19 @@ class PipelineStores:
 
     pending: MutableMapping[str, list] = field(default_factory=dict)
     windows: MutableMapping[str, list] = field(default_factory=dict)
-    emitted: MutableMapping[str, float] = field(default_factory=dict)
+    emitted: MutableMapping[str, int] = field(default_factory=dict)
 
 
 class Pipeline:
-    """Both stages in one process (replay).
+    """Both stages in one process (replay). Durations are given in seconds (the settings);
+    event times and watermarks are int ns.
 
     >>> from stream.events import ModelRef
     >>> p = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5)
     >>> m = ModelRef("iris", "ns", "clf", version="v1")
-    >>> _ = p.process(PredictionEvent(EventKind.REQUEST, "r1", m, 1.0, rows=[[1.0]]))
-    >>> len(p.process(PredictionEvent(EventKind.RESPONSE, "r1", m, 1.2, outputs=[[0]])).pairs)
+    >>> _ = p.process(PredictionEvent(EventKind.REQUEST, "r1", m, 10**9, rows=[[1.0]]))
+    >>> len(p.process(PredictionEvent(EventKind.RESPONSE, "r1", m, 12 * 10**8,
+    ...                               outputs=[[0]])).pairs)
     1
     >>> [s.requests for _, s in p.finish().summaries]
     [1]

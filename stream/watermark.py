@@ -9,7 +9,9 @@ or a restart) is slow, not idle, and still holds the watermark. When the partiti
 expect are known (`expect`), the watermark
 waits until each of them has reported, or the idle timeout has passed since they were
 expected: a freshly started or rebalanced worker must not run ahead on the first
-partition that delivers. Replay uses one partition: the maximum time seen.
+partition that delivers. Replay uses one partition: the maximum time seen. Event times
+are int ns (`stream.eventtime`); the idle timeout and the injected clock are wall-clock
+seconds.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Watermark:
         self.idle_timeout = idle_timeout
         self._clock = clock
         self._caught_up = caught_up
-        self._max: dict[Hashable, float] = {}
+        self._max: dict[Hashable, int] = {}
         self._seen: dict[Hashable, float] = {}
         self._expected: frozenset = frozenset()
         self._expected_since = 0.0
@@ -55,12 +57,12 @@ class Watermark:
             self._expected = partitions
             self._expected_since = self._clock()
 
-    def update(self, partition: Hashable, event_time: float) -> None:
+    def update(self, partition: Hashable, event_time: int) -> None:
         if event_time > self._max.get(partition, float("-inf")):
             self._max[partition] = event_time
         self._seen[partition] = self._clock()
 
-    def max_of(self, partition: Hashable) -> float | None:
+    def max_of(self, partition: Hashable) -> int | None:
         """The largest event time seen on a partition (None before any)."""
         return self._max.get(partition)
 
@@ -70,7 +72,7 @@ class Watermark:
         self._seen.pop(partition, None)
 
     def get(self) -> float:
-        """The watermark; -inf before any event."""
+        """The watermark: int ns, or -inf before any event."""
         if not self._max:
             return float("-inf")
         now = self._clock()

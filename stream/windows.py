@@ -6,17 +6,19 @@ pairing TTL, so every request in it is answered or known unanswered). It is then
 taken out exactly once; a pair that arrives for a window already taken is late
 and reported as such. Pairs are stored under `<window id>|<request id>|<node>`, so
 replaying the same pair (after a restart) changes nothing. State lives in injected
-mappings (dicts in replay, changelogged Faust tables in workers).
+mappings (dicts in replay, changelogged Faust tables in workers). Window bounds, sizes,
+holds and watermarks are int ns (`stream.eventtime`); a window's text id names its start
+in seconds.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.eventtime import NS, seconds_to_ns
 from stream.pairs import Pair
 
 NEW, DUPLICATE, LATE = "new", "duplicate", "late"
@@ -29,67 +31,78 @@ class WindowKey:
     model: str
     version: str
     node: str
-    start: float
-    size: float
+    start: int  # ns since the epoch
+    size: int  # ns
     # `id`, once computed (not part of the key: no init, compare, hash or repr)
     _id: str = field(default="", init=False, repr=False, compare=False)
 
     @property
-    def end(self) -> float:
+    def end(self) -> int:
         return self.start + self.size
 
     @property
     def id(self) -> str:
         """A stable text id, also the document id of the summary.
 
-        >>> WindowKey("ns", "iris", "v1", "clf", 600.0, 300.0).id
+        >>> WindowKey("ns", "iris", "v1", "clf", 600 * NS, 300 * NS).id
         'ns|iris|v1|clf|600'
+        >>> WindowKey("ns", "iris", "v1", "clf", 600_500_000_000, 500_000_000).id
+        'ns|iris|v1|clf|600.5'
         """
         wid = self._id
         if not wid:
-            start = int(self.start) if self.start.is_integer() else repr(self.start)
+            whole, sub = divmod(self.start, NS)  # seconds, as a float start always printed
+            start = str(whole) if not sub else repr(self.start / NS)
             wid = f"{self.namespace}|{self.model}|{self.version}|{self.node}|{start}"
             object.__setattr__(self, "_id", wid)  # frozen: a cache, not a change
         return wid
 
     @classmethod
-    def parse(cls, wid: str, size: float) -> WindowKey:
+    def parse(cls, wid: str, size: int) -> WindowKey:
+        """The key of a window id (`size`: int ns).
+
+        >>> k = WindowKey("ns", "iris", "v1", "clf", 600_500_000_000, 500_000_000)
+        >>> WindowKey.parse(k.id, k.size) == k
+        True
+        """
         ns, model, version, node, start = wid.rsplit("|", 4)
-        return cls(ns, model, version, node, float(start), size)
+        return cls(ns, model, version, node, seconds_to_ns(start), size)
 
 
-def window_key(pair: Pair, size: float) -> WindowKey:
-    """The window a pair counts in: its model, version, node and request time.
+def window_key(pair: Pair, size: int) -> WindowKey:
+    """The window a pair counts in: its model, version, node and request time (`size`:
+    int ns).
 
     >>> from stream.events import ModelRef
-    >>> window_key(Pair(ModelRef("iris", "ns", "clf", version="v1"), "r", 65.0), 60.0).id
+    >>> window_key(Pair(ModelRef("iris", "ns", "clf", version="v1"), "r", 65 * NS), 60 * NS).id
     'ns|iris|v1|clf|60'
     """
     m = pair.model
-    start = math.floor(pair.request_time / size) * size
-    return WindowKey(m.namespace, m.model, m.version, m.node, float(start), size)
+    start = pair.request_time // size * size
+    return WindowKey(m.namespace, m.model, m.version, m.node, start, size)
 
 
 class WindowBook:
     """Assigns pairs to windows and hands out the windows the watermark has closed.
 
     >>> from stream.events import ModelRef
-    >>> book = WindowBook(size=60, hold=10)
+    >>> book = WindowBook(size=60 * NS, hold=10 * NS)
     >>> m = ModelRef("iris", "ns", "clf", version="v1")
-    >>> book.add(Pair(m, "r1", 5.0, 5.1)), book.add(Pair(m, "r1", 5.0, 5.1))
+    >>> book.add(Pair(m, "r1", 5 * NS, 5 * NS + 1)), book.add(Pair(m, "r1", 5 * NS, 5 * NS + 1))
     ('new', 'duplicate')
-    >>> book.ready(watermark=69.0)
+    >>> book.ready(watermark=69 * NS)
     []
-    >>> [(k.start, len(pairs)) for k, pairs, _ in book.take_ready(watermark=70.0)]
-    [(0.0, 1)]
-    >>> book.add(Pair(m, "r2", 6.0, 6.1))  # its window was already taken
+    >>> [(k.start, len(pairs)) for k, pairs, _ in book.take_ready(watermark=70 * NS)]
+    [(0, 1)]
+    >>> book.add(Pair(m, "r2", 6 * NS, 6 * NS + 1))  # its window was already taken
     'late'
     """
 
-    def __init__(self, size: float, hold: float,
+    def __init__(self, size: int, hold: int,
                  store: MutableMapping[str, list] | None = None,
-                 emitted: MutableMapping[str, float] | None = None,
-                 emitted_retention: float = 7 * 86400.0, keep_pairs: bool = False) -> None:
+                 emitted: MutableMapping[str, int] | None = None,
+                 emitted_retention: int = 7 * 86400 * NS, keep_pairs: bool = False) -> None:
+        """`size`, `hold`, `emitted_retention`: int ns."""
         if size <= 0 or hold < 0:
             raise ValueError("size must be positive and hold non-negative")
         self.size = size
@@ -101,7 +114,7 @@ class WindowBook:
         self._keys: dict[tuple, WindowKey] = {}
         # Pair objects with keep_pairs (nothing serializes them), else their list states.
         self._store: MutableMapping[str, Any] = {} if store is None else store
-        self._emitted: MutableMapping[str, float] = {} if emitted is None else emitted
+        self._emitted: MutableMapping[str, int] = {} if emitted is None else emitted
         self._index: dict[str, set[str]] = defaultdict(set)
         self.rebuild_index()
 
@@ -115,7 +128,7 @@ class WindowBook:
     def key_of(self, pair: Pair) -> WindowKey:
         """`window_key(pair, size)`; the same object for the pairs of one window (built,
         and its `id` computed, once)."""
-        start = math.floor(pair.request_time / self.size) * self.size
+        start = pair.request_time // self.size * self.size
         memo = (pair.model, start)
         key = self._keys.get(memo)
         if key is None:

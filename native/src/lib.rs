@@ -486,13 +486,27 @@ impl Decoder {
         if !topic.is_exact_instance_of::<PyString>() || !value.is_exact_instance_of::<PyBytes>() {
             return Ok(None);
         }
-        // `timestamp_ms / 1000.0` is a float only for a float or int timestamp.
-        if !(timestamp_ms.is_exact_instance_of::<PyFloat>()
-            || timestamp_ms.is_exact_instance_of::<pyo3::types::PyInt>())
-        {
+        // The record time in int ns (`stream.eventtime.ms_to_ns`): an int ms, or a float
+        // ms with an integral value, times 1_000_000; anything else is left to Python.
+        let fallback_time = if timestamp_ms.is_exact_instance_of::<pyo3::types::PyInt>() {
+            match timestamp_ms.extract::<i64>() {
+                Ok(ms) => ms.checked_mul(1_000_000),
+                Err(_) => None,
+            }
+        } else if timestamp_ms.is_exact_instance_of::<PyFloat>() {
+            let ms = timestamp_ms.extract::<f64>()?;
+            // |ms| < 2^53: an integral double there is an exact i64
+            if ms.fract() == 0.0 && ms.abs() < 9_007_199_254_740_992.0 {
+                (ms as i64).checked_mul(1_000_000)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let Some(fallback_time) = fallback_time else {
             return Ok(None);
-        }
-        let fallback_time = timestamp_ms.extract::<f64>()? / 1000.0;
+        };
         let topic_text = topic.cast::<PyString>()?.to_str()?;
         let route = self.route(py, topic, topic_text)?;
         let raw = value.cast::<PyBytes>()?.as_bytes();
@@ -875,7 +889,7 @@ impl Decoder {
         value: &Bound<'py, PyAny>,
         raw: &[u8],
         headers: &Bound<'py, PyAny>,
-        fallback_time: f64,
+        fallback_time: i64,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
         let Some(attrs) = self.attrs(py, headers)? else {
             return Ok(None);
@@ -913,7 +927,7 @@ impl Decoder {
         value: &Bound<'py, PyAny>,
         raw: &[u8],
         attrs: Attrs<'py>,
-        fallback_time: Option<f64>,
+        fallback_time: Option<i64>,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
         let Some(texts) = attrs.texts() else {
             return Ok(None);
@@ -1001,7 +1015,7 @@ impl Decoder {
         fmt_ce: &Bound<'py, PyString>,
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
-        fallback_time: Option<f64>,
+        fallback_time: Option<i64>,
         response: bool,
         attrs: &Attrs<'py>,
         texts: &Texts<'_>,
@@ -1064,7 +1078,7 @@ impl Decoder {
             kind.bind(py).clone(),
             request_id.into_any(),
             model,
-            PyFloat::new(py, event_time).into_any(),
+            event_time.into_pyobject(py)?.into_any(),
             protocol.into_any(),
             fmt.clone().into_any(),
             event_id.into_any(),
@@ -1191,7 +1205,7 @@ impl Decoder {
         value: &Bound<'py, PyAny>,
         raw: &[u8],
         headers: &Bound<'py, PyAny>,
-        fallback_time: f64,
+        fallback_time: i64,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
         if fields::v2_json(raw) {
             return Ok(None);
@@ -1262,7 +1276,7 @@ impl Decoder {
             kind.bind(py).clone(),
             request_id.into_any(),
             model_ref,
-            PyFloat::new(py, fallback_time).into_any(),
+            fallback_time.into_pyobject(py)?.into_any(),
             self.s_v2.bind(py).clone().into_any(),
             self.s_fmt_v2.bind(py).clone().into_any(),
             empty.clone().into_any(),
@@ -1514,8 +1528,10 @@ fn image_tag(image: &str) -> &str {
 }
 
 /// `parse_rfc3339`'s fast path, for ASCII `YYYY-MM-DDTHH:MM:SS[.frac]Z` only (with both
-/// separators where they belong); None for anything else, which Python then parses.
-fn parse_rfc3339(text: &str) -> Option<f64> {
+/// separators where they belong): int ns since the epoch, the fraction's first 9 digits
+/// exact and the rest truncated, as Python's; None for anything else (or beyond i64),
+/// which Python then parses.
+fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if !text.is_ascii() || b.len() < 20 || !matches!(b[b.len() - 1], b'Z' | b'z') {
         return None;
@@ -1553,15 +1569,11 @@ fn parse_rfc3339(text: &str) -> Option<f64> {
     }
     let day = days_from_civil(y, mo, d) * 86400;
     let seconds = day + hh * 3600 + mi * 60 + ss;
-    let mut micros = 0i64;
-    for k in 0..6 {
-        micros = micros * 10 + frac.get(k).map_or(0, |c| i64::from(c - b'0'));
+    let mut nanos = 0i64;
+    for k in 0..9 {
+        nanos = nanos * 10 + frac.get(k).map_or(0, |c| i64::from(c - b'0'));
     }
-    let total = seconds * 1_000_000 + micros;
-    if total.abs() >= (1i64 << 53) {
-        return None; // not exact as a double: Python's int division rounds once, this twice
-    }
-    Some(total as f64 / 1e6)
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (stream/eventtime.py's).

@@ -8,19 +8,15 @@ the columns for the records it takes; every other record goes through
 record that decoder cannot read is a `DeadLetter`, exactly as one at a time. The answer is
 the same with or without the compiled decoder (tests/unit/test_decode_batch.py).
 
-Event time is exact int64 nanoseconds: the `time` attribute (RFC 3339, up to 9 fraction
-digits; what `stream.eventtime.parse_rfc3339` accepts) for the CloudEvents decoders, else
-the record timestamp (ms × 1,000,000; a float one floored). A record whose time does not
-fit in int64 nanoseconds (before 1677 or after 2262) becomes a `bad_time` dead letter.
+Event time is the event's own: exact int nanoseconds as `stream.eventtime` defines them
+(RFC 3339 with the first 9 fraction digits, or the record timestamp in ms × 1,000,000). A
+record whose time does not fit in int64 nanoseconds (before 1677 or after 2262) becomes
+a `bad_time` dead letter.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -28,65 +24,9 @@ import numpy as np
 from stream.batch import INT64_NS, BatchBuilder, ColumnGroup, EventBatch, merge
 from stream.decode import native
 from stream.decode.kafka_records import _str_headers, decode_kafka_record_python
-from stream.events import DeadLetter, ModelRef, PredictionEvent
-from stream.eventtime import _days_from_civil
+from stream.events import DeadLetter, ModelRef
 
 KafkaRecord = tuple[str, Any, bytes | None, Any, float, int, int]
-
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$",
-    re.IGNORECASE,
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
-
-
-def rfc3339_ns(text: str) -> int:
-    """The exact nanoseconds since the epoch of a time `parse_rfc3339` reads (the same
-    texts accepted, the same forms: its `...Z` arithmetic, else its regular expression and
-    `datetime`), the first 9 fraction digits kept. Raises ValueError like it.
-
-    >>> rfc3339_ns("2026-03-01T00:00:00.000000001Z") - rfc3339_ns("2026-03-01T00:00:00Z")
-    1
-    >>> rfc3339_ns("2020-11-06T10:35:09.5+01:00")
-    1604655309500000000
-    """
-    if (len(text) >= 20 and text[-1] in "Zz" and text[4] == "-" and text[10] in "Tt"
-            and (text[19] == "." or len(text) == 20)):
-        frac = text[20:-1]
-        head = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]
-        if head.isdigit() and text[13] == ":" and (not frac or frac.isdigit()):
-            y, mo, d = int(text[:4]), int(text[5:7]), int(text[8:10])
-            hh, mi, ss = int(text[11:13]), int(text[14:16]), int(text[17:19])
-            if 1 <= mo <= 12 and 1 <= d <= 31 and hh < 24 and mi < 60 and ss < 61:
-                seconds = _days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
-                return seconds * 10**9 + (int(frac[:9].ljust(9, "0")) if frac else 0)
-    m = _RFC3339.match(text.strip())
-    if not m:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    date, clock, frac, tz = m.groups()
-    if not tz or tz.upper() == "Z":
-        tz = "+00:00"
-    elif ":" not in tz:
-        tz = tz[:3] + ":" + tz[3:]
-    seconds = (datetime.fromisoformat(f"{date}T{clock}{tz}") - _EPOCH) // _SECOND
-    return seconds * 10**9 + int((frac or "").ljust(9, "0"))
-
-
-def timestamp_ns(timestamp_ms: Any) -> int:
-    """A Kafka record timestamp (ms) in nanoseconds, exactly (a float one floored)."""
-    if isinstance(timestamp_ms, int):
-        return int(timestamp_ms) * 10**6
-    return math.floor(Fraction(timestamp_ms) * 10**6)
-
-
-def event_time_ns(event: PredictionEvent, timestamp_ms: Any) -> int:
-    """The exact time of an event a Python Kafka decoder returned for a record with this
-    timestamp: its `time` attribute (CloudEvents decoders), else the record's timestamp
-    (Seldon v2 always)."""
-    if event.source_format != "seldon-v2" and "time" in event.headers:
-        return rfc3339_ns(event.headers["time"])
-    return timestamp_ns(timestamp_ms)
 
 
 def decode_kafka_batch_python(
@@ -102,13 +42,11 @@ def decode_kafka_batch_python(
         if isinstance(item, DeadLetter):
             dead.append(item)
             continue
-        try:
-            time_ns = event_time_ns(item, ts)
-            if not INT64_NS[0] <= time_ns < INT64_NS[1]:
-                raise ValueError(f"{time_ns} ns is outside the int64 nanosecond range")
-        except (ValueError, TypeError, OverflowError) as exc:
-            dead.append(DeadLetter("bad_time", str(exc), value or b"",
-                                   _str_headers(headers or ()), item.source))
+        time_ns = item.event_time  # int ns, as `stream.eventtime` defines it
+        if not INT64_NS[0] <= time_ns < INT64_NS[1]:
+            dead.append(DeadLetter("bad_time", f"{time_ns} ns is outside the int64 nanosecond "
+                                   "range", value or b"", _str_headers(headers or ()),
+                                   item.source))
             continue
         builder.add(item, i, time_ns)
     return builder.build(), dead

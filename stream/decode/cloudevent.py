@@ -125,7 +125,7 @@ def decode_cloudevent(
     raw: bytes,
     *,
     source_format: str,
-    fallback_time: float | None = None,
+    fallback_time: int | None = None,
     default_type: str = "",
     fallback_request_id: str = "",
 ) -> PredictionEvent:
@@ -152,7 +152,7 @@ def decode_attributes(
     raw: bytes,
     *,
     source_format: str,
-    fallback_time: float | None = None,
+    fallback_time: int | None = None,
     default_type: str = "",
     fallback_request_id: str = "",
 ) -> PredictionEvent:

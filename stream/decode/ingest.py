@@ -17,6 +17,7 @@ from cloudevents.core.formats.json import JSONFormat
 
 from stream.decode.cloudevent import decode_cloudevent
 from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
+from stream.eventtime import parse_rfc3339
 
 _FORMAT = JSONFormat()
 
@@ -27,6 +28,18 @@ class KafkaRecord:
     value: bytes
     headers: list[tuple[str, bytes]]
     event: PredictionEvent
+
+
+def _keep_time_text(headers: dict[str, bytes], text: str | None) -> None:
+    """The SDK rewrites `ce-time` through a datetime (microseconds): keep the logged text,
+    nanoseconds included, when predlog reads it (`parse_rfc3339`)."""
+    if text is None or "ce_time" not in headers:
+        return
+    try:
+        parse_rfc3339(text)
+    except ValueError:
+        return
+    headers["ce_time"] = text.encode()
 
 
 def http_to_kafka(
@@ -53,6 +66,7 @@ def http_to_kafka(
         except Exception as exc:  # the SDK raises several types for a bad envelope
             raise DecodeError("invalid_cloudevent", f"{type(exc).__name__}: {exc}") from None
         message = ce_kafka.to_binary(event, _FORMAT, key_mapper=lambda _e: None)
+        _keep_time_text(message.headers, lowered.get("ce-time") if binary else None)
         # Binary mode: the HTTP body is the data, keep its bytes exactly.
         value = body if binary else message.value
         decoded = decode_cloudevent(message.headers, value, source_format="cloudevent-http")

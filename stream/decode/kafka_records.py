@@ -20,6 +20,7 @@ from stream.decode.native import with_fast_path
 from stream.decode.seldon_v2 import TOPIC as V2_TOPIC
 from stream.decode.seldon_v2 import decode_v2_record
 from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
+from stream.eventtime import ms_to_ns
 
 _BYTES = (bytes, bytearray)  # a tuple: `bytes | bytearray` is rebuilt on every call
 MLSERVER_TYPES = {
@@ -70,7 +71,7 @@ def decode_kafka_record_python(
             if not default_type and "specversion" in attrs:
                 fmt = "cloudevent-kafka"  # Seldon v1 Kafka mode has no specversion
             event = decode_attributes(
-                attrs, value, source_format=fmt, fallback_time=timestamp_ms / 1000.0,
+                attrs, value, source_format=fmt, fallback_time=ms_to_ns(timestamp_ms),
                 default_type=default_type, fallback_request_id=_key_text(key),
             )
         event.source = coords

@@ -32,7 +32,7 @@ from typing import Any
 
 from stream.decode.jsonbody import loads
 from stream.events import DeadLetter, DecodeError, EventKind, PredictionEvent, SourceCoords
-from stream.eventtime import parse_rfc3339
+from stream.eventtime import parse_rfc3339, seconds_to_ns
 
 LabelValue = int | float | str
 _Lines = Iterator[bytes | str]
@@ -46,7 +46,7 @@ class Label:
     request_id: str
     row: int
     value: LabelValue
-    time: float | None  # epoch seconds (UTC); None when the source gave none
+    time: int | None  # ns since the epoch (UTC); None when the source gave none
     source: str  # "topic" | "file" | "feedback"
 
     @property
@@ -86,11 +86,11 @@ def _row(v: Any) -> int:
     raise DecodeError("bad_row", f"row is not a non-negative integer: {v!r}")
 
 
-def _time(v: Any, fallback: float | None) -> float | None:
+def _time(v: Any, fallback: int | None) -> int | None:
     if v is None or v == "":
         return fallback
     if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-        return float(v)
+        return seconds_to_ns(v)
     if isinstance(v, str):
         if ":" in v:  # an RFC 3339 time (float() refuses every text with a colon)
             try:
@@ -105,7 +105,7 @@ def _time(v: Any, fallback: float | None) -> float | None:
             except ValueError as exc:
                 raise DecodeError("bad_time", str(exc)) from None
         if math.isfinite(t):
-            return t
+            return seconds_to_ns(v)  # the text's decimal value, exactly
     raise DecodeError("bad_time", f"timestamp is neither RFC 3339 nor epoch seconds: {v!r}")
 
 
@@ -123,11 +123,11 @@ def _typed_cell(text: str) -> LabelValue | None:
         return text
 
 
-def label_from_object(obj: Any, source: str, fallback_time: float | None = None) -> Label:
+def label_from_object(obj: Any, source: str, fallback_time: int | None = None) -> Label:
     """A label from a parsed record; raises `DecodeError`.
 
     >>> label_from_object({"request_id": "r1", "label": 2, "timestamp": 10}, "topic")
-    Label(request_id='r1', row=0, value=2, time=10.0, source='topic')
+    Label(request_id='r1', row=0, value=2, time=10000000000, source='topic')
     """
     if not isinstance(obj, dict):
         raise DecodeError("bad_shape", "label record is not a JSON object")
@@ -141,15 +141,15 @@ def label_from_object(obj: Any, source: str, fallback_time: float | None = None)
 
 
 def decode_label_record(
-    value: bytes | str, *, fallback_time: float | None = None, coords: SourceCoords | None = None,
+    value: bytes | str, *, fallback_time: int | None = None, coords: SourceCoords | None = None,
 ) -> Label | DeadLetter:
     """One labels-topic record → a `Label` or a `DeadLetter`.
 
     >>> decode_label_record(b'{"request_id": "r1", "row": 1, "label": "setosa",'
     ...                     b' "timestamp": "2026-11-01T00:00:05Z"}')
-    Label(request_id='r1', row=1, value='setosa', time=1793491205.0, source='topic')
-    >>> decode_label_record(b'{"request_id": "r1", "label": 1}', fallback_time=7.0).time
-    7.0
+    Label(request_id='r1', row=1, value='setosa', time=1793491205000000000, source='topic')
+    >>> decode_label_record(b'{"request_id": "r1", "label": 1}', fallback_time=7).time
+    7
     >>> decode_label_record(b'{"request_id": "r1"}').reason
     'missing_label'
     >>> decode_label_record(b'[1]').reason
@@ -174,7 +174,7 @@ def decode_label_lines(lines: Iterable[bytes | str], path: str = "") -> _Out:
     >>> out = list(decode_label_lines(["request_id,row,label,timestamp",
     ...                                "r1,0,1,100", "r2,,setosa,", "r3,0,,"], "l.csv"))
     >>> [(x.request_id, x.row, x.value, x.time) for x in out[:2]]
-    [('r1', 0, 1, 100.0), ('r2', 0, 'setosa', None)]
+    [('r1', 0, 1, 100000000000), ('r2', 0, 'setosa', None)]
     >>> (out[2].reason, out[2].source.line)
     ('missing_label', 4)
     >>> [x.value for x in decode_label_lines(['{"request_id": "r1", "label": 0.5}'])]
@@ -259,10 +259,10 @@ def feedback_labels(event: PredictionEvent) -> list[Label | DeadLetter]:
     """A Seldon feedback event's `truth` → one label per row (none without truth).
 
     >>> from stream.events import ModelRef
-    >>> fb = PredictionEvent(EventKind.FEEDBACK, "r1", ModelRef("iris"), 5.0, truth=[0, [1, 2]])
+    >>> fb = PredictionEvent(EventKind.FEEDBACK, "r1", ModelRef("iris"), 5, truth=[0, [1, 2]])
     >>> out = feedback_labels(fb)
     >>> out[0]
-    Label(request_id='r1', row=0, value=0, time=5.0, source='feedback')
+    Label(request_id='r1', row=0, value=0, time=5, source='feedback')
     >>> out[1].reason
     'bad_label'
     """

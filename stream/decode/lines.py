@@ -16,6 +16,7 @@ import orjson
 from stream.decode.cloudevent import decode_cloudevent
 from stream.decode.native import with_line_fast_path
 from stream.events import DeadLetter, DecodeError, PredictionEvent, SourceCoords
+from stream.eventtime import ms_to_ns
 
 _STRUCTURED_DATA = ("data", "data_base64")
 
@@ -46,7 +47,7 @@ def _decode_obj(obj: Any, source: SourceCoords | None) -> PredictionEvent:
         raise DecodeError("unknown_format", "neither a structured CloudEvent nor {headers, body}")
     if "value" in obj:  # a captured Kafka record (Seldon v1 Kafka mode)
         ts = obj.get("timestamp")
-        fallback = float(ts) / 1000.0 if isinstance(ts, int | float) else None
+        fallback = ms_to_ns(ts) if isinstance(ts, int | float) else None
         return decode_cloudevent(
             headers, _body_bytes(obj["value"]), source_format="seldon-v1-kafka",
             fallback_time=fallback,

@@ -20,6 +20,7 @@ from stream.decode.cloudevent import normalize_headers
 from stream.decode.oip.inference_pb2 import ModelInferRequest, ModelInferResponse
 from stream.decode.oiptensors import raw_tensor_rows, tensors_to_rows
 from stream.events import DecodeError, EventKind, ModelRef, PredictionEvent
+from stream.eventtime import ms_to_ns
 
 _BYTES = (bytes, bytearray)  # a tuple: `bytes | bytearray` is rebuilt on every call
 TOPIC = re.compile(r"^seldon\.(?P<ns>[^.]+)\.model\.(?P<model>.+)\.(?P<dir>inputs|outputs)$")
@@ -116,9 +117,9 @@ def decode_v2_record(
     # Positional arguments in PredictionEvent's field order (keywords cost ~0.5 µs).
     ref = ModelRef(model, namespace, model, "", version)
     if kind is _REQUEST:
-        return PredictionEvent(kind, request_id, ref, timestamp_ms / 1000.0, protocol,
+        return PredictionEvent(kind, request_id, ref, ms_to_ns(timestamp_ms), protocol,
                                "seldon-v2", "", names, rows, None, [], None, None,
                                error, error_type, value, attrs)
-    return PredictionEvent(kind, request_id, ref, timestamp_ms / 1000.0, protocol,
+    return PredictionEvent(kind, request_id, ref, ms_to_ns(timestamp_ms), protocol,
                            "seldon-v2", "", None, [], names, rows, None, None,
                            error, error_type, value, attrs)

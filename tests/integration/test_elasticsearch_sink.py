@@ -15,13 +15,14 @@ from elasticsearch import Elasticsearch
 
 from sinks.elasticsearch import ElasticsearchSink
 from stream.events import ModelRef
+from stream.eventtime import seconds_to_ns as ns
 from stream.pairs import Pair
 
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 
 
 def _pair(rid: str, t: float, value) -> Pair:
-    return Pair(ModelRef("iris", "ns", "clf", "p", "v1"), rid, t, t + 0.1, ("a", "b"),
+    return Pair(ModelRef("iris", "ns", "clf", "p", "v1"), rid, ns(t), ns(t + 0.1), ("a", "b"),
                 [[1.0, value]], ("proba",), [[0.7]])
 
 

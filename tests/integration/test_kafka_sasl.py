@@ -85,8 +85,9 @@ def test_replay_to_kafka_and_back_over_sasl(stack):
         admin.close()
     sent = republish_files([SAMPLE], settings)
     assert sum(sent.events.values()) > 100
-    source = KafkaSource(settings.kafka_bootstrap, topic, sent.first_time - 1,
-                         sent.last_time + 1, consumer_config=kafka_python_kwargs(settings))
+    # the republished event times are int ns; the source's range is in seconds
+    source = KafkaSource(settings.kafka_bootstrap, topic, sent.first_time / 10**9 - 1,
+                         sent.last_time / 10**9 + 1, consumer_config=kafka_python_kwargs(settings))
     items = list(source.iter_events())
     assert source.records == sum(sent.events.values())
     assert len(items) == source.records

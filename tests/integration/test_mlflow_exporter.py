@@ -30,7 +30,7 @@ pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
 from sinks.mlflow_sink import MlflowSink  # noqa: E402
-from stream.eventtime import format_utc  # noqa: E402
+from stream.eventtime import format_utc, seconds_to_ns  # noqa: E402
 from stream.window_summary import WindowSummary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,7 +104,8 @@ class Relay:
 
 def _summary(model: str, start: float, accuracy: float) -> WindowSummary:
     return WindowSummary.from_builtins({"model": model, "version": "1.0", "namespace": "seldon",
-            "window_start": format_utc(start), "window_end": format_utc(start + 300),
+            "window_start": format_utc(seconds_to_ns(start)),
+            "window_end": format_utc(seconds_to_ns(start + 300)),
             "requests": 40, "rows": 40, "predictions": 40, "errors": 0,
             "latency_seconds": {"p50": 0.01, "p95": 0.03, "p99": 0.05, "mean": 0.012, "max": 0.06},
             "drift": {"dataset_drift": False, "drift_share": 0.0, "number_of_drifted_columns": 0,
@@ -224,7 +225,7 @@ def test_seed_mlflow_dashboard_queries_return_data(stack, mlflow_content):
         durations = {(r["metric"]["experiment"], r["metric"]["run_name"]): float(r["value"][1])
                      for r in _mine(_query(stack.prometheus_url,
                                            queries["Training Duration"]), token)}
-        windows = [f"production-{format_utc(T0 + 300 * i + 300)}" for i in (1, 2, 3)]
+        windows = [f"production-{format_utc(seconds_to_ns(T0 + 300 * i + 300))}" for i in (1, 2, 3)]
         assert durations == {(training, "train-1"): 125.0, (training, "train-2"): 310.5,
                              **{(monitoring, name): 300.0 for name in windows}}
 

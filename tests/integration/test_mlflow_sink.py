@@ -19,14 +19,15 @@ pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from sinks.mlflow_sink import MlflowSink  # noqa: E402
-from stream.eventtime import format_utc  # noqa: E402
+from stream.eventtime import format_utc, seconds_to_ns  # noqa: E402
 from stream.window_summary import WindowSummary  # noqa: E402
 
 
 def _summary(model: str, start: float, accuracy: float, revision: int = 0) -> WindowSummary:
     s = {
         "model": model, "version": "1.17.1", "namespace": "seldon",
-        "window_start": format_utc(start), "window_end": format_utc(start + 300),
+        "window_start": format_utc(seconds_to_ns(start)),
+        "window_end": format_utc(seconds_to_ns(start + 300)),
         "requests": 50, "rows": 60, "predictions": 58, "errors": 2,
         "error_types": {"http_500": 2}, "unpaired_requests": 0,
         "latency_seconds": {"p50": 0.012, "p95": 0.04, "p99": 0.08, "mean": 0.015, "max": 0.1},
@@ -102,7 +103,7 @@ def test_sink_runs_revision_and_degradation(stack, tmp_path):
         assert len(runs) == 2  # the revision updated its window's run in place
         first, second = runs
         assert [r.data.tags["predlog.revision"] for r in runs] == ["1", "0"]
-        assert first.info.run_name == f"production-{format_utc(start + 300)}"
+        assert first.info.run_name == f"production-{format_utc(seconds_to_ns(start + 300))}"
         assert first.data.tags["environment"] == "production"
         assert first.data.tags["model_name"] == model
         assert first.data.metrics["production_accuracy"] == 0.86
@@ -186,7 +187,7 @@ def test_flush_waits_out_an_outage_and_sets_a_refused_window_aside(stack, monkey
         sink.add(_summary(model, start + 600, 0.7))
         assert sink.flush() == 1
         [(window, exc)] = sink.take_rejected()
-        assert window.window_start == format_utc(start + 300)
+        assert window.window_start == format_utc(seconds_to_ns(start + 300))
         assert exc.get_http_status_code() == 400, exc
 
         prod = client.get_experiment_by_name(f"{model}-production-monitoring")

@@ -154,6 +154,11 @@ def _consume(bootstrap: str, topic: str) -> list:
     return out
 
 
+def _ms(ns: int) -> int:
+    """An event time (int ns) as the Kafka record timestamp `predlog replay --to-kafka` sets."""
+    return round(ns / 10**6)
+
+
 def test_to_kafka_keys_timestamps_and_headers(stack, republished):
     topics, result = republished
     assert sum(result.events.values()) == 356 and sum(result.dead_letters.values()) == 2
@@ -161,7 +166,7 @@ def test_to_kafka_keys_timestamps_and_headers(stack, republished):
     for line, coords in iter_file_lines([SAMPLE]):
         item = decode_line(line, coords)
         if isinstance(item, PredictionEvent):
-            expected.setdefault((item.request_id, round(item.event_time * 1000)), []).append(line)
+            expected.setdefault((item.request_id, _ms(item.event_time)), []).append(line)
     records = _consume(stack.kafka_bootstrap, topics["events"])
     assert len(records) == 356
     for rec in records:
@@ -188,16 +193,15 @@ def test_kafka_topic_between_two_times(stack, republished, file_replay):
     source = KafkaSource(stack.kafka_bootstrap, topics["events"], START, END)
     items = list(source.iter_events())
     assert source.records == 356 and not [i for i in items if isinstance(i, DeadLetter)]
-    times = [round(i.event_time * 1000) for i in items]
+    times = [_ms(i.event_time) for i in items]
     assert times == sorted(times)  # partitions merged by record timestamp (ms)
     _same(run_pipeline(items, load_settings()), expected, (*COUNTS, "orphan_responses"))
 
     start, end = "2026-11-01T00:05:00Z", "2026-11-01T00:10:00Z"
     part = list(KafkaSource(stack.kafka_bootstrap, topics["events"], start, end).iter_events())
-    want = sorted(round(i.event_time * 1000) for i in items
-                  if parse_rfc3339(start) * 1000 <= round(i.event_time * 1000)
-                  < parse_rfc3339(end) * 1000)
-    assert sorted(round(i.event_time * 1000) for i in part) == want and want
+    want = sorted(_ms(i.event_time) for i in items
+                  if _ms(parse_rfc3339(start)) <= _ms(i.event_time) < _ms(parse_rfc3339(end)))
+    assert sorted(_ms(i.event_time) for i in part) == want and want
 
 
 def test_live_workers_emit_what_the_in_process_replay_computes(stack, tmp_path):
@@ -212,7 +216,7 @@ def test_live_workers_emit_what_the_in_process_replay_computes(stack, tmp_path):
     try:
         dep.start_worker()
         republish_files([SAMPLE], settings)
-        end = max(parse_rfc3339(k[3]) for k in expected) + 3600
+        end = max(parse_rfc3339(k[3]) for k in expected) / 10**9 + 3600  # seconds
         dep.produce(flush_records(end, PARTITIONS), partitions=True)
         summaries = dep.windows(len(expected))
     finally:

@@ -19,6 +19,7 @@ from stream.cbpe import CBPE, estimated
 from stream.decode.labels import Label
 from stream.drift.reference import ReferenceProfile
 from stream.events import ModelRef
+from stream.eventtime import seconds_to_ns as ns
 from stream.monitoring import ModelConfig, Monitoring
 from stream.pairs import Pair
 from stream.window_summary import WindowSummary
@@ -121,7 +122,7 @@ IRIS = ModelRef("churn", "seldon", node="classifier", version="1")
 def _window_pairs(n=300, seed=3):
     rng = np.random.default_rng(seed)
     q = rng.uniform(size=n)
-    pairs = [Pair(IRIS, f"r{i}", 10.0 + i * 0.01, 10.1 + i * 0.01, outputs=[[1 - v, v]])
+    pairs = [Pair(IRIS, f"r{i}", ns(10.0 + i * 0.01), ns(10.1 + i * 0.01), outputs=[[1 - v, v]])
              for i, v in enumerate(q.tolist())]
     return pairs, q
 
@@ -131,7 +132,7 @@ def test_monitoring_puts_the_cbpe_estimate_in_the_window_summary_and_keeps_it_in
     profile = ReferenceProfile.from_frame(pd.DataFrame({"x": p, "label": y, "p": p}),
                                           target="label", probability="p")
     mon = Monitoring({"churn": ModelConfig(reference=profile, task="classification")})
-    key = WindowKey("seldon", "churn", "1", "classifier", 0.0, 60.0)
+    key = WindowKey("seldon", "churn", "1", "classifier", 0, ns(60))
     pairs, q = _window_pairs()
     for pair in pairs:
         mon.on_pair(pair, key)
@@ -149,7 +150,7 @@ def test_monitoring_puts_the_cbpe_estimate_in_the_window_summary_and_keeps_it_in
     assert est["metrics"] == {m: e.as_dict() for m, e in direct.items()}
     mon.on_emitted(key, summary)
     for i, v in enumerate(q[:100].tolist()):  # late labels: a revision with realized values
-        mon.on_label(Label(f"r{i}", 0, int(v > 0.5), 500.0, "topic"))
+        mon.on_label(Label(f"r{i}", 0, int(v > 0.5), ns(500), "topic"))
     [(_, revised)] = mon.revisions(final=True)
     assert revised.performance["labels"] == 100
     assert revised.performance["estimated"] == est  # realized beside the estimate
@@ -159,7 +160,7 @@ def test_no_estimate_without_reference_scores():
     y, p, _ = _reference(200)
     profile = ReferenceProfile.from_frame(pd.DataFrame({"x": p, "label": y}), target="label")
     mon = Monitoring({"churn": ModelConfig(reference=profile)})
-    key = WindowKey("seldon", "churn", "1", "classifier", 0.0, 60.0)
+    key = WindowKey("seldon", "churn", "1", "classifier", 0, ns(60))
     pairs, _ = _window_pairs(50)
     assert "estimated" not in mon.extension(key, pairs)["performance"]
 

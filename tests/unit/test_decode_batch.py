@@ -25,11 +25,10 @@ from stream.batch import FEATURES, OUTPUTS, TRUTH, BatchBuilder, EventBatch, mer
 from stream.decode.batch import (
     decode_kafka_batch,
     decode_kafka_batch_python,
-    rfc3339_ns,
-    timestamp_ns,
 )
 from stream.decode.kafka_records import decode_kafka_record_python
 from stream.events import DeadLetter, EventKind, ModelRef, PredictionEvent, SourceCoords
+from stream.eventtime import ms_to_ns, parse_rfc3339
 
 if os.environ.get("PREDLOG_NATIVE", "1") == "0":
     pytest.skip("PREDLOG_NATIVE=0 switches the native decoder off", allow_module_level=True)
@@ -249,7 +248,7 @@ def test_event_time_is_exact_nanoseconds(when, nanos, digits, zone):
     frac = f"{nanos:09d}"[:digits]
     text = when.strftime("%Y-%m-%dT%H:%M:%S") + "." + frac + zone
     oracle = int(np.datetime64(text[:-1], "ns").astype(np.int64))
-    assert rfc3339_ns(text) == oracle
+    assert parse_rfc3339(text) == oracle
     h = v1_headers(time=text.encode())
     got, dead = decode_kafka_batch([kafka(h, body(REQUEST_BODY))])
     assert not dead and got.event_time_ns.tolist() == [oracle]
@@ -276,7 +275,7 @@ def test_event_time_forms_and_kafka_timestamps():
     assert not dead
     assert (got.event_time_ns - base).tolist() == [*texts.values(), 1_000_000, 2_000_000,
                                                    500_000]
-    assert timestamp_ns(-5.5) == -5_500_000 and timestamp_ns(1) == 1_000_000
+    assert ms_to_ns(-5.5) == -5_500_000 and ms_to_ns(1) == 1_000_000
 
 
 def test_times_outside_int64_nanoseconds_are_dead_letters():

@@ -185,12 +185,44 @@ def test_v1_topics_and_arguments():
     dec = new_decoder()
     h, v = v1_headers(), body(REQUEST_BODY)
     assert check(dec, "predlog.events", None, v, h).source_format == "seldon-v1-kafka"
-    assert check(dec, "seldon", None, v, h, 1_700_000_000_123).event_time == 1_700_000_000.123
+    ms = 1_700_000_000_123
+    assert check(dec, "seldon", None, v, h, ms).event_time == ms * 1_000_000
     assert check(dec, "mlserver-input", b"k", v, h) is None
     assert check(dec, "seldon", None, bytearray(v), h) is None
     assert check(dec, "seldon", None, None, h) is None
     assert check(dec, "seldon", None, v, h, np.float64(1.7e12)) is None
     assert check(dec, b"seldon", None, v, h) is None
+
+
+# Event times: int ns, the fraction's 9 digits exact and further digits truncated, by both
+# decoders. 2026-03-01T12:00:00Z is 1772366400 s (calendar.timegm).
+EXACT_TIMES = [
+    (b"2026-03-01T12:00:00.000041123Z", 1772366400_000041123),
+    (b"2026-03-01T12:00:00.999999999Z", 1772366400_999999999),
+    (b"2026-03-01T12:00:00.000041Z", 1772366400_000041000),
+    (b"2026-03-01T12:00:00.0000411239Z", 1772366400_000041123),
+    (b"2026-03-01T12:00:00.5Z", 1772366400_500000000),
+    (b"2026-03-01T12:00:00Z", 1772366400_000000000),
+]
+
+
+@pytest.mark.parametrize("stamp, ns", EXACT_TIMES)
+def test_v1_event_times_are_exact_int_ns(stamp, ns):
+    ev = check(new_decoder(), "seldon", None, body(REQUEST_BODY), v1_headers(time=stamp))
+    assert ev is not None and type(ev.event_time) is int and ev.event_time == ns
+
+
+def test_record_timestamps_are_ms_times_a_million():
+    no_time = v1_headers()
+    for ms in (1_772_366_400_041, 1.772366400041e12):  # an int, an integral float
+        ev = check(new_decoder(), "seldon", None, body(REQUEST_BODY), no_time, ms)
+        assert ev is not None and ev.event_time == 1_772_366_400_041_000_000
+    # a fraction of a ms: Python's (the decimal the float prints as), not the fast path's
+    assert check(new_decoder(), "seldon", None, body(REQUEST_BODY), no_time,
+                 1_772_366_400_041.5) is None
+    ev = decode_kafka_record_python("seldon", None, body(REQUEST_BODY), no_time,
+                                    1_772_366_400_041.5)
+    assert ev.event_time == 1_772_366_400_041_500_000
 
 
 def test_v1_header_sequences_through_one_decoder():

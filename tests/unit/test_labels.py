@@ -17,6 +17,7 @@ from stream.decode.labels import (
 )
 from stream.decode.lines import decode_line
 from stream.events import DeadLetter, EventKind, ModelRef, PredictionEvent, SourceCoords
+from stream.eventtime import seconds_to_ns as ns
 from stream.labels import JoinedLabel, LabelJoiner, Prediction
 from stream.pairs import Pair
 from stream.windows import WindowBook, WindowKey
@@ -29,17 +30,17 @@ IRIS = ModelRef("iris", "seldon", node="classifier", version="1.17.1")
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
-        (b'{"request_id": "r1", "row": 2, "label": 1, "timestamp": 12.5}', ("r1", 2, 1, 12.5)),
+        (b'{"request_id": "r1", "row": 2, "label": 1, "timestamp": 12.5}', ("r1", 2, 1, ns(12.5))),
         (b'{"request_id": "r1", "label": "setosa", "timestamp": "2020-11-06T09:35:09.5Z"}',
-         ("r1", 0, "setosa", 1604655309.5)),
+         ("r1", 0, "setosa", ns(1604655309.5))),
         (b'{"request_id": "r1", "label": 0.25, "timestamp": "1604655309"}',
-         ("r1", 0, 0.25, 1604655309.0)),
-        (b'{"request_id": "r1", "label": true}', ("r1", 0, 1, 99.0)),  # record timestamp
-        (b'{"request_id": 42, "row": null, "label": 0, "extra": "ignored"}', ("42", 0, 0, 99.0)),
+         ("r1", 0, 0.25, ns(1604655309))),
+        (b'{"request_id": "r1", "label": true}', ("r1", 0, 1, ns(99))),  # record timestamp
+        (b'{"request_id": 42, "row": null, "label": 0, "extra": "ignored"}', ("42", 0, 0, ns(99))),
     ],
 )
 def test_topic_record(record, expected):
-    label = decode_label_record(record, fallback_time=99.0)
+    label = decode_label_record(record, fallback_time=ns(99))
     assert isinstance(label, Label)
     assert (label.request_id, label.row, label.value, label.time) == expected
     assert label.source == "topic"
@@ -93,7 +94,8 @@ def test_csv_file():
     ]
     out = list(decode_label_lines(lines, path="labels.csv"))
     good = [(x.request_id, x.row, x.value, x.time) for x in out if isinstance(x, Label)]
-    assert good == [("r1", 0, 1, 100.0), ("r2", 1, "setosa", 1604655309.0), ("r3", 0, 2.5, None)]
+    assert good == [("r1", 0, 1, ns(100)), ("r2", 1, "setosa", ns(1604655309)),
+                    ("r3", 0, 2.5, None)]
     assert all(x.source == "file" for x in out if isinstance(x, Label))
     bad = [(x.reason, x.source.path, x.source.line) for x in out if isinstance(x, DeadLetter)]
     assert bad == [("missing_label", "labels.csv", 6), ("bad_shape", "labels.csv", 7),
@@ -115,7 +117,7 @@ def test_ndjson_file():
     lines = [b"\n", b'{"request_id": "r1", "row": 1, "label": 1, "timestamp": 5}\n',
              b"not json\n", b'{"request_id": "r2", "label": "b"}\n']
     out = list(decode_label_lines(lines, path="l.ndjson"))
-    assert isinstance(out[0], Label) and (out[0].row, out[0].time) == (1, 5.0)
+    assert isinstance(out[0], Label) and (out[0].row, out[0].time) == (1, ns(5))
     assert (out[1].reason, out[1].source.line) == ("invalid_json", 3)
     assert isinstance(out[2], Label) and out[2].value == "b"
 
@@ -143,22 +145,23 @@ def test_feedback_event_from_the_sample():
 
 
 def test_feedback_batch_and_non_feedback():
-    fb = PredictionEvent(EventKind.FEEDBACK, "r1", IRIS, 5.0, truth=[1, 0.0, "x", None])
+    fb = PredictionEvent(EventKind.FEEDBACK, "r1", IRIS, ns(5), truth=[1, 0.0, "x", None])
     out = feedback_labels(fb)
     assert [x.value for x in out[:3]] == [1, 0.0, "x"] and [x.row for x in out[:3]] == [0, 1, 2]
     assert out[3].reason == "missing_label"
-    assert feedback_labels(PredictionEvent(EventKind.FEEDBACK, "r1", IRIS, 5.0, reward=1.0)) == []
-    assert feedback_labels(PredictionEvent(EventKind.RESPONSE, "r1", IRIS, 5.0)) == []
+    assert feedback_labels(PredictionEvent(EventKind.FEEDBACK, "r1", IRIS, ns(5), reward=1.0)) == []
+    assert feedback_labels(PredictionEvent(EventKind.RESPONSE, "r1", IRIS, ns(5))) == []
 
 
 # --- the joiner ---------------------------------------------------------------------------
 
+# `t`: seconds here; predictions and labels carry int ns (`ns`).
 def pred(rid: str, row: int = 0, t: float = 100.0, window: str = "w0", model=IRIS, out=None):
-    return Prediction(rid, row, model, t, window, out if out is not None else [1])
+    return Prediction(rid, row, model, ns(t), window, out if out is not None else [1])
 
 
 def lab(rid: str, row: int = 0, value=1, t: float | None = 200.0, source: str = "topic"):
-    return Label(rid, row, value, t, source)
+    return Label(rid, row, value, None if t is None else ns(t), source)
 
 
 def test_label_after_prediction_and_before():
@@ -166,10 +169,10 @@ def test_label_after_prediction_and_before():
     assert j.update(pred("a", t=100.0)) == []
     joined = j.update(lab("a", t=160.0))
     assert joined == [JoinedLabel(pred("a", t=100.0), lab("a", t=160.0))]
-    assert joined[0].delay == 60.0
+    assert joined[0].delay_ns == ns(60)
     assert j.update(lab("b", row=1, value=0, t=150.0)) == []
     (jb,) = j.update(pred("b", row=1, t=120.0, window="w60"))
-    assert (jb.label.value, jb.delay, jb.prediction.window_id) == (0, 30.0, "w60")
+    assert (jb.label.value, jb.delay_ns, jb.prediction.window_id) == (0, ns(30), "w60")
     assert j.get().joined == 2
 
 
@@ -190,10 +193,10 @@ def test_unknown_ids_are_unmatched_after_the_horizon():
     j.update(lab("ghost", t=200.0, source="file"))
     j.update(lab("ghost2", t=200.0, source="feedback"))
     j.update(pred("never-labelled", t=150.0))
-    assert j.expire(300.0) == []  # the labels live until 200 + 100
+    assert j.expire(ns(300.0)) == []  # the labels live until 200 + 100
     s = j.get()  # the prediction (150 + 100 < 300) is gone, never labelled
     assert (s.pending_labels, s.pending_predictions, s.unlabelled_predictions) == (2, 0, 1)
-    expired = j.expire(300.5)
+    expired = j.expire(ns(300.5))
     assert sorted(x.request_id for x in expired) == ["ghost", "ghost2"]
     s = j.get()
     assert dict(s.unmatched_labels) == {"file": 1, "feedback": 1}
@@ -203,15 +206,15 @@ def test_unknown_ids_are_unmatched_after_the_horizon():
 def test_expiry_boundary_and_bounded_state():
     j = LabelJoiner(horizon_seconds=10)
     j.update(pred("a", t=100.0))
-    j.expire(110.0)  # watermark == time + horizon: still alive
+    j.expire(ns(110.0))  # watermark == time + horizon: still alive
     assert len(j.update(lab("a", t=109.0))) == 1
     j.update(pred("b", t=100.0))
-    j.expire(110.001)
+    j.expire(ns(110.001))
     assert j.update(lab("b", t=111.0)) == []  # b's prediction is gone
     for i in range(1000):
         j.update(pred(f"p{i}", t=float(i)))
         j.update(lab(f"l{i}", t=float(i)))
-    j.expire(2000.0)
+    j.expire(ns(2000.0))
     s = j.get()
     assert (s.pending_predictions, s.pending_labels, len(j)) == (0, 0, 0)
     assert j._heap == [] and not j._by_key
@@ -220,37 +223,37 @@ def test_expiry_boundary_and_bounded_state():
 def test_label_without_time_is_anchored_at_the_next_watermark():
     j = LabelJoiner(horizon_seconds=10)
     j.update(lab("x", t=None))
-    assert j.expire(50.0) == []  # anchored at 50 → lives until 60
-    assert j.expire(60.0) == []
-    assert [x.request_id for x in j.expire(60.5)] == ["x"]
+    assert j.expire(ns(50.0)) == []  # anchored at 50 → lives until 60
+    assert j.expire(ns(60.0)) == []
+    assert [x.request_id for x in j.expire(ns(60.5))] == ["x"]
     j2 = LabelJoiner(horizon_seconds=10)
     j2.update(lab("y", t=None))
     (joined,) = j2.update(pred("y"))
-    assert joined.delay is None
+    assert joined.delay_ns is None
 
 
 def test_watermark_never_goes_back():
     j = LabelJoiner(horizon_seconds=10)
-    j.expire(100.0)
+    j.expire(ns(100.0))
     j.update(lab("x", t=None))
-    j.expire(5.0)  # an older watermark: the label is anchored at 100, not 5
-    assert j.expire(110.0) == []
-    assert len(j.expire(110.1)) == 1
+    j.expire(ns(5.0))  # an older watermark: the label is anchored at 100, not 5
+    assert j.expire(ns(110.0)) == []
+    assert len(j.expire(ns(110.1))) == 1
 
 
 def test_late_label_for_an_emitted_window_is_reported_for_a_revision():
     """The window layer's side: a joined pair whose window is already emitted → revision."""
-    book = WindowBook(size=60, hold=0)
+    book = WindowBook(size=ns(60), hold=0)
     j = LabelJoiner(horizon_seconds=86400)
     for rid, t in (("a", 30.0), ("b", 90.0)):
-        pair = Pair(IRIS, rid, t, t + 0.1, outputs=[[1]])
+        pair = Pair(IRIS, rid, ns(t), ns(t + 0.1), outputs=[[1]])
         book.add(pair)
         for p in Prediction.rows_of(pair, book.key_of(pair)):
             j.update(p)
-    book.take_ready(watermark=60.0)  # window [0, 60) closed and emitted
+    book.take_ready(watermark=ns(60))  # window [0, 60) closed and emitted
     revisions = []
     for joined in j.update(lab("a", t=5000.0)) + j.update(lab("b", t=95.0)):
-        key = WindowKey.parse(joined.prediction.window_id, 60)
+        key = WindowKey.parse(joined.prediction.window_id, ns(60))
         if book.is_emitted(key):
             revisions.append((joined.prediction.window_id, joined.prediction.request_id))
     assert revisions == [("seldon|iris|1.17.1|classifier|0", "a")]
@@ -260,7 +263,7 @@ def test_state_survives_a_restart_through_a_json_store():
     store: dict = {}
     j = LabelJoiner(horizon_seconds=100, store=store)
     j.update(pred("a", t=10.0, out=[0.2, 0.8]))
-    j.update(Prediction("b", 1, IRIS, 20.0, "w0", ["x"], ("class",)))
+    j.update(Prediction("b", 1, IRIS, ns(20), "w0", ["x"], ("class",)))
     j.update(lab("c", t=None, source="file"))
     j.update(lab("d", t=30.0))
     j.update(pred("d", t=25.0))
@@ -269,13 +272,13 @@ def test_state_survives_a_restart_through_a_json_store():
     j2 = LabelJoiner(horizon_seconds=100, store=restored)
     assert (j2.get().pending_predictions, j2.get().pending_labels) == (3, 2)
     (ja,) = j2.update(lab("a", t=15.0))
-    assert (ja.prediction, ja.delay) == (pred("a", t=10.0, out=[0.2, 0.8]), 5.0)
+    assert (ja.prediction, ja.delay_ns) == (pred("a", t=10.0, out=[0.2, 0.8]), ns(5))
     (jb,) = j2.update(lab("b", row=1, value="x", t=21.0))
     assert jb.prediction.output_names == ("class",)
     assert j2.update(lab("d", t=31.0)) == []  # the duplicate is still known
     assert j2.update(pred("d", t=25.0)) == []
-    assert [x.request_id for x in j2.expire(200.0)] == []  # c is anchored at 200 now
-    assert [x.request_id for x in j2.expire(300.5)] == ["c"]
+    assert [x.request_id for x in j2.expire(ns(200.0))] == []  # c is anchored at 200 now
+    assert [x.request_id for x in j2.expire(ns(300.5))] == ["c"]
     assert len(j2) == 0 and restored == {}
 
 
@@ -291,21 +294,22 @@ def test_one_label_judges_every_node_of_a_graph():
 
 
 def test_rows_of_a_batch_response():
-    resp = PredictionEvent(EventKind.RESPONSE, "r", IRIS, 11.0, outputs=[[0], [1], [2]],
+    t10, t11 = ns(10), ns(11)
+    resp = PredictionEvent(EventKind.RESPONSE, "r", IRIS, t11, outputs=[[0], [1], [2]],
                            output_names=("class",))
-    preds = Prediction.rows_of_response(resp, time=10.0, window_id="w0")
+    preds = Prediction.rows_of_response(resp, time=t10, window_id="w0")
     assert [(p.key, p.output, p.time, p.output_names) for p in preds] == [
-        (("r", 0), [0], 10.0, ("class",)), (("r", 1), [1], 10.0, ("class",)),
-        (("r", 2), [2], 10.0, ("class",))]
-    failed = PredictionEvent(EventKind.RESPONSE, "r", IRIS, 11.0, error="boom")
-    assert Prediction.rows_of_response(failed, 10.0, "w0") == []
-    pair = Pair(IRIS, "r", 10.0, 11.0, outputs=[[0], [1]], output_names=("class",))
-    key = WindowKey("seldon", "iris", "1.17.1", "classifier", 0.0, 60.0)
+        (("r", 0), [0], t10, ("class",)), (("r", 1), [1], t10, ("class",)),
+        (("r", 2), [2], t10, ("class",))]
+    failed = PredictionEvent(EventKind.RESPONSE, "r", IRIS, t11, error="boom")
+    assert Prediction.rows_of_response(failed, t10, "w0") == []
+    pair = Pair(IRIS, "r", t10, t11, outputs=[[0], [1]], output_names=("class",))
+    key = WindowKey("seldon", "iris", "1.17.1", "classifier", 0, ns(60))
     got = Prediction.rows_of(pair, key)
     assert [(p.key, p.time, p.window_id, p.output_names) for p in got] == [
-        (("r", 0), 10.0, "seldon|iris|1.17.1|classifier|0", ("class",)),
-        (("r", 1), 10.0, "seldon|iris|1.17.1|classifier|0", ("class",))]
-    failed_pair = Pair(IRIS, "r", 10.0, 11.0, error_type="http_500")
+        (("r", 0), t10, "seldon|iris|1.17.1|classifier|0", ("class",)),
+        (("r", 1), t10, "seldon|iris|1.17.1|classifier|0", ("class",))]
+    failed_pair = Pair(IRIS, "r", t10, t11, error_type="http_500")
     assert Prediction.rows_of(failed_pair, key) == []
 
 

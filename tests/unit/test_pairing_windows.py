@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.events import EventKind, ModelRef, PredictionEvent
+from stream.eventtime import seconds_to_ns as ns
 from stream.pairing import RequestPairer
 from stream.pairs import OrphanResponse, Pair
 from stream.pipeline import Pipeline, PipelineStores
@@ -15,12 +16,14 @@ from stream.pipeline import Pipeline, PipelineStores
 M = ModelRef("iris", "ns", "clf")
 
 
+# Times below are written in seconds; events carry int ns (`ns`).
 def req(rid, t, node="clf"):
-    return PredictionEvent(EventKind.REQUEST, rid, ModelRef("iris", "ns", node), t, rows=[[t]])
+    return PredictionEvent(EventKind.REQUEST, rid, ModelRef("iris", "ns", node), ns(t),
+                           rows=[[t]])
 
 
 def resp(rid, t, node="clf", error=None):
-    return PredictionEvent(EventKind.RESPONSE, rid, ModelRef("iris", "ns", node), t,
+    return PredictionEvent(EventKind.RESPONSE, rid, ModelRef("iris", "ns", node), ns(t),
                            outputs=[[1]], error_type=error)
 
 
@@ -41,12 +44,12 @@ def _events(n, seed):
 
 
 def _run(events, ttl=30.0):
-    p = RequestPairer(ttl=ttl)
+    p = RequestPairer(ttl=ns(ttl))
     out = []
     for e in events:
         out += p.update(e)
     out += p.expire(float("inf"))
-    pairs = sorted((o.request_id, o.latency, o.error_type) for o in out if isinstance(o, Pair))
+    pairs = sorted((o.request_id, o.latency_ns, o.error_type) for o in out if isinstance(o, Pair))
     orphans = sorted(o.request_id for o in out if isinstance(o, OrphanResponse))
     return pairs, orphans
 
@@ -70,38 +73,38 @@ def test_every_request_resolves_exactly_once():
 
 
 def test_duplicate_response_after_pairing_is_ignored_within_the_ttl():
-    p = RequestPairer(ttl=10)
+    p = RequestPairer(ttl=ns(10))
     assert p.update(req("a", 0.0)) == []
     assert len(p.update(resp("a", 0.5))) == 1
     assert p.update(resp("a", 0.6)) == []
-    assert p.expire(100.0) == []  # no orphan from the duplicate
+    assert p.expire(ns(100)) == []  # no orphan from the duplicate
 
 
 def test_unanswered_request_expires_only_after_ttl():
-    p = RequestPairer(ttl=10)
+    p = RequestPairer(ttl=ns(10))
     p.update(req("a", 100.0))
-    assert p.expire(109.9) == []
-    [pair] = p.expire(110.0)
-    assert pair.error_type == "no_response" and pair.latency is None
+    assert p.expire(ns(110) - 1) == []
+    [pair] = p.expire(ns(110))
+    assert pair.error_type == "no_response" and pair.latency_ns is None
 
 
 def test_graph_nodes_pair_separately_and_only_the_entry_counts():
-    p = RequestPairer(ttl=10)
+    p = RequestPairer(ttl=ns(10))
     out = []
     for e in (req("a", 0.0, "pre"), resp("a", 0.1, "pre"), req("a", 0.1, "clf"),
               resp("a", 0.4, "clf")):
         out += p.update(e)
-    assert [(o.model.node, o.entry, round(o.latency, 3)) for o in out] == [
-        ("pre", True, 0.1), ("clf", False, 0.3)]
+    assert [(o.model.node, o.entry, o.latency_ns) for o in out] == [
+        ("pre", True, ns(0.1)), ("clf", False, ns(0.3))]
 
 
 def test_pairer_state_survives_a_restart_through_its_store():
     store: dict = {}
-    p = RequestPairer(ttl=10, store=store)
+    p = RequestPairer(ttl=ns(10), store=store)
     p.update(req("a", 0.0))
-    p2 = RequestPairer(ttl=10, store=dict(store))  # a new process restoring the changelog
+    p2 = RequestPairer(ttl=ns(10), store=dict(store))  # a new process restoring the changelog
     [pair] = p2.update(resp("a", 0.2))
-    assert round(pair.latency, 3) == 0.2
+    assert pair.latency_ns == ns(0.2)
 
 
 def _pipeline_summaries(events, stores=None, window=60.0):

@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 
 from stream.decode.labels import Label
 from stream.events import ModelRef
+from stream.eventtime import seconds_to_ns as ns
 from stream.labels import JoinedLabel, Prediction
 from stream.performance import (
     WindowPerformance,
@@ -30,8 +31,8 @@ M = ModelRef("m", "ns", version="1")
 def _joined(outputs, labels, names=None, times=None):
     out = []
     for i, (o, y) in enumerate(zip(outputs, labels, strict=True)):
-        t = None if times is None else times[i]
-        out.append(JoinedLabel(Prediction(f"r{i}", 0, M, 0.0, "w", o, names),
+        t = None if times is None else ns(times[i])  # times in seconds, labels in int ns
+        out.append(JoinedLabel(Prediction(f"r{i}", 0, M, 0, "w", o, names),
                                Label(f"r{i}", 0, y, t, "topic")))
     return out
 
@@ -218,12 +219,15 @@ def test_label_delay_summary_and_coverage():
     wp = WindowPerformance(task="classification")
     delays = [5.0, 60.0, 61.0, 3600.0, 10.0]
     for j in _joined([[1]] * 5, [1] * 5, times=[100.0 + d for d in delays]):
-        wp.update(JoinedLabel(Prediction(j.prediction.request_id, 0, M, 100.0, "w", [1]),
+        wp.update(JoinedLabel(Prediction(j.prediction.request_id, 0, M, ns(100), "w", [1]),
                               j.label))
-    wp.update(JoinedLabel(Prediction("nt", 0, M, 100.0, "w", [1]), Label("nt", 0, 1, None, "f")))
+    wp.update(JoinedLabel(Prediction("nt", 0, M, ns(100), "w", [1]),
+                          Label("nt", 0, 1, None, "f")))
     got = wp.get(predictions=12)
+    # numpy on the int ns delays, in seconds (`stream.summary.latency_summary`'s definition)
+    d_ns = np.array([ns(d) for d in delays], dtype=np.int64)
     assert got["label_delay_seconds"] == {
-        "p50": float(np.quantile(delays, 0.5)), "p95": float(np.quantile(delays, 0.95)),
+        "p50": np.percentile(d_ns, 50) / 1e9, "p95": np.percentile(d_ns, 95) / 1e9,
         "max": 3600.0}
     assert got["label_coverage"] == 0.5
 

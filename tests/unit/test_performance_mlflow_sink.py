@@ -18,6 +18,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from sinks.mlflow_sink import MlflowSink, is_permanent, is_transient, window_id, window_metrics
 from stream.eventtime import format_utc
+from stream.eventtime import seconds_to_ns as ns
 from stream.window_summary import WindowSummary
 
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
@@ -32,7 +33,7 @@ def summary(model: str, start: float, accuracy: float | None, revision: int = 0,
         "confusion_matrix": {"classes": [0, 1], "matrix": [[10, 2], [3, 25]]}}
     s = {
         "model": model, "version": "1.17.1", "namespace": "seldon",
-        "window_start": format_utc(start), "window_end": format_utc(start + 300),
+        "window_start": format_utc(ns(start)), "window_end": format_utc(ns(start + 300)),
         "requests": 100, "rows": 120, "predictions": 118, "errors": 2,
         "error_types": {"http_500": 2}, "unpaired_requests": 1,
         "latency_seconds": {"p50": 0.01, "p95": 0.05, "p99": 0.09, "mean": 0.02, "max": 0.1},

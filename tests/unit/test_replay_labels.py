@@ -27,10 +27,10 @@ def test_label_feed_equals_a_full_heap(tmp_path, monkeypatch, chunk):
         path.write_text("\n".join(lines) + "\n")
         heap = []
         for i, t in enumerate(x for x in times if x is not None):
-            heapq.heappush(heap, (float(t), i))
+            heapq.heappush(heap, (t * 10**9, i))  # label times: int ns
         timed_ids = [f"r{i}" for i, t in enumerate(times) if t is not None]
         feed = LabelFeed([path])
-        marks = sorted(rng.uniform(-5, 210) for _ in range(20)) + [float("inf")]
+        marks = sorted(round(rng.uniform(-5, 210) * 10**9) for _ in range(20)) + [float("inf")]
         for mark in marks:
             want = []
             while heap and heap[0][0] <= mark:

@@ -41,6 +41,7 @@ def test_a_summary_restored_from_its_table_form_is_revised_like_the_original():
     restores emitted windows with `from_builtins` after a restart."""
     from stream.decode.labels import Label
     from stream.events import EventKind, ModelRef, PredictionEvent
+    from stream.eventtime import seconds_to_ns as ns
 
     m = ModelRef("iris", "ns", "clf", version="v1")
 
@@ -48,16 +49,17 @@ def test_a_summary_restored_from_its_table_form_is_revised_like_the_original():
         mon = Monitoring(label_horizon=3600)
         p = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5, monitoring=mon)
         for i in range(4):
-            p.process(PredictionEvent(EventKind.REQUEST, f"r{i}", m, 1.0 + i, rows=[[1.0]]))
-            p.process(PredictionEvent(EventKind.RESPONSE, f"r{i}", m, 1.5 + i, outputs=[[0]]))
-        p.process(PredictionEvent(EventKind.REQUEST, "late", m, 200.0, rows=[[1.0]]))
+            p.process(PredictionEvent(EventKind.REQUEST, f"r{i}", m, ns(1.0 + i), rows=[[1.0]]))
+            p.process(PredictionEvent(EventKind.RESPONSE, f"r{i}", m, ns(1.5 + i), outputs=[[0]]))
+        p.process(PredictionEvent(EventKind.REQUEST, "late", m, ns(200), rows=[[1.0]]))
         [(key, first)] = p.advance().summaries
         if restart:  # what a new worker reads back from the table's changelog
             stored = orjson.loads(orjson.dumps(first.to_builtins()))
             mon._emitted.clear()
-            mon.restore_emitted(WindowKey.parse(key.id, 60), WindowSummary.from_builtins(stored))
+            mon.restore_emitted(WindowKey.parse(key.id, ns(60)),
+                                WindowSummary.from_builtins(stored))
         for i in range(4):
-            p.process_label(Label(f"r{i}", 0, 0, 100.0 + i, "file"))
+            p.process_label(Label(f"r{i}", 0, 0, ns(100.0 + i), "file"))
         out = [first] + [s for _, s in mon.revisions(final=True)]
         return [orjson.dumps(s.to_builtins(), option=orjson.OPT_SORT_KEYS) for s in out]
 
