@@ -119,8 +119,19 @@ def replay(
     source = _remote_source(settings, from_elasticsearch, index, from_kafka, topic, start, end)
     options = ReplayOptions(labels=list(labels or []), mlflow=mlflow,
                             progress=console.is_terminal if progress is None else progress)
-    result = replay_files(paths, settings, out, options,
-                          events=source.iter_events() if source is not None else None)
+    try:
+        result = replay_files(paths, settings, out, options,
+                              events=source.iter_events() if source is not None else None)
+    except Exception as exc:
+        refused = None
+        if from_elasticsearch:
+            from agents.elasticsearch_client import refusal
+
+            refused = refusal(exc, settings, from_elasticsearch)
+        if refused is None:
+            raise
+        console.print(f"[red]{refused}[/red]")
+        raise typer.Exit(2) from None
     print_replay_table(result, window)
     where = ["windows.jsonl", "predictions.jsonl", "dead-letters.jsonl", "metrics.prom"]
     if mlflow:
@@ -154,13 +165,10 @@ def _remote_source(settings, from_elasticsearch: str | None, index: str,
 
         return KafkaSource(from_kafka, topic or settings.topic_events, start, end,
                            consumer_config=kafka_python_kwargs(settings))
-    from elasticsearch import Elasticsearch
-
+    from agents.elasticsearch_client import elasticsearch_client
     from agents.replay_sources import ElasticsearchSource
 
-    key = settings.elasticsearch_api_key
-    client = Elasticsearch(from_elasticsearch, request_timeout=60,
-                           api_key=key.get_secret_value() if key else None)
+    client = elasticsearch_client(settings, from_elasticsearch, request_timeout=60)
     return ElasticsearchSource(client, index, start, end)
 
 

@@ -7,13 +7,28 @@ Every field can be set from the environment with the `PREDLOG_` prefix
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that may also come from a file (`PREDLOG_<NAME>_FILE`, e.g. a Kubernetes Secret
+# mounted as a volume): the validator reads the file; its content is never printed.
+SECRET_FILES = ("kafka_password", "elasticsearch_api_key", "elasticsearch_password",
+                "mlflow_tracking_password", "mlflow_tracking_token", "ingest_token",
+                "redact_key")
+
+
+def _secret() -> object:
+    """A secret setting, validated also when unset (its `_FILE` variant may set it)."""
+    return Field(None, validate_default=True)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="PREDLOG_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix="PREDLOG_", env_nested_delimiter="__", frozen=True, extra="forbid",
+        # A validation error names the setting and the rule, never the value (a secret).
+        hide_input_in_errors=True,
     )
 
     # Kafka
@@ -25,7 +40,8 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str = Field("SCRAM-SHA-512",
                                       pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$")
     kafka_username: str | None = None
-    kafka_password: SecretStr | None = None
+    kafka_password_file: str | None = None
+    kafka_password: SecretStr | None = _secret()
     kafka_ca_file: str | None = None  # for SSL/SASL_SSL; the system CAs when unset
     topic_events: str = "predlog.events"
     topic_seldon: str = "seldon"
@@ -79,17 +95,46 @@ class Settings(BaseSettings):
 
     # Sinks
     elasticsearch_url: str = "http://127.0.0.1:19200"  # "" disables the sink
-    elasticsearch_api_key: SecretStr | None = None
+    # Either an API key or basic auth (e.g. behind a TLS-terminating proxy); a CA file for a
+    # private CA (the system CAs when unset). Used by the sink and `replay --from-elasticsearch`.
+    elasticsearch_api_key_file: str | None = None
+    elasticsearch_api_key: SecretStr | None = _secret()
+    elasticsearch_username: str | None = None
+    elasticsearch_password_file: str | None = None
+    elasticsearch_password: SecretStr | None = _secret()
+    elasticsearch_ca_file: str | None = None
     elasticsearch_index_template: str = "predlog-predictions-{namespace}-{model}-{date}"
     web_host: str = "127.0.0.1"  # the worker's /metrics, /healthz, /readyz
     prometheus_port: int = Field(6066, ge=1, le=65535)
     mlflow_tracking_uri: str = ""  # e.g. http://127.0.0.1:15000; "" disables the MLflow sink
+    # MLflow's basic-auth server app (or a bearer token), and a CA file for an https tracking
+    # server with a private CA; handed to MLflow's client by `agents.mlflow_auth`.
+    mlflow_tracking_username: str | None = None
+    mlflow_tracking_password_file: str | None = None
+    mlflow_tracking_password: SecretStr | None = _secret()
+    mlflow_tracking_token_file: str | None = None
+    mlflow_tracking_token: SecretStr | None = _secret()
+    mlflow_ca_file: str | None = None
+
+    # Redaction (`stream.redaction`) of what leaves predlog for Elasticsearch, dead letters
+    # and logs: comma-separated document paths (`features.email`, `features.card_*`,
+    # `prediction`, `error_message`) or headers (`headers.x-user-id`). Drift and performance
+    # use the original values. `hash` is HMAC-SHA256 keyed by PREDLOG_REDACT_KEY.
+    redact_drop: str = ""
+    redact_hash: str = ""
+    redact_mask: str = ""
+    redact_key_file: str | None = None
+    redact_key: SecretStr | None = _secret()
+    # With any rule set, a dead letter's raw value is replaced by its hash and length
+    # ("redact") unless "keep"; headers named in the rules are redacted either way.
+    redact_dead_letters: str = Field("redact", pattern="^(redact|keep)$")
 
     # HTTP ingest gateway
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(8085, ge=1, le=65535)
     ingest_max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
-    ingest_token: SecretStr | None = None
+    ingest_token_file: str | None = None
+    ingest_token: SecretStr | None = _secret()
     ingest_access_log: bool = False  # aiohttp's access log: one line per logged event
 
     # MLflow exporter (`predlog mlflow-exporter`, agents/mlflow_exporter.py): polls
@@ -108,6 +153,59 @@ class Settings(BaseSettings):
             raise ValueError(f"PREDLOG_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} "
                              "needs PREDLOG_KAFKA_USERNAME and PREDLOG_KAFKA_PASSWORD")
         return self
+
+    @model_validator(mode="after")
+    def _http_credentials_complete(self) -> Settings:
+        for service, password in (("elasticsearch", self.elasticsearch_password),
+                                  ("mlflow_tracking", self.mlflow_tracking_password)):
+            user = getattr(self, f"{service}_username")
+            env = f"PREDLOG_{service.upper()}"
+            if bool(user) != (password is not None):
+                raise ValueError(f"{env}_USERNAME and {env}_PASSWORD (or {env}_PASSWORD_FILE) "
+                                 "go together")
+        if self.elasticsearch_api_key is not None and self.elasticsearch_username:
+            raise ValueError("set PREDLOG_ELASTICSEARCH_API_KEY or PREDLOG_ELASTICSEARCH_USERNAME/"
+                             "PASSWORD, not both")
+        if self.redact_hash and self.redact_key is None:
+            raise ValueError("PREDLOG_REDACT_HASH needs PREDLOG_REDACT_KEY (or "
+                             "PREDLOG_REDACT_KEY_FILE): the key of the HMAC")
+        return self
+
+    @field_validator(*SECRET_FILES, mode="after")
+    @classmethod
+    def _secret_from_file(cls, value: SecretStr | None, info: ValidationInfo
+                          ) -> SecretStr | None:
+        """`PREDLOG_<NAME>_FILE`: the secret is the file's content (a trailing newline
+        dropped). Errors name the setting and the path, never the content."""
+        path = info.data.get(f"{info.field_name}_file")
+        if not path:
+            return value
+        env = f"PREDLOG_{info.field_name.upper()}"
+        if value is not None:
+            raise ValueError(f"set {env} or {env}_FILE, not both")
+        try:
+            text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ValueError(f"{env}_FILE={path}: cannot read it ({reason})") from None
+        if not text:
+            raise ValueError(f"{env}_FILE={path} is empty")
+        return SecretStr(text)
+
+    @field_validator("elasticsearch_ca_file", "mlflow_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not Path(value).is_file():
+            raise ValueError(f"PREDLOG_{info.field_name.upper()}={value}: no such file")
+        return value
+
+    @field_validator("redact_drop", "redact_hash", "redact_mask")
+    @classmethod
+    def _redaction_rules_parse(cls, value: str) -> str:
+        from stream.redaction import parse_rules
+
+        parse_rules(value)  # ValueError on a bad rule
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod

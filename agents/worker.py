@@ -662,8 +662,11 @@ class Worker:
 def make_mlflow_sink(settings: Settings):
     if not settings.mlflow_tracking_uri:
         return None
+    from agents.mlflow_auth import apply_mlflow_credentials, check_access
     from sinks.mlflow_sink import MlflowSink
 
+    apply_mlflow_credentials(settings)
+    check_access(settings)  # a refused password stops the worker here, not in a retry loop
     return MlflowSink(settings.mlflow_tracking_uri)
 
 
@@ -672,13 +675,11 @@ def make_mlflow_sink(settings: Settings):
 def make_es_sink(settings: Settings):
     if not settings.elasticsearch_url:
         return None
-    from elasticsearch import Elasticsearch
-
+    from agents.elasticsearch_client import check_access, elasticsearch_client
     from sinks.elasticsearch import ElasticsearchSink
 
-    api_key = settings.elasticsearch_api_key
-    client = Elasticsearch(settings.elasticsearch_url, request_timeout=30,
-                           api_key=api_key.get_secret_value() if api_key else None)
+    client = elasticsearch_client(settings)
+    check_access(client, settings)  # a refused password stops the worker here, not in retries
     sink = ElasticsearchSink(client, index_template=settings.elasticsearch_index_template)
     sink.install_templates()
     return sink
