@@ -301,7 +301,14 @@ def worker(
     console.print(f"predlog worker: Kafka {settings.kafka_bootstrap}, group "
                   f"{settings.consumer_group}, metrics on "
                   f"http://{settings.web_host}:{settings.prometheus_port}/metrics")
-    run_worker(settings, loglevel)
+    from agents.elasticsearch_client import ElasticsearchRefused
+    from agents.mlflow_auth import MlflowRefused
+
+    try:
+        run_worker(settings, loglevel)
+    except (ElasticsearchRefused, MlflowRefused) as exc:  # permanent: say why, do not retry
+        console.print(f"[red]predlog worker: {exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command()
