@@ -7,6 +7,10 @@
 #   status   one line: URL, pid, health
 # MLflow 3's security middleware allows Host localhost/127.0.0.1 and localhost CORS origins
 # by default, so local clients need no --allowed-hosts / --cors-allowed-origins.
+# PREDLOG_STACK_MLFLOW_AUTH=basic: MLflow's own basic-auth app (`--app-name basic-auth`) with
+# its user store in $DIR/basic_auth.db (config $DIR/basic_auth.ini), admin user `admin` with
+# a password generated into $DIR/admin-password, other users READ by default (their own
+# experiments MANAGE). The tests start one on a free port with their own PREDLOG_STACK_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NAME=mlflow
@@ -15,6 +19,25 @@ URL="http://127.0.0.1:$MLFLOW_PORT"
 MLFLOW_BIN="$VENV/bin/mlflow"
 
 healthy() { http_ok "$URL/health"; }
+AUTH_ARGS=()
+AUTH_ENV=()
+if [[ "${PREDLOG_STACK_MLFLOW_AUTH:-}" == basic ]]; then
+  AUTH_ARGS=(--app-name basic-auth)
+  AUTH_ENV=("MLFLOW_AUTH_CONFIG_PATH=$DIR/basic_auth.ini")
+fi
+
+# basic-auth: its config and the admin password, once per state dir.
+auth_config() {
+  [[ -f "$DIR/admin-password" ]] || ( umask 077; openssl rand -hex 16 > "$DIR/admin-password" )
+  [[ -f "$DIR/flask-secret-key" ]] || ( umask 077; openssl rand -hex 32 > "$DIR/flask-secret-key" )
+  cat > "$DIR/basic_auth.ini" <<INI
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///$DIR/basic_auth.db
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+}
 
 case "${1:-}" in
   install)
@@ -31,11 +54,17 @@ case "${1:-}" in
       log "$NAME: already running (pid $(cat "$(pid_file "$NAME")"))"
       exit 0
     fi
+    (( ${#AUTH_ARGS[@]} )) && auth_config
     # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no huey job runner (about 2.2 GB -> 0.5 GB RSS).
     # Telemetry off: the stack has no business phoning home (and usually has no internet).
     # cwd = $DIR so nothing (e.g. a default ./mlruns or ./mlartifacts) lands in the caller's cwd.
-    ( cd "$DIR" && MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
-        start_bg "$NAME" "$MLFLOW_BIN" server \
+    # The admin password and the CSRF key reach the auth app through its environment.
+    ( cd "$DIR" && if (( ${#AUTH_ARGS[@]} )); then
+        export MLFLOW_AUTH_ADMIN_PASSWORD MLFLOW_FLASK_SERVER_SECRET_KEY
+        MLFLOW_AUTH_ADMIN_PASSWORD="$(cat "$DIR/admin-password")"
+        MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$DIR/flask-secret-key")"; fi
+      MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
+        start_bg "$NAME" env "${AUTH_ENV[@]}" "$MLFLOW_BIN" server "${AUTH_ARGS[@]}" \
           --host 127.0.0.1 \
           --port "$MLFLOW_PORT" \
           --backend-store-uri "sqlite:///$DIR/mlflow.db" \
