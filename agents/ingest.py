@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from agents.kafka_auth import aiokafka_kwargs
-from agents.settings import Settings
+from agents.settings import Settings, make_redactor
 from stream.deadletters import dead_letter_headers
 from stream.decode.ingest import http_to_kafka
 from stream.events import DeadLetter, SourceCoords
@@ -64,6 +64,7 @@ def _authorized(request: web.Request, settings: Settings) -> bool:
 
 async def _dead_letter(app: web.Application, dl: DeadLetter) -> None:
     settings = app[SETTINGS]
+    dl = make_redactor(settings).dead_letter(dl)
     await app[PRODUCER].send_and_wait(
         settings.topic_dlq, value=dl.raw, headers=dead_letter_headers(dl)
     )

@@ -54,9 +54,11 @@ def refusal(status: int, settings: Settings) -> MlflowRefused | None:
     """The permanent failure an HTTP status stands for, naming the settings; else None.
 
     >>> from agents.settings import Settings
-    >>> print(refusal(401, Settings(mlflow_tracking_uri="http://m:5000",
-    ...                             mlflow_tracking_username="u", mlflow_tracking_password="p")))
-    MLflow at http://m:5000 refused the credentials in PREDLOG_MLFLOW_TRACKING_USERNAME/PASSWORD (user 'u') (401)
+    >>> s = Settings(mlflow_tracking_uri="http://m:5000", mlflow_tracking_username="u",
+    ...              mlflow_tracking_password="p")
+    >>> print(refusal(401, s))  # doctest: +NORMALIZE_WHITESPACE
+    MLflow at http://m:5000 refused the credentials in
+    PREDLOG_MLFLOW_TRACKING_USERNAME/PASSWORD (user 'u') (401)
     """
     where = f"MLflow at {settings.mlflow_tracking_uri}"
     if status == 401:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.kafka_auth import aiokafka_kwargs
-from agents.settings import Settings
+from agents.settings import Settings, make_redactor
 from stream.deadletters import dead_letter_headers
 from stream.decode.kafka_records import decode_kafka_record
 from stream.decode.labels import decode_label_record
@@ -66,6 +66,7 @@ class Rekeyer:
         self.on_consumed = on_consumed
         self.on_decoded = on_decoded
         self.on_dead_letter = on_dead_letter
+        self.redactor = make_redactor(settings)
         self.assigned: frozenset[str] = frozenset()  # topics with partitions assigned here
 
     async def run(self) -> None:
@@ -132,6 +133,7 @@ class Rekeyer:
 
     async def _dead_letter(self, producer: Any, dl: DeadLetter) -> None:
         self.on_dead_letter(dl.reason, dl.source.topic if dl.source else "")
+        dl = self.redactor.dead_letter(dl)
         await producer.send(self.settings.topic_dlq, value=dl.raw,
                             headers=dead_letter_headers(dl))
 

@@ -30,16 +30,17 @@ import orjson
 
 from agents.monitoring_setup import make_monitoring
 from agents.replay_labels import LabelFeed
-from agents.settings import Settings
+from agents.settings import Settings, make_redactor
 from agents.sources import iter_file_lines
 from stream.decode import native
 from stream.decode.labels import Label
 from stream.decode.lines import decode_line
-from stream.document_lines import prediction_lines
+from stream.document_lines import document_lines, prediction_lines
 from stream.documents import index_name
 from stream.events import DeadLetter, PredictionEvent
 from stream.eventtime import NS
 from stream.pipeline import Pipeline, StepResult
+from stream.redaction import Redactor
 from stream.totals import RunTotals
 
 SAMPLE = Path(__file__).parent / "data" / "seldon-sample.ndjson"
@@ -91,9 +92,12 @@ def unmatched_label_record(label: Label) -> dict:
 class ReplayWriter:
     """Writes a replay's file outputs; every record is a sorted-key JSON line."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, redactor: Redactor | None = None) -> None:
         from sinks.openmetrics_file import OpenMetricsFileSink
 
+        # With redaction rules, predictions and dead letters are written redacted (the
+        # documents through the dict path); without, byte for byte as before.
+        self.redactor = redactor if redactor is not None and redactor.active else None
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         self.windows = open(out_dir / "windows.jsonl", "wb")  # noqa: SIM115 - closed in close()
@@ -110,8 +114,12 @@ class ReplayWriter:
 
     def write(self, step: StepResult) -> None:
         lines = self._prediction_lines
-        for pair in step.pairs:
-            lines += prediction_lines(pair, index_name(pair))
+        if self.redactor is not None:
+            for pair in step.pairs:
+                lines += document_lines(pair, index_name(pair), self.redactor.document)
+        else:
+            for pair in step.pairs:
+                lines += prediction_lines(pair, index_name(pair))
         if len(lines) >= self.batch:
             self._flush_predictions()
         for _key, summary in step.summaries:
@@ -119,6 +127,8 @@ class ReplayWriter:
             self.metrics.add_summary(summary)
 
     def dead_letter(self, dl: DeadLetter) -> None:
+        if self.redactor is not None:
+            dl = self.redactor.dead_letter(dl)
         self.dead.write(orjson.dumps(dead_letter_record(dl), option=DUMPS))
 
     def unmatched_label(self, label: Label) -> None:
@@ -174,7 +184,7 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
     pipeline = Pipeline(settings.window_seconds, settings.allowed_lateness_seconds,
                         settings.pairing_ttl_seconds, monitoring=monitoring)
     result = ReplayResult(totals=RunTotals())
-    writer = ReplayWriter(out_dir) if out_dir is not None else None
+    writer = ReplayWriter(out_dir, make_redactor(settings)) if out_dir is not None else None
     mlflow = reports = overview = None
     if out_dir is not None:
         from sinks.overview_html import OverviewHtmlSink

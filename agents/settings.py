@@ -234,6 +234,15 @@ def parse_references(value: str | list[str]) -> dict[str, str]:
     return out
 
 
+def make_redactor(settings: Settings):
+    """The `stream.redaction.Redactor` of the PREDLOG_REDACT_* settings (inactive without rules)."""
+    from stream.redaction import Redactor
+
+    key = settings.redact_key.get_secret_value().encode() if settings.redact_key else b""
+    return Redactor(settings.redact_drop, settings.redact_hash, settings.redact_mask, key=key,
+                    keep_dead_letters=settings.redact_dead_letters == "keep")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings from the environment plus explicit overrides (CLI flags)."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from agents.settings import make_redactor
 from agents.sources import iter_file_lines
 from stream.deadletters import dead_letter_headers
 from stream.decode.ingest import KafkaRecord, http_to_kafka
@@ -101,7 +102,7 @@ def record_timestamp_ms(record: KafkaRecord) -> int:
 
 
 def republish(items: Iterable[tuple[bytes, SourceCoords]], producer: Any, *, topic: str,
-              dlq_topic: str) -> RepublishResult:
+              dlq_topic: str, redact_dead_letter: Any = None) -> RepublishResult:
     """Send every line's record (or dead letter) with a kafka-python `KafkaProducer`; flushes,
     and raises `RuntimeError` if any send failed."""
     result = RepublishResult()
@@ -111,6 +112,8 @@ def republish(items: Iterable[tuple[bytes, SourceCoords]], producer: Any, *, top
         rec = line_to_record(line, coords)
         if isinstance(rec, DeadLetter):
             result.dead_letters[rec.reason] += 1
+            if redact_dead_letter is not None:
+                rec = redact_dead_letter(rec)
             future = producer.send(dlq_topic, value=rec.raw, headers=dead_letter_headers(rec))
         else:
             t = rec.event.event_time
@@ -144,7 +147,8 @@ def republish_files(paths: list[Path], settings: Any, *, topic: str | None = Non
                                  **kafka_python_kwargs(settings))
     try:
         return republish(iter_file_lines(paths), producer, topic=topic or settings.topic_events,
-                         dlq_topic=dlq_topic or settings.topic_dlq)
+                         dlq_topic=dlq_topic or settings.topic_dlq,
+                         redact_dead_letter=make_redactor(settings).dead_letter)
     finally:
         if own:
             producer.close()

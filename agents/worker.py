@@ -43,7 +43,7 @@ from agents.faust_adapter import BulkApp, BulkInput, SeekFirstTableManager, aiok
 from agents.kafka_auth import faust_credentials
 from agents.monitoring_setup import make_monitoring
 from agents.rekey import KIND_HEADER, SOURCE_TOPIC_HEADER, Rekeyer, run_forever
-from agents.settings import Settings
+from agents.settings import Settings, make_redactor
 from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
 from stream.decode import native
@@ -101,6 +101,7 @@ class Worker:
         self.views: dict[tuple[str, int], tuple[TableView, ...]] = {}
         native.set_enabled(settings.native)
         self.monitoring = make_monitoring(settings)
+        self.redactor = make_redactor(settings)  # what leaves for the dead-letter topic
         # A batch and a timer tick never interleave on one stage: a commit point must
         # write to the changelog only state whose outputs were already delivered.
         self.pair_lock = asyncio.Lock()
@@ -391,6 +392,7 @@ class Worker:
     async def _dead_letter(self, dl: DeadLetter) -> None:
         src = dl.source
         self.metrics.add_dead_letter(dl.reason, (src.topic or src.kind) if src else "")
+        dl = self.redactor.dead_letter(dl)
         await self.dlq.send(value=dl.raw, headers=dead_letter_headers(dl))
 
     # -- stages ----------------------------------------------------------------------------------
@@ -680,7 +682,9 @@ def make_es_sink(settings: Settings):
 
     client = elasticsearch_client(settings)
     check_access(client, settings)  # a refused password stops the worker here, not in retries
-    sink = ElasticsearchSink(client, index_template=settings.elasticsearch_index_template)
+    redactor = make_redactor(settings)
+    sink = ElasticsearchSink(client, index_template=settings.elasticsearch_index_template,
+                             redact=redactor.document if redactor.active else None)
     sink.install_templates()
     return sink
 

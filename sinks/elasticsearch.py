@@ -138,8 +138,10 @@ class _BulkRetry(Exception):
 class ElasticsearchSink:
     def __init__(self, client: Elasticsearch, *, index_template: str = DEFAULT_INDEX_TEMPLATE,
                  max_retry_seconds: float | None = None,
-                 on_retry: Callable[[BaseException], None] | None = None) -> None:
+                 on_retry: Callable[[BaseException], None] | None = None,
+                 redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.client = client
+        self.redact = redact  # e.g. `stream.redaction.Redactor.document`, before anything leaves
         self.index_template = index_template
         self.max_retry_seconds = max_retry_seconds  # None: retry until it works
         self.on_retry = on_retry
@@ -155,6 +157,8 @@ class ElasticsearchSink:
     def add_pair(self, pair: Pair) -> None:
         index = index_name(pair, self.index_template)
         for doc_id, doc in prediction_documents(pair):
+            if self.redact is not None:
+                doc = self.redact(doc)
             self._ops.append({"_op_type": "index", "_index": index, "_id": doc_id,
                               "_source": doc})
 

@@ -76,10 +76,13 @@ def _after_id(index: str, entry: Any, error_type: Any, error: Any) -> bytes:
     return part
 
 
-def document_lines(pair: Pair, index: str) -> list[bytes]:
-    """The general path: the documents as dicts, dumped one by one."""
+def document_lines(pair: Pair, index: str, redact: Any = None) -> list[bytes]:
+    """The general path: the documents as dicts, dumped one by one (each through
+    `redact`, e.g. `stream.redaction.Redactor.document`, when given)."""
     lines = []
     for doc_id, doc in prediction_documents(pair):
+        if redact is not None:
+            doc = redact(doc)
         doc["_index"], doc["_id"] = index, doc_id
         lines.append(_dumps(doc, option=LINE))
     return lines
