@@ -282,7 +282,8 @@ def test_settings_configmap_and_secret_references(overlay):
             if ref:
                 secret_refs[env["name"]] = ref
     assert {"PREDLOG_KAFKA_USERNAME", "PREDLOG_KAFKA_PASSWORD", "PREDLOG_ELASTICSEARCH_API_KEY",
-            "PREDLOG_INGEST_TOKEN", "MLFLOW_TRACKING_PASSWORD"} <= secret_refs.keys()
+            "PREDLOG_INGEST_TOKEN", "PREDLOG_MLFLOW_TRACKING_PASSWORD",
+            "PREDLOG_ELASTICSEARCH_PASSWORD", "PREDLOG_REDACT_KEY"} <= secret_refs.keys()
     for ref in secret_refs.values():
         assert ref["name"].startswith("predlog-") and ref.get("optional") is True
 
