@@ -69,9 +69,24 @@ def refusal(status: int, settings: Settings) -> MlflowRefused | None:
     return None
 
 
+def _tls_failure(exc: BaseException) -> bool:
+    """Whether `exc` (MLflow wraps requests' errors, chained) is a failed TLS handshake."""
+    import requests
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, requests.exceptions.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def check_access(settings: Settings) -> None:
-    """One request (no retries) with the credentials the sink uses; raise `MlflowRefused`
-    on 401/403. Anything else (MLflow not up yet) is left to the sink's retries."""
+    """One request (no retries) with the credentials and CA the sink uses; raise
+    `MlflowRefused` on 401/403 or a failed TLS handshake. Anything else (MLflow not up
+    yet) is left to the sink's retries."""
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
@@ -81,8 +96,13 @@ def check_access(settings: Settings) -> None:
     try:
         response = http_request(get_default_host_creds(uri), "/api/2.0/mlflow/experiments/search",
                                 "GET", max_retries=0, timeout=10, params={"max_results": 1})
-    except Exception:  # noqa: BLE001 - unreachable or TLS: reported by the sink's writes
-        return
+    except Exception as exc:  # noqa: BLE001 - unreachable: the sink's writes wait for it
+        if not _tls_failure(exc):
+            return
+        ca = settings.mlflow_ca_file
+        fix = (f"is PREDLOG_MLFLOW_CA_FILE={ca} the CA that signed its certificate?" if ca
+               else "for a private CA set PREDLOG_MLFLOW_CA_FILE")
+        raise MlflowRefused(f"TLS to MLflow at {uri} failed (SSLError); {fix}") from None
     refused = refusal(response.status_code, settings)
     if refused is not None:
         raise refused

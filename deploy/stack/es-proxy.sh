@@ -30,21 +30,7 @@ healthy() {
 make_credentials() {
   mkdir -p "$DIR"
   chmod 755 "$DIR"  # nginx's workers (nobody) read htpasswd from here
-  if [[ ! -f "$DIR/server.crt" ]]; then
-    ( cd "$DIR"
-      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=predlog stack test CA" \
-        -keyout ca.key -out ca.crt -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-      openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key \
-        -out server.csr 2>/dev/null
-      printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
-        "authorityKeyIdentifier=keyid,issuer" > server.ext
-      openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 \
-        -extfile server.ext -out server.crt 2>/dev/null
-      chmod 600 ca.key server.key
-      rm -f server.csr server.ext )
-  fi
+  make_tls_cert "$DIR"
   if [[ ! -f "$DIR/password" ]]; then
     ( umask 077; openssl rand -hex 16 > "$DIR/password" )
   fi

@@ -108,6 +108,27 @@ ensure_apt() {
   fi
 }
 
+# make_tls_cert DIR: once per DIR, a self-signed CA (DIR/ca.crt) and a server certificate
+# for 127.0.0.1 and localhost signed by it (DIR/server.crt, DIR/server.key), with openssl.
+make_tls_cert() {
+  local dir="$1"
+  [[ -f "$dir/server.crt" ]] && return 0
+  mkdir -p "$dir"
+  ( cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=predlog stack test CA" \
+      -keyout ca.key -out ca.crt -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key \
+      -out server.csr 2>/dev/null
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+      "authorityKeyIdentifier=keyid,issuer" > server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    chmod 600 ca.key server.key
+    rm -f server.csr server.ext )
+}
+
 # print_status NAME URL: one line, for `stack status`.
 print_status() {
   local name="$1" url="$2" health="$3" state

@@ -10,15 +10,28 @@
 # PREDLOG_STACK_MLFLOW_AUTH=basic: MLflow's own basic-auth app (`--app-name basic-auth`) with
 # its user store in $DIR/basic_auth.db (config $DIR/basic_auth.ini), admin user `admin` with
 # a password generated into $DIR/admin-password, other users READ by default (their own
-# experiments MANAGE). The tests start one on a free port with their own PREDLOG_STACK_DIR.
+# experiments MANAGE). PREDLOG_STACK_MLFLOW_TLS=1: HTTPS (uvicorn) with a certificate for
+# 127.0.0.1 signed by a CA made here ($DIR/ca.crt, for PREDLOG_MLFLOW_CA_FILE). The tests
+# start one with both on a free port with their own PREDLOG_STACK_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 NAME=mlflow
 DIR="$(svc_dir "$NAME")"
 URL="http://127.0.0.1:$MLFLOW_PORT"
+TLS_ARGS=()
+if [[ -n "${PREDLOG_STACK_MLFLOW_TLS:-}" ]]; then
+  URL="https://127.0.0.1:$MLFLOW_PORT"
+  TLS_ARGS=(--uvicorn-opts "--ssl-keyfile $DIR/server.key --ssl-certfile $DIR/server.crt")
+fi
 MLFLOW_BIN="$VENV/bin/mlflow"
 
-healthy() { http_ok "$URL/health"; }
+healthy() {
+  if (( ${#TLS_ARGS[@]} )); then
+    curl -fsS --max-time 3 -o /dev/null --cacert "$DIR/ca.crt" "$URL/health"
+  else
+    http_ok "$URL/health"
+  fi
+}
 AUTH_ARGS=()
 AUTH_ENV=()
 if [[ "${PREDLOG_STACK_MLFLOW_AUTH:-}" == basic ]]; then
@@ -55,6 +68,7 @@ case "${1:-}" in
       exit 0
     fi
     (( ${#AUTH_ARGS[@]} )) && auth_config
+    (( ${#TLS_ARGS[@]} )) && make_tls_cert "$DIR"
     # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no huey job runner (about 2.2 GB -> 0.5 GB RSS).
     # Telemetry off: the stack has no business phoning home (and usually has no internet).
     # cwd = $DIR so nothing (e.g. a default ./mlruns or ./mlartifacts) lands in the caller's cwd.
@@ -64,7 +78,7 @@ case "${1:-}" in
         MLFLOW_AUTH_ADMIN_PASSWORD="$(cat "$DIR/admin-password")"
         MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$DIR/flask-secret-key")"; fi
       MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
-        start_bg "$NAME" env "${AUTH_ENV[@]}" "$MLFLOW_BIN" server "${AUTH_ARGS[@]}" \
+        start_bg "$NAME" env "${AUTH_ENV[@]}" "$MLFLOW_BIN" server "${AUTH_ARGS[@]}" "${TLS_ARGS[@]}" \
           --host 127.0.0.1 \
           --port "$MLFLOW_PORT" \
           --backend-store-uri "sqlite:///$DIR/mlflow.db" \

@@ -1,6 +1,7 @@
-"""MLflow with its basic-auth app (`mlflow server --app-name basic-auth`), started here by
-`deploy/stack/mlflow.sh` (PREDLOG_STACK_MLFLOW_AUTH=basic) on a free port with its own state
-directory; the shared server is not reconfigured.
+"""MLflow with its basic-auth app (`mlflow server --app-name basic-auth`) over HTTPS, started
+here by `deploy/stack/mlflow.sh` (PREDLOG_STACK_MLFLOW_AUTH=basic, PREDLOG_STACK_MLFLOW_TLS=1:
+a certificate signed by a CA the script makes) on a free port with its own state directory;
+the shared server is not reconfigured.
 
 The right password: the sink `make_mlflow_sink` builds from Settings (credentials from
 `PREDLOG_MLFLOW_TRACKING_USERNAME` and `..._PASSWORD_FILE`) writes a window's run. A wrong
@@ -39,15 +40,18 @@ MLFLOW_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TR
 class AuthMlflow:
     url: str
     admin: tuple[str, str]
+    ca_file: str
 
     def create_user(self, name: str, password: str) -> None:
         r = requests.post(f"{self.url}/api/2.0/mlflow/users/create", auth=self.admin,
-                          json={"username": name, "password": password}, timeout=30)
+                          json={"username": name, "password": password}, timeout=30,
+                          verify=self.ca_file)
         r.raise_for_status()
 
     def set_password(self, name: str, password: str) -> None:
         r = requests.patch(f"{self.url}/api/2.0/mlflow/users/update-password", auth=self.admin,
-                           json={"username": name, "password": password}, timeout=30)
+                           json={"username": name, "password": password}, timeout=30,
+                           verify=self.ca_file)
         r.raise_for_status()
 
 
@@ -56,7 +60,7 @@ def auth_mlflow():
     state = Path(tempfile.mkdtemp(prefix="predlog-mlflow-auth-"))
     port = free_port()
     env = {**os.environ, "PREDLOG_STACK_DIR": str(state), "PREDLOG_STACK_MLFLOW_PORT": str(port),
-           "PREDLOG_STACK_MLFLOW_AUTH": "basic",
+           "PREDLOG_STACK_MLFLOW_AUTH": "basic", "PREDLOG_STACK_MLFLOW_TLS": "1",
            "PREDLOG_VENV": os.environ.get("PREDLOG_VENV", str(Path(sys.executable).parents[1]))}
     try:
         subprocess.run(["bash", str(SCRIPT), "start"], env=env, check=True, timeout=300,
@@ -65,7 +69,8 @@ def auth_mlflow():
         pytest.fail(f"MLflow basic-auth did not start: {exc.stderr.decode(errors='replace')}")
     try:
         password = (state / "mlflow" / "admin-password").read_text().strip()
-        yield AuthMlflow(f"http://127.0.0.1:{port}", ("admin", password))
+        yield AuthMlflow(f"https://127.0.0.1:{port}", ("admin", password),
+                         str(state / "mlflow" / "ca.crt"))
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop"], env=env, timeout=120)
         shutil.rmtree(state, ignore_errors=True)
@@ -79,9 +84,10 @@ def mlflow_env(monkeypatch):
         monkeypatch.delenv(name)
 
 
-def _settings(server: AuthMlflow, user: str, password_file: Path) -> Settings:
+def _settings(server: AuthMlflow, user: str, password_file: Path, ca: bool = True) -> Settings:
     return Settings(mlflow_tracking_uri=server.url, mlflow_tracking_username=user,
-                    mlflow_tracking_password_file=str(password_file))
+                    mlflow_tracking_password_file=str(password_file),
+                    mlflow_ca_file=server.ca_file if ca else None)
 
 
 def _summary(model: str) -> dict:
@@ -101,11 +107,11 @@ def test_right_password_runs_land(auth_mlflow, mlflow_env, tmp_path):
     assert sink.flush() == 1
     r = requests.get(f"{auth_mlflow.url}/api/2.0/mlflow/experiments/get-by-name",
                      params={"experiment_name": f"{model}-production-monitoring"},
-                     auth=auth_mlflow.admin, timeout=30)
+                     auth=auth_mlflow.admin, timeout=30, verify=auth_mlflow.ca_file)
     exp_id = r.json()["experiment"]["experiment_id"]
     runs = requests.post(f"{auth_mlflow.url}/api/2.0/mlflow/runs/search",
                          json={"experiment_ids": [exp_id]}, auth=auth_mlflow.admin,
-                         timeout=30).json()["runs"]
+                         timeout=30, verify=auth_mlflow.ca_file).json()["runs"]
     assert len(runs) == 1
     metrics = {m["key"]: m["value"] for m in runs[0]["data"]["metrics"]}
     assert metrics["latency_p95"] == 0.2 and metrics["requests"] == 10
@@ -132,6 +138,7 @@ def test_a_worker_with_a_wrong_password_exits_with_the_reason(stack, auth_mlflow
            "PREDLOG_ELASTICSEARCH_URL": "", "PREDLOG_MLFLOW_TRACKING_URI": auth_mlflow.url,
            "PREDLOG_MLFLOW_TRACKING_USERNAME": "predlog",
            "PREDLOG_MLFLOW_TRACKING_PASSWORD_FILE": str(tmp_path / "pw"),
+           "PREDLOG_MLFLOW_CA_FILE": auth_mlflow.ca_file,
            "PREDLOG_PROMETHEUS_PORT": str(free_port()), "PREDLOG_DATA_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "agents.cli", "worker"], env=env,
                          capture_output=True, timeout=120, cwd=tmp_path)
@@ -156,3 +163,11 @@ def test_a_password_revoked_while_running_is_not_retried(auth_mlflow, mlflow_env
     else:  # a sink that sets refused windows aside for the dead-letter topic
         assert written == 0 and len(sink.take_rejected()) == 1
     assert time.monotonic() - t < 15
+
+
+def test_without_the_ca_tls_fails_naming_the_ca_setting(auth_mlflow, mlflow_env, tmp_path):
+    user, password = f"predlog-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    auth_mlflow.create_user(user, password)
+    (tmp_path / "pw").write_text(password)
+    with pytest.raises(MlflowRefused, match="PREDLOG_MLFLOW_CA_FILE"):
+        make_mlflow_sink(_settings(auth_mlflow, user, tmp_path / "pw", ca=False))
