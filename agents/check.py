@@ -10,8 +10,9 @@ One `Check` per line: ``ok``, ``FAIL`` (with what to fix) or ``skip`` (not confi
   what it reads and writes.
 - Elasticsearch: the cluster answers with the configured credentials, and predlog's index
   templates install (what the worker does at start-up; idempotent).
-- MLflow: the tracking server answers with the credentials the MLflow client finds
-  (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``/``_TOKEN``), and predlog can create and read an
+- MLflow: the tracking server answers with the credentials and CA of the settings
+  (``PREDLOG_MLFLOW_TRACKING_USERNAME``/``_PASSWORD``/``_TOKEN``, ``PREDLOG_MLFLOW_CA_FILE``,
+  handed to MLflow's client by `agents/mlflow_auth.py`), and predlog can create and read an
   experiment (``predlog-check``, through the MLflow sink's own code).
 - References: each file of ``PREDLOG_REFERENCES`` is readable and loads with the reference
   loader the worker uses (columns and rows reported).
@@ -169,18 +170,16 @@ def check_elasticsearch(s: Settings) -> Iterator[Check]:
     if not s.elasticsearch_url:
         yield Check("skip", "elasticsearch: PREDLOG_ELASTICSEARCH_URL is empty (sink off)")
         return
-    from elasticsearch import (
-        ApiError,
-        AuthenticationException,
-        AuthorizationException,
-        Elasticsearch,
-    )
+    from elasticsearch import ApiError, AuthenticationException, AuthorizationException
 
+    from agents.elasticsearch_client import ElasticsearchRefused, elasticsearch_client, refusal
     from sinks.elasticsearch import ElasticsearchSink
 
-    key = s.elasticsearch_api_key
-    client = Elasticsearch(s.elasticsearch_url, request_timeout=TIMEOUT_SECONDS, max_retries=0,
-                           api_key=key.get_secret_value() if key else None)
+    try:
+        client = elasticsearch_client(s, request_timeout=TIMEOUT_SECONDS, max_retries=0)
+    except ElasticsearchRefused as exc:
+        yield Check("FAIL", f"elasticsearch: {exc}", "mount the CA file or fix the path")
+        return
     url = s.elasticsearch_url
     try:
         # GET / is missing from the integ-test distribution; the health API is everywhere.
@@ -189,7 +188,8 @@ def check_elasticsearch(s: Settings) -> Iterator[Check]:
                           f"status {health['status']})")
     except AuthenticationException as exc:
         yield Check("FAIL", f"elasticsearch: {url} refused the credentials ({_first_line(exc)})",
-                    "check PREDLOG_ELASTICSEARCH_API_KEY (Secret predlog-elasticsearch)")
+                    "check PREDLOG_ELASTICSEARCH_API_KEY or PREDLOG_ELASTICSEARCH_USERNAME/"
+                    "PASSWORD (Secret predlog-elasticsearch)")
         return
     except ApiError as exc:
         yield Check("FAIL", f"elasticsearch: {url} answered with an error ({_first_line(exc)})",
@@ -197,6 +197,10 @@ def check_elasticsearch(s: Settings) -> Iterator[Check]:
                     "credentials may read cluster health (cluster privilege monitor)")
         return
     except Exception as exc:
+        tls = refusal(exc, s)
+        if tls is not None:  # a failed TLS handshake
+            yield Check("FAIL", f"elasticsearch: {tls}", "check PREDLOG_ELASTICSEARCH_CA_FILE")
+            return
         yield Check("FAIL", f"elasticsearch: {url} unreachable ({_first_line(exc)})",
                     "check PREDLOG_ELASTICSEARCH_URL and that the cluster runs and is "
                     "reachable from here")
@@ -228,11 +232,18 @@ def check_mlflow(s: Settings) -> Iterator[Check]:
         return
     from mlflow import MlflowClient
 
+    from agents.mlflow_auth import MlflowRefused, apply_mlflow_credentials
     from sinks.mlflow_sink import MlflowSink
 
     uri = s.mlflow_tracking_uri
-    auth_fix = ("check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or "
-                "MLFLOW_TRACKING_TOKEN (Secret predlog-mlflow) and the user's permissions")
+    auth_fix = ("check PREDLOG_MLFLOW_TRACKING_USERNAME / PREDLOG_MLFLOW_TRACKING_PASSWORD or "
+                "PREDLOG_MLFLOW_TRACKING_TOKEN (Secret predlog-mlflow) and the user's "
+                "permissions")
+    try:
+        apply_mlflow_credentials(s)
+    except MlflowRefused as exc:
+        yield Check("FAIL", f"mlflow: {exc}", "mount the CA file or fix the path")
+        return
     client = MlflowClient(tracking_uri=uri)
     try:
         client.search_experiments(max_results=1)

@@ -21,6 +21,7 @@ retries.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,9 +33,9 @@ class ElasticsearchRefused(RuntimeError):
 
 
 def elasticsearch_client(settings: Settings, url: str | None = None, *,
-                         request_timeout: float = 30.0) -> Any:
+                         request_timeout: float = 30.0, **options: Any) -> Any:
     """An `elasticsearch.Elasticsearch` for `url` (default: the sink's) with the settings'
-    credentials and CA file."""
+    credentials and CA file (and any other client `options`, e.g. max_retries)."""
     from elasticsearch import Elasticsearch
 
     kwargs: dict[str, Any] = {}
@@ -43,10 +44,13 @@ def elasticsearch_client(settings: Settings, url: str | None = None, *,
     elif settings.elasticsearch_password is not None:
         kwargs["basic_auth"] = (settings.elasticsearch_username,
                                 settings.elasticsearch_password.get_secret_value())
-    if settings.elasticsearch_ca_file:
-        kwargs["ca_certs"] = settings.elasticsearch_ca_file
+    ca = settings.elasticsearch_ca_file
+    if ca:
+        if not Path(ca).is_file():
+            raise ElasticsearchRefused(f"PREDLOG_ELASTICSEARCH_CA_FILE={ca}: no such file")
+        kwargs["ca_certs"] = ca
     return Elasticsearch(url or settings.elasticsearch_url, request_timeout=request_timeout,
-                         **kwargs)
+                         **kwargs, **options)
 
 
 def _credentials(settings: Settings) -> str:

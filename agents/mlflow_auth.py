@@ -29,6 +29,9 @@ class MlflowRefused(RuntimeError):
 
 def apply_mlflow_credentials(settings: Settings) -> None:
     """Set MLflow's client environment variables from the settings (those configured)."""
+    ca = settings.mlflow_ca_file
+    if ca and not os.path.isfile(ca):
+        raise MlflowRefused(f"PREDLOG_MLFLOW_CA_FILE={ca}: no such file")
     values = {
         "MLFLOW_TRACKING_USERNAME": settings.mlflow_tracking_username,
         "MLFLOW_TRACKING_PASSWORD": settings.mlflow_tracking_password,

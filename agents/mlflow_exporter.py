@@ -74,6 +74,10 @@ def run_mlflow_exporter(settings: Settings, stop: threading.Event | None = None)
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(
         max(1, round(settings.mlflow_exporter_timeout_seconds)))
     from mlflow import MlflowClient
+
+    from agents.mlflow_auth import apply_mlflow_credentials
+
+    apply_mlflow_credentials(settings)  # MLflow's client reads them from the environment
     from prometheus_client import CollectorRegistry, start_http_server
 
     from agents.mlflow_poll import MlflowPoller

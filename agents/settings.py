@@ -192,13 +192,6 @@ class Settings(BaseSettings):
             raise ValueError(f"{env}_FILE={path} is empty")
         return SecretStr(text)
 
-    @field_validator("elasticsearch_ca_file", "mlflow_ca_file")
-    @classmethod
-    def _ca_file_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value and not Path(value).is_file():
-            raise ValueError(f"PREDLOG_{info.field_name.upper()}={value}: no such file")
-        return value
-
     @field_validator("redact_drop", "redact_hash", "redact_mask")
     @classmethod
     def _redaction_rules_parse(cls, value: str) -> str:

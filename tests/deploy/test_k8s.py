@@ -338,8 +338,8 @@ def test_mlflow_exporter_deployment_and_service(overlay):
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert c[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
-    assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "predlog-mlflow", "key": "password",
-                                               "optional": True}
+    assert env["PREDLOG_MLFLOW_TRACKING_PASSWORD"] == {
+        "name": "predlog-mlflow", "key": "password", "optional": True}
     svc = one(objs, "Service", "predlog-mlflow-exporter")
     assert svc["spec"]["selector"] == exporter["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["ports"][0]["port"] == port

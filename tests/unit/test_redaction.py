@@ -60,8 +60,16 @@ def test_secrets_from_files(tmp_path):
         Settings(mlflow_tracking_username="u")
     with pytest.raises(ValidationError, match="PREDLOG_REDACT_KEY"):
         Settings(redact_hash="features.a")
-    with pytest.raises(ValidationError, match="no such file"):
-        Settings(elasticsearch_ca_file=str(tmp_path / "none.crt"))
+    # a CA file is checked where the client is built (the ConfigMap is shared by every pod)
+    from agents.elasticsearch_client import ElasticsearchRefused, elasticsearch_client
+    from agents.mlflow_auth import MlflowRefused, apply_mlflow_credentials
+
+    missing = Settings(elasticsearch_ca_file=str(tmp_path / "none.crt"),
+                       mlflow_ca_file=str(tmp_path / "none.crt"))
+    with pytest.raises(ElasticsearchRefused, match="PREDLOG_ELASTICSEARCH_CA_FILE=.*no such file"):
+        elasticsearch_client(missing)
+    with pytest.raises(MlflowRefused, match="PREDLOG_MLFLOW_CA_FILE=.*no such file"):
+        apply_mlflow_credentials(missing)
 
 
 def _lines(tmp_path):
