@@ -123,6 +123,8 @@ class ReplayWriter:
         if len(lines) >= self.batch:
             self._flush_predictions()
         for _key, summary in step.summaries:
+            if self.redactor is not None:
+                summary = self.redactor.summary(summary)
             self.windows.write(orjson.dumps(summary.to_builtins(), option=DUMPS))
             self.metrics.add_summary(summary)
 

@@ -652,6 +652,7 @@ class Worker:
 
     async def _emit_summary(self, key: WindowKey, summary: WindowSummary,
                             report: str | None = None) -> None:
+        summary = self.redactor.summary(summary)  # a copy when it leaves out feature stats
         self.metrics.add_summary(summary, key.end)
         if self.mlflow is not None:
             self.mlflow.add(summary, report)

@@ -21,6 +21,9 @@ no path can be found in it. With any rule configured the raw value is replaced b
 one hash) unless `keep_dead_letters`; headers named in the rules are redacted either way;
 reason, detail and source coordinates are kept (details describe structure, not values).
 
+Window summaries: a redacted feature's `feature_stats` (its mean/std/min/max, which show
+values) are left out of what leaves predlog (`summary`); its drift score stays.
+
 The drivers apply a `Redactor` where output leaves them, after the pipeline computed
 drift and performance on the original values. Pure: no I/O.
 
@@ -134,6 +137,23 @@ class Redactor:
                 del node[name]
             elif node[name] is not None:
                 node[name] = self._replace(action, node[name])
+
+    def summary(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """A window summary as it may leave predlog: the `feature_stats` (mean/std/min/max,
+        which show values) of every feature a `features.` rule names are left out; counts,
+        latencies, drift scores and performance stay. The original is not changed.
+
+        >>> s = {"requests": 2, "feature_stats": {"age": {"max": 61.0}, "x": {"max": 1.0}}}
+        >>> Redactor(mask="features.age").summary(s)
+        {'requests': 2, 'feature_stats': {'x': {'max': 1.0}}}
+        """
+        stats = summary.get("feature_stats")
+        patterns = [p[1] if len(p) > 1 else "*" for _, p in self._paths if p[0] == "features"]
+        if not stats or not patterns:
+            return summary
+        kept = {n: v for n, v in stats.items()
+                if not any(fnmatchcase(str(n), pattern) for pattern in patterns)}
+        return summary if len(kept) == len(stats) else {**summary, "feature_stats": kept}
 
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
         """A copy of `headers` with the header rules applied."""

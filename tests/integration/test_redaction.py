@@ -27,8 +27,9 @@ def _records(n: int) -> list[tuple]:
     out = []
     for i in range(n):
         rid, t = f"red-{i}", T0 + 5 * i
-        body = {"data": {"names": ["email", "ssn", "age"],
-                         "ndarray": [[f"MARKERMAIL{i}@example.org", f"MARKERSSN{i}", 30.0 + i]]}}
+        body = {"data": {"names": ["email", "ssn", "salary", "age"],
+                         "ndarray": [[f"MARKERMAIL{i}@example.org", f"MARKERSSN{i}",
+                                      987654.0 + i, 30.0 + i]]}}
         out.append((rid.encode(), json.dumps(body).encode(),
                     kafka_ce_headers("io.seldon.serving.inference.request", "it", "loan",
                                      "clf", rid, t)))
@@ -44,7 +45,7 @@ def _records(n: int) -> list[tuple]:
 
 def test_marker_values_leave_the_worker_redacted(stack):
     dep = Deployment(stack, window=300.0, ttl=30.0, lateness=10.0)
-    dep.extra_env.update({"PREDLOG_REDACT_HASH": "features.email",
+    dep.extra_env.update({"PREDLOG_REDACT_HASH": "features.email,features.salary",
                           "PREDLOG_REDACT_DROP": "features.ssn",
                           "PREDLOG_REDACT_MASK": "headers.x-user-id",
                           "PREDLOG_REDACT_KEY": KEY})
@@ -64,6 +65,9 @@ def test_marker_values_leave_the_worker_redacted(stack):
             if len(hits) >= N or time.monotonic() > deadline:
                 break
             time.sleep(1)
+        es.indices.refresh(index="predlog-windows-*")
+        window_docs = es.search(index="predlog-windows-*", size=10, query={"bool": {"filter": [
+            {"term": {"model": "loan"}}, {"term": {"namespace": "it"}}]}})["hits"]["hits"]
         consumer = KafkaConsumer(dep.topics["dlq"], bootstrap_servers=stack.kafka_bootstrap,
                                  auto_offset_reset="earliest", group_id=None,
                                  consumer_timeout_ms=5000)
@@ -78,9 +82,14 @@ def test_marker_values_leave_the_worker_redacted(stack):
     assert len(hits) == N
     docs = {h["_source"]["request_id"]: h["_source"] for h in hits}
     text = json.dumps(docs)
-    assert "MARKERMAIL" not in text and "MARKERSSN" not in text
+    assert "MARKERMAIL" not in text and "MARKERSSN" not in text and "98765" not in text
     oracle = hmac.new(KEY.encode(), b"MARKERMAIL3@example.org", hashlib.sha256).hexdigest()[:32]
-    assert docs["red-3"]["features"] == {"email": oracle, "age": 33.0}  # ssn dropped
+    salary = hmac.new(KEY.encode(), b"987657.0", hashlib.sha256).hexdigest()[:32]
+    assert docs["red-3"]["features"] == {"email": oracle, "salary": salary,
+                                         "age": 33.0}  # ssn dropped
+    # the window summaries (Elasticsearch, predlog.windows) carry no stats of redacted features
+    assert window_docs and "98765" not in json.dumps(window_docs)
+    assert "98765" not in json.dumps(summaries)
 
     assert len(dead) == 1
     assert b"MARKERDLQ" not in dead[0].value
@@ -95,3 +104,4 @@ def test_marker_values_leave_the_worker_redacted(stack):
     (summary,) = [s for s in summaries if not s.get("revision")]
     assert summary["requests"] == N
     assert summary["feature_stats"]["age"]["max"] == 30.0 + N - 1
+    assert "salary" not in summary["feature_stats"]

@@ -102,6 +102,17 @@ def test_replay_redacts_predictions_and_dead_letters_and_keeps_windows(tmp_path)
     assert b'"age":31.0' in (redacted / "predictions.jsonl").read_bytes()
     # statistics on the original values: the same window summaries, byte for byte
     assert (plain / "windows.jsonl").read_bytes() == (redacted / "windows.jsonl").read_bytes()
+    # a redacted numeric feature: its values (stats) leave with nothing, its drift stays
+    hashed = tmp_path / "hashed"
+    replay_files([path], Settings(redact_hash="features.age", redact_key="k"), hashed,
+                 ReplayOptions(mlflow=False))
+    assert b'"age":31.0' not in (hashed / "predictions.jsonl").read_bytes()
+    for line_plain, line_hashed in zip((plain / "windows.jsonl").read_text().splitlines(),
+                                       (hashed / "windows.jsonl").read_text().splitlines(),
+                                       strict=True):
+        p, h = json.loads(line_plain), json.loads(line_hashed)
+        assert "age" in p["feature_stats"] and "age" not in h["feature_stats"]
+        assert p["drift"] == h["drift"] and p["requests"] == h["requests"]
     # without rules, the documents' dict path and the template path agree byte for byte
     again = tmp_path / "again"
     replay_files([path], Settings(), again, ReplayOptions(mlflow=False))
