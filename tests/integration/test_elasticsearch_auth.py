@@ -51,7 +51,9 @@ class EsProxy:
         return str(self.dir / "password")
 
     def refusals(self) -> int:
-        """401 answers in the proxy's access log so far."""
+        """401 answers in the proxy's access log so far (nginx logs a request just after
+        answering it: let it settle first)."""
+        time.sleep(1.0)
         log = self.dir / "access.log"
         return sum(' 401 ' in line for line in log.read_text().splitlines()) if log.exists() else 0
 
@@ -164,3 +166,29 @@ def test_a_worker_with_a_wrong_password_exits_with_the_reason(stack, es_proxy, t
     assert "PREDLOG_ELASTICSEARCH_USERNAME/PASSWORD" in text and "(401)" in text
     assert "wrong-again" not in text
     assert es_proxy.refusals() - before == 1
+
+
+def test_check_and_replay_use_the_same_credentials(es_proxy, tmp_path):
+    from agents.check import check_elasticsearch
+
+    good = _settings(es_proxy, "predlog-predictions-itauthcheck")
+    assert [c.status for c in check_elasticsearch(good)] == ["ok", "ok"]
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("nope")
+    bad = _settings(es_proxy, "predlog-predictions-itauthcheck", elasticsearch_username="predlog",
+                    elasticsearch_password_file=str(wrong), elasticsearch_ca_file=es_proxy.ca_file)
+    [failed] = list(check_elasticsearch(bad))
+    assert failed.status == "FAIL" and "PREDLOG_ELASTICSEARCH_USERNAME/PASSWORD" in failed.fix
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREDLOG_ELASTICSEARCH_USERNAME": "predlog",
+           "PREDLOG_ELASTICSEARCH_PASSWORD_FILE": str(wrong),
+           "PREDLOG_ELASTICSEARCH_CA_FILE": es_proxy.ca_file}
+    out = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "replay", "--from-elasticsearch", es_proxy.url,
+         "--index", "predlog-predictions-*", "--start", "2026-09-21T00:00:00Z",
+         "--end", "2026-09-22T00:00:00Z", "--no-mlflow", "--out", str(tmp_path / "r")],
+        env=env, capture_output=True, timeout=300, cwd=REPO)
+    text = (out.stdout + out.stderr).decode(errors="replace")
+    assert out.returncode == 2, text[-3000:]
+    assert "refused the credentials in PREDLOG_ELASTICSEARCH_USERNAME/PASSWORD" in text
+    assert "nope" not in text

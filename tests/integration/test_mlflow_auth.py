@@ -171,3 +171,16 @@ def test_without_the_ca_tls_fails_naming_the_ca_setting(auth_mlflow, mlflow_env,
     (tmp_path / "pw").write_text(password)
     with pytest.raises(MlflowRefused, match="PREDLOG_MLFLOW_CA_FILE"):
         make_mlflow_sink(_settings(auth_mlflow, user, tmp_path / "pw", ca=False))
+
+
+def test_predlog_check_uses_the_same_credentials(auth_mlflow, mlflow_env, tmp_path):
+    from agents.check import check_mlflow
+
+    user, password = f"predlog-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    auth_mlflow.create_user(user, password)
+    (tmp_path / "pw").write_text(password)
+    assert [c.status for c in check_mlflow(_settings(auth_mlflow, user, tmp_path / "pw"))] == [
+        "ok", "ok"]
+    (tmp_path / "wrong").write_text("nope")
+    [failed] = list(check_mlflow(_settings(auth_mlflow, user, tmp_path / "wrong")))
+    assert failed.status == "FAIL" and "PREDLOG_MLFLOW_TRACKING_PASSWORD" in failed.fix
