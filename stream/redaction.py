@@ -45,6 +45,7 @@ import hmac
 from fnmatch import fnmatchcase
 from typing import Any
 
+import msgspec
 import orjson
 
 from stream.events import DeadLetter
@@ -138,22 +139,29 @@ class Redactor:
             elif node[name] is not None:
                 node[name] = self._replace(action, node[name])
 
-    def summary(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """A window summary as it may leave predlog: the `feature_stats` (mean/std/min/max,
-        which show values) of every feature a `features.` rule names are left out; counts,
-        latencies, drift scores and performance stay. The original is not changed.
+    def summary(self, summary: Any) -> Any:
+        """A window summary (a dict or a typed record) as it may leave predlog: the
+        `feature_stats` (mean/std/min/max, which show values) of every feature a `features.`
+        rule names are left out; counts, latencies, drift scores and performance stay. The
+        original is not changed.
 
         >>> s = {"requests": 2, "feature_stats": {"age": {"max": 61.0}, "x": {"max": 1.0}}}
         >>> Redactor(mask="features.age").summary(s)
         {'requests': 2, 'feature_stats': {'x': {'max': 1.0}}}
         """
-        stats = summary.get("feature_stats")
+        record = not isinstance(summary, dict)  # a typed summary (a frozen msgspec Struct)
+        stats = getattr(summary, "feature_stats", None) if record else summary.get(
+            "feature_stats")
         patterns = [p[1] if len(p) > 1 else "*" for _, p in self._paths if p[0] == "features"]
         if not stats or not patterns:
             return summary
         kept = {n: v for n, v in stats.items()
                 if not any(fnmatchcase(str(n), pattern) for pattern in patterns)}
-        return summary if len(kept) == len(stats) else {**summary, "feature_stats": kept}
+        if len(kept) == len(stats):
+            return summary
+        if record:
+            return msgspec.structs.replace(summary, feature_stats=kept)
+        return {**summary, "feature_stats": kept}
 
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
         """A copy of `headers` with the header rules applied."""

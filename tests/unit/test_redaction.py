@@ -117,3 +117,20 @@ def test_replay_redacts_predictions_and_dead_letters_and_keeps_windows(tmp_path)
     again = tmp_path / "again"
     replay_files([path], Settings(), again, ReplayOptions(mlflow=False))
     assert (again / "predictions.jsonl").read_bytes() == (plain / "predictions.jsonl").read_bytes()
+
+
+def test_summary_stats_of_redacted_features_are_left_out_of_dicts_and_records():
+    import msgspec
+
+    class Summary(msgspec.Struct, frozen=True, kw_only=True):  # the typed summary's shape
+        model: str
+        feature_stats: dict = {}
+
+    r = Redactor(drop="features.ssn", hash="features.inc*", key=b"k")
+    stats = {"ssn": {"max": 123456789.0}, "income": {"max": 9.0}, "age": {"max": 61.0}}
+    assert r.summary({"model": "m", "feature_stats": stats})["feature_stats"] == {
+        "age": {"max": 61.0}}
+    record = Summary(model="m", feature_stats=stats)
+    assert r.summary(record) == Summary(model="m", feature_stats={"age": {"max": 61.0}})
+    assert record.feature_stats == stats  # not changed
+    assert Redactor(mask="prediction").summary(record) is record
