@@ -91,7 +91,8 @@ class Redactor:
                  key: bytes = b"", keep_dead_letters: bool = False) -> None:
         if parse_rules(hash) and not key:
             raise ValueError("hash rules need a key")
-        self._key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._seen: dict[tuple[str, str], bool] = {}
         self.keep_dead_letters = keep_dead_letters
         self._paths: list[tuple[str, tuple[str, ...]]] = []
         self._headers: list[tuple[str, str]] = []
@@ -116,7 +117,19 @@ class Redactor:
         data = (value.encode("utf-8", "surrogatepass") if isinstance(value, str)
                 else value if isinstance(value, bytes)
                 else orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()[:HASH_HEX_DIGITS]
+        mac = self._mac.copy()  # the key's HMAC state, prepared once
+        mac.update(data)
+        return mac.hexdigest()[:HASH_HEX_DIGITS]
+
+    def _matches(self, name: str, pattern: str) -> bool:
+        """`fnmatchcase`, remembered: documents repeat the same few field names."""
+        key = (name, pattern)
+        hit = self._seen.get(key)
+        if hit is None:
+            if len(self._seen) > 65536:
+                self._seen.clear()
+            hit = self._seen[key] = fnmatchcase(name, pattern)
+        return hit
 
     def _replace(self, action: str, value: Any) -> Any:
         return self.digest(value) if action == "hash" else MASK
@@ -131,7 +144,7 @@ class Redactor:
         if not isinstance(node, dict):
             return
         head, rest = segments[0], segments[1:]
-        for name in [k for k in node if isinstance(k, str) and fnmatchcase(k, head)]:
+        for name in [k for k in node if isinstance(k, str) and self._matches(k, head)]:
             if rest:
                 self._apply(node[name], rest, action)
             elif action == "drop":
