@@ -8,6 +8,7 @@ Every field can be set from the environment with the `PREDLOG_` prefix
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +20,7 @@ SECRET_FILES = ("kafka_password", "elasticsearch_api_key", "elasticsearch_passwo
                 "redact_key")
 
 
-def _secret() -> object:
+def _secret() -> Any:
     """A secret setting, validated also when unset (its `_FILE` variant may set it)."""
     return Field(None, validate_default=True)
 
@@ -180,7 +181,7 @@ class Settings(BaseSettings):
         path = info.data.get(f"{info.field_name}_file")
         if not path:
             return value
-        env = f"PREDLOG_{info.field_name.upper()}"
+        env = f"PREDLOG_{str(info.field_name).upper()}"
         if value is not None:
             raise ValueError(f"set {env} or {env}_FILE, not both")
         try:

@@ -66,7 +66,7 @@ def parse_rules(text: str) -> tuple[tuple[str, ...], ...]:
     ...
     ValueError: redaction rule 'request_id': request_id and _-fields identify a document
     """
-    rules = []
+    rules: list[tuple[str, ...]] = []
     for rule in filter(None, (r.strip() for r in text.split(","))):
         head, _, rest = rule.partition(".")
         if head == "headers":
