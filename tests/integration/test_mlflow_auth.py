@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from agents.mlflow_auth import MlflowRefused
 from agents.settings import Settings
 from agents.worker import make_mlflow_sink
+from stream.window_summary import WindowSummary
 from tests.integration.workers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,11 +91,12 @@ def _settings(server: AuthMlflow, user: str, password_file: Path, ca: bool = Tru
                     mlflow_ca_file=server.ca_file if ca else None)
 
 
-def _summary(model: str) -> dict:
-    return {"model": model, "version": "v1", "namespace": "it", "node": "clf",
-            "window_start": "2026-09-21T00:00:00Z", "window_end": "2026-09-21T00:05:00Z",
-            "requests": 10, "rows": 10, "predictions": 10, "errors": 0,
-            "latency_seconds": {"p50": 0.1, "p95": 0.2, "p99": 0.3, "mean": 0.12, "max": 0.3}}
+def _summary(model: str) -> WindowSummary:
+    return WindowSummary.from_builtins({
+        "model": model, "version": "v1", "namespace": "it", "node": "clf",
+        "window_start": "2026-09-21T00:00:00Z", "window_end": "2026-09-21T00:05:00Z",
+        "requests": 10, "rows": 10, "predictions": 10, "errors": 0,
+        "latency_seconds": {"p50": 0.1, "p95": 0.2, "p99": 0.3, "mean": 0.12, "max": 0.3}})
 
 
 def test_right_password_runs_land(auth_mlflow, mlflow_env, tmp_path):
