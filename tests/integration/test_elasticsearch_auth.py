@@ -88,8 +88,9 @@ def _settings(proxy: EsProxy, prefix: str, **auth) -> Settings:
 
 def _pairs(n: int) -> list[Pair]:
     model = ModelRef("iris", "it", "clf", "p", "v1")
-    return [Pair(model, f"auth-{i}", T0 + i, T0 + i + 0.25, ("a", "b"), [[float(i), 2.0 * i]],
-                 ("proba",), [[0.5]]) for i in range(n)]
+    t0 = int(T0) * 10**9  # Pair times are int ns
+    return [Pair(model, f"auth-{i}", t0 + i * 10**9, t0 + i * 10**9 + 250_000_000, ("a", "b"),
+                 [[float(i), 2.0 * i]], ("proba",), [[0.5]]) for i in range(n)]
 
 
 def test_right_password_documents_land_and_replay_reads_them(stack, es_proxy, tmp_path):
