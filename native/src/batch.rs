@@ -190,53 +190,6 @@ fn array<'py, T: Copy>(py: Python<'py>, v: &[T]) -> Bound<'py, PyByteArray> {
     PyByteArray::new(py, bytes)
 }
 
-/// `stream.decode.batch`'s exact event time of an RFC 3339 `YYYY-MM-DDTHH:MM:SS[.frac]Z`
-/// (ASCII, the form `parse_rfc3339`'s fast path in lib.rs reads): int64 nanoseconds, the
-/// first 9 fraction digits; None for any other text or a time outside the int64 range.
-fn rfc3339_ns(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if !text.is_ascii() || b.len() < 20 || !matches!(b[b.len() - 1], b'Z' | b'z') {
-        return None;
-    }
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    if !(b[19] == b'.' || b.len() == 20) {
-        return None;
-    }
-    let frac = if b.len() > 20 {
-        &b[20..b.len() - 1]
-    } else {
-        &b[0..0]
-    };
-    if !frac.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = &b[r];
-        if !s.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(s.iter().fold(0i64, |a, c| a * 10 + i64::from(c - b'0')))
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mi, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !((1..=12).contains(&mo) && (1..=31).contains(&d) && hh < 24 && mi < 60 && ss < 61) {
-        return None;
-    }
-    let seconds = crate::days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss;
-    let mut nanos = 0i64;
-    for k in 0..9 {
-        nanos = nanos * 10 + frac.get(k).map_or(0, |c| i64::from(c - b'0'));
-    }
-    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
-}
-
 /// A Kafka timestamp (ms) in nanoseconds: an int, or a float holding a whole number.
 fn timestamp_ns(ts: &Bound<'_, PyAny>) -> Option<i64> {
     if ts.is_exact_instance_of::<PyInt>() {
@@ -663,7 +616,7 @@ fn v1_record<'s>(
 ) -> Option<Rec<'s>> {
     let f = fields::v1_fields(texts, key, &body.puid, body.request_path)?;
     let time = match texts.get(Slot::Time) {
-        Some(t) => rfc3339_ns(t)?,
+        Some(t) => crate::parse_rfc3339(t)?, // lib.rs's, the one event-time parser
         None => ts_ns?,
     };
     let header = |s: Slot| texts.get(s).unwrap_or("");

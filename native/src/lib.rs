@@ -1531,7 +1531,7 @@ fn image_tag(image: &str) -> &str {
 /// separators where they belong): int ns since the epoch, the fraction's first 9 digits
 /// exact and the rest truncated, as Python's; None for anything else (or beyond i64),
 /// which Python then parses.
-fn parse_rfc3339(text: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if !text.is_ascii() || b.len() < 20 || !matches!(b[b.len() - 1], b'Z' | b'z') {
         return None;
