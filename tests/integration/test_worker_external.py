@@ -40,6 +40,15 @@ def _v2(i: int) -> tuple[bytes, bytes, bytes, float]:
     return rid.encode(), req.SerializeToString(), resp.SerializeToString(), t
 
 
+def _produce_v2(producer: KafkaProducer, prefix: str, n: int) -> None:
+    """`n` requests and their responses on a Seldon v2 model's inputs/outputs topics."""
+    for i in range(n):
+        key, req, resp, t = _v2(i)
+        producer.send(f"{prefix}.inputs", key=key, value=req, timestamp_ms=int(t * 1000))
+        producer.send(f"{prefix}.outputs", key=key, value=resp, timestamp_ms=int(t * 1000 + 30))
+    producer.flush()
+
+
 def test_v1_kafka_mode_and_v2_model_topics(stack):
     dep = Deployment(stack, window=WINDOW, ttl=30.0, lateness=10.0)
     v1_topic = f"it{dep.suffix}.seldon"
@@ -58,12 +67,7 @@ def test_v1_kafka_mode_and_v2_model_topics(stack):
             for headers, value, t in _v1_kafka_mode(i):
                 producer.send(v1_topic, value=value, headers=headers,
                               timestamp_ms=int(t * 1000))
-        for i in range(30):
-            key, req, resp, t = _v2(i)
-            producer.send(f"{v2_prefix}.inputs", key=key, value=req, timestamp_ms=int(t * 1000))
-            producer.send(f"{v2_prefix}.outputs", key=key, value=resp,
-                          timestamp_ms=int(t * 1000 + 30))
-        producer.flush()
+        _produce_v2(producer, v2_prefix, 30)
 
         # Every record re-keyed into the events topic before time moves on.
         consumer = KafkaConsumer(dep.topics["events"], bootstrap_servers=stack.kafka_bootstrap,
@@ -112,12 +116,7 @@ def test_a_model_topic_created_while_the_worker_runs_is_consumed(stack):
         created = time.monotonic()
         admin.create_topics([NewTopic(f"{v2_prefix}.inputs", 2, 1),
                              NewTopic(f"{v2_prefix}.outputs", 2, 1)])
-        for i in range(25):
-            key, req, resp, t = _v2(i)
-            producer.send(f"{v2_prefix}.inputs", key=key, value=req, timestamp_ms=int(t * 1000))
-            producer.send(f"{v2_prefix}.outputs", key=key, value=resp,
-                          timestamp_ms=int(t * 1000 + 30))
-        producer.flush()
+        _produce_v2(producer, v2_prefix, 25)
         consumer = KafkaConsumer(dep.topics["events"], bootstrap_servers=stack.kafka_bootstrap,
                                  auto_offset_reset="earliest", consumer_timeout_ms=1000)
         n = 0
