@@ -17,7 +17,7 @@ import os
 import numpy as np
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import stream.decode.batch as batch_mod
@@ -94,7 +94,8 @@ def both(records):
     assert same_dead(got_dead, want_dead)
     one_by_one = [decode_kafka_record_python(*r[:5], partition=r[5], offset=r[6])
                   for r in records]
-    out_of_range = [d for d in got_dead if "int64" in d.detail]  # the batch's own
+    out_of_range = [d for d in got_dead  # the batch's own (an event type may say int64)
+                    if d.reason == "bad_time" and "outside the int64 nanosecond" in d.detail]
     assert same_dead([d for d in got_dead if d not in out_of_range],
                      [d for d in one_by_one if isinstance(d, DeadLetter)])
     return np.frombuffer(NATIVE.decode_kafka_batch(list(records))["unhandled"], np.int64)
@@ -169,6 +170,8 @@ def test_v2_fixture_shapes_and_datatypes():
                           st.sampled_from(["seldon", "predlog.events", "mlserver-output"]),
                           st.sampled_from([1.7e12, 0, 1_600_000_000_123, -5.5, 2**62])),
                 max_size=8))
+@example(items=[({"data": {}}, {"Type": "int64", "requestid": b"\xff"}, None, "seldon",
+                 1700000000000.0)])  # CI once filtered this dead letter out by its detail text
 def test_generated_v1_batches(items):
     records = []
     for i, (obj, headers, key, topic, ts) in enumerate(items):
