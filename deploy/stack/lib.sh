@@ -2,6 +2,9 @@
 # Every service lives in $STACK_DIR/<service>/ (conf, data, log, pid);
 # downloads are cached in $STACK_DIR/downloads/. Nothing here binds beyond 127.0.0.1.
 set -euo pipefail
+# useradd, runuser and friends live in sbin, which a minimal PATH (a CI runner started
+# with `env -i`) leaves out.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STACK_DIR="${PREDLOG_STACK_DIR:-$REPO_DIR/.stack}"
