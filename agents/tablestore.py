@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-import orjson
-
 from agents.faust_adapter import memory_store_dict
+from stream.state import encode
 
 
 class TableView(MutableMapping):
@@ -52,6 +51,11 @@ class TableView(MutableMapping):
             self._fresh.add(full)
         data[full] = value
         self._changes[full] = value
+
+    def replace_local(self, key: str, value: Any) -> None:
+        """Set a key's value locally, not as a change: the same state in another form
+        (`stream.state.upgrade` reading a recovered table's JSON lists as records)."""
+        self._data[self.prefix + key] = value
 
     def __delitem__(self, key: str) -> None:
         full = self.prefix + key
@@ -96,14 +100,15 @@ class TableView(MutableMapping):
         that buffer's flush gives up after 0.1 s with records still queued, so Faust could
         commit input offsets whose state never reached the changelog (seen as lost pairs
         after SIGKILL); and one Faust `send` per record cost ~25 µs, most of a worker's
-        time. Keys and values are JSON, as the table's json schema reads them back on
-        recovery; a tombstone is a null value. The producer flush before the next offset
-        commit covers these batches.
+        time. Keys and values are JSON (`stream.state.encode`: state records as tagged
+        arrays), as the table's json schema reads them back on recovery (as lists, which
+        the stages read with `stream.state.upgrade`); a tombstone is a null value. The
+        producer flush before the next offset commit covers these batches.
         """
         if not changes:
             return 0
         topic = self.table.changelog_topic.get_topic_name()
-        dumps = orjson.dumps
+        dumps = encode
         batch = producer.create_batch()
         for key, value in changes.items():
             k, v = dumps(key), (None if value is None else dumps(value))

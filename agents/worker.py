@@ -60,6 +60,7 @@ from stream.pairs import (
     encode_outcome,
     encode_records,
     joined_from_state,
+    joined_to_state,
 )
 from stream.pipeline import PairingStage, StepResult, WindowStage
 from stream.watermark import Watermark
@@ -583,10 +584,7 @@ class Worker:
         key = f"{p.window_id}|{p.request_id}|{p.row}"
         if key in labels:
             return
-        m = p.model
-        labels[key] = [m.model, m.namespace, m.node, m.predictor, m.version, p.request_id, p.row,
-                       p.time, p.window_id, p.output, p.output_names, joined.label.value,
-                       joined.label.time, joined.label.source]
+        labels[key] = joined_to_state(joined)
         self.monitoring.add_joined(joined)
         self.metrics.add_joined(joined)
 

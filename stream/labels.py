@@ -25,9 +25,9 @@ already emitted, emits a revision. The joiner decides nothing about windows.
   from the driver, never the wall clock.
 - Label delay: `JoinedLabel.delay_ns` = label time − prediction time (None without a
   label time); negative delays (clock skew) are kept as they are.
-- State lives in an injected mapping of compact JSON-able lists (a dict in replay,
-  a changelogged table in workers); `rebuild_index` restores the rest after a
-  restart. The counters in `get()` are this process's.
+- State lives in an injected mapping of `stream.state` records (`PredictionState`,
+  `LabelState`; a dict in replay, a changelogged table in workers); `rebuild_index`
+  restores the rest after a restart. The counters in `get()` are this process's.
 """
 
 from __future__ import annotations
@@ -40,11 +40,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace as replace_state
 
 from stream.decode.labels import Label
 from stream.events import EventKind, ModelRef, PredictionEvent
 from stream.eventtime import seconds_to_ns
 from stream.pairs import Pair
+from stream.state import LabelState, PredictionState, upgrade
 from stream.windows import WindowKey
 
 Key = tuple[str, int]
@@ -160,19 +162,25 @@ def _pkey(p: Prediction) -> str:
     return f"p|{p.row}|{m.namespace}|{m.model}|{m.version}|{m.node}|{m.predictor}|{p.request_id}"
 
 
-def _pstate(p: Prediction, labelled: bool = False) -> list:
+def _pstate(p: Prediction, labelled: bool = False) -> PredictionState:
     m = p.model
-    return [p.time, p.request_id, p.row, m.model, m.namespace, m.node, m.predictor, m.version,
-            p.window_id, p.output, p.output_names, labelled]
+    return PredictionState(p.time, p.request_id, p.row, m.model, m.namespace, m.node,
+                           m.predictor, m.version, p.window_id, p.output, p.output_names,
+                           labelled)
 
 
-def _prediction(s: list) -> Prediction:
-    names = tuple(s[10]) if s[10] is not None else None
-    return Prediction(s[1], s[2], ModelRef(s[3], s[4], s[5], s[6], s[7]), s[0], s[8], s[9], names)
+def _prediction(s: PredictionState) -> Prediction:
+    return Prediction(s.request_id, s.row, ModelRef(s.model, s.namespace, s.node, s.predictor,
+                                                    s.version),
+                      s.time, s.window_id, s.output, s.output_names)
 
 
-def _label(s: list) -> Label:
-    return Label(s[1], s[2], s[3], s[4], s[5])
+def _label(s: LabelState) -> Label:
+    return Label(s.request_id, s.row, s.value, s.time, s.source)
+
+
+def _kind_of(skey: str) -> type:
+    return PredictionState if skey.startswith("p|") else LabelState
 
 
 class LabelJoiner:
@@ -201,19 +209,21 @@ class LabelJoiner:
     """
 
     def __init__(self, horizon_seconds: float,
-                 store: MutableMapping[str, list] | None = None) -> None:
+                 store: MutableMapping[str, Any] | None = None) -> None:
         if not horizon_seconds >= 0:
             raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds!r}")
         self.horizon_seconds = float(horizon_seconds)
         # what the int ns times compare with (an infinite horizon stays a float)
         self.horizon_ns = (seconds_to_ns(self.horizon_seconds)
                            if math.isfinite(self.horizon_seconds) else self.horizon_seconds)
-        self._store: MutableMapping[str, list] = {} if store is None else store
+        self._store: MutableMapping[str, Any] = {} if store is None else store
         self._stats = JoinStats()
         self.rebuild_index()
 
     def rebuild_index(self) -> None:
-        """Re-derive the in-memory indexes from the store (after a restart or rebalance)."""
+        """Re-derive the in-memory indexes from the store (after a restart or rebalance;
+        a recovered store's states are read first, `stream.state.upgrade`)."""
+        upgrade(self._store, _kind_of)
         # (rid, row) → its prediction's store key, or a set of them when several graph
         # nodes or versions predicted the row (a set per row cost ~200 bytes per row held)
         self._by_key: dict[Key, str | set[str]] = {}
@@ -222,12 +232,12 @@ class LabelJoiner:
         self._watermark = float("-inf")
         for skey, s in self._store.items():
             if skey.startswith("p|"):
-                _index_add(self._by_key, (s[1], s[2]), skey)
-                heapq.heappush(self._heap, (s[0] + self.horizon_ns, skey))
-            elif s[0] is None:
+                _index_add(self._by_key, (s.request_id, s.row), skey)
+                heapq.heappush(self._heap, (s.time + self.horizon_ns, skey))
+            elif s.anchor is None:
                 self._unanchored.append(skey)
             else:
-                heapq.heappush(self._heap, (s[0] + self.horizon_ns, skey))
+                heapq.heappush(self._heap, (s.anchor + self.horizon_ns, skey))
 
     def update(self, item: Prediction | Label) -> list[JoinedLabel]:
         """Add a prediction or a label; return the pairs it completes."""
@@ -249,8 +259,8 @@ class LabelJoiner:
         heapq.heappush(self._heap, (p.time + self.horizon_ns, skey))
         if label is None:
             return []
-        if not label[6]:
-            self._store[lkey] = [*label[:6], True]
+        if not label.joined:
+            self._store[lkey] = replace_state(label, joined=True)
         self._stats.joined += 1
         return [JoinedLabel(p, _label(label))]
 
@@ -282,14 +292,14 @@ class LabelJoiner:
                 continue
             lkey = f"l|{row}|{rid}"
             label = store.get(lkey)
-            store[skey] = [t, rid, row, m.model, m.namespace, m.node, m.predictor, m.version,
-                           window_id, out, names, label is not None]
+            store[skey] = PredictionState(t, rid, row, m.model, m.namespace, m.node, m.predictor,
+                                          m.version, window_id, out, names, label is not None)
             _index_add(by_key, (rid, row), skey)
             heapq.heappush(heap, (deadline, skey))
             if label is None:
                 continue
-            if not label[6]:
-                store[lkey] = [*label[:6], True]
+            if not label.joined:
+                store[lkey] = replace_state(label, joined=True)
             stats.joined += 1
             joined.append(JoinedLabel(Prediction(rid, row, m, t, window_id, out, names),
                                       _label(label)))
@@ -304,11 +314,11 @@ class LabelJoiner:
         keys = self._by_key.get((label.request_id, label.row))
         for skey in ((keys,) if isinstance(keys, str) else sorted(keys or ())):
             s = self._store[skey]
-            if not s[11]:
-                self._store[skey] = [*s[:11], True]
+            if not s.labelled:
+                self._store[skey] = replace_state(s, labelled=True)
             joined.append(JoinedLabel(_prediction(s), label))
-        self._store[lkey] = [label.time, label.request_id, label.row, label.value, label.time,
-                             label.source, bool(joined)]
+        self._store[lkey] = LabelState(label.time, label.request_id, label.row, label.value,
+                                       label.time, label.source, bool(joined))
         if label.time is None:
             self._unanchored.append(lkey)
         else:
@@ -321,8 +331,8 @@ class LabelJoiner:
         self._watermark = max(self._watermark, watermark)
         for lkey in self._unanchored:
             s = self._store.get(lkey)
-            if s is not None and s[0] is None:
-                self._store[lkey] = [self._watermark, *s[1:]]
+            if s is not None and s.anchor is None:
+                self._store[lkey] = replace_state(s, anchor=self._watermark)
                 heapq.heappush(self._heap, (self._watermark + self.horizon_ns, lkey))
         self._unanchored.clear()
         unmatched: list[Label] = []
@@ -332,15 +342,19 @@ class LabelJoiner:
         while heap and heap[0][0] < watermark:
             deadline, skey = pop(heap)
             s = store.get(skey)
-            if s is None or s[0] is None or s[0] + horizon != deadline:
+            if skey[0] == "p":  # "p|..." (a prediction) or "l|..." (a label)
+                if s is None or s.time + horizon != deadline:
+                    continue
+                del store[skey]
+                _index_discard(by_key, (s.request_id, s.row), skey)
+                if not s.labelled:
+                    stats.unlabelled_predictions += 1
+                continue
+            if s is None or s.anchor is None or s.anchor + horizon != deadline:
                 continue
             del store[skey]
-            if skey[0] == "p":  # "p|..." (a prediction) or "l|..." (a label)
-                _index_discard(by_key, (s[1], s[2]), skey)
-                if not s[11]:
-                    stats.unlabelled_predictions += 1
-            elif not s[6]:
-                stats.unmatched_labels[s[5]] += 1
+            if not s.joined:
+                stats.unmatched_labels[s.source] += 1
                 unmatched.append(_label(s))
         return unmatched
 

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import MutableMapping
+from typing import Any
 
 from stream.events import EventKind, ModelRef, PredictionEvent
 from stream.pairs import NO_RESPONSE, OrphanResponse, Pair
+from stream.state import DoneState, EntryState, RequestState, ResponseState, upgrade
 
 Outcome = Pair | OrphanResponse
+KINDS = {"entry": EntryState, "req": RequestState, "resp": ResponseState, "done": DoneState}
 
 
 class RequestPairer:
@@ -48,12 +51,12 @@ class RequestPairer:
     [('r2', 'no_response')]
     """
 
-    def __init__(self, ttl: int, store: MutableMapping[str, list] | None = None) -> None:
+    def __init__(self, ttl: int, store: MutableMapping[str, Any] | None = None) -> None:
         """`ttl`: int ns."""
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self.ttl = ttl
-        self._store: MutableMapping[str, list] = {} if store is None else store
+        self._store: MutableMapping[str, Any] = {} if store is None else store
         self._deadlines: list[tuple[int, str]] = []
         self._versions: dict[tuple[str, str, str], str] = {}
         self.rebuild_index()
@@ -61,8 +64,9 @@ class RequestPairer:
     def rebuild_index(self) -> None:
         """Re-derive the expiry index from the store (after a restart or a rebalance)."""
         self._deadlines = []
+        upgrade(self._store, lambda key: KINDS.get(key.partition("|")[0]))
         for key, state in self._store.items():
-            heapq.heappush(self._deadlines, (state[0] + self.ttl, key))
+            heapq.heappush(self._deadlines, (state.time + self.ttl, key))
 
     def __len__(self) -> int:
         return len(self._store)
@@ -71,9 +75,9 @@ class RequestPairer:
     def _base(m: ModelRef, request_id: str) -> str:
         return f"{m.namespace}|{m.model}|{request_id}"
 
-    def _put(self, key: str, state: list) -> None:
+    def _put(self, key: str, state: Any) -> None:
         self._store[key] = state
-        heapq.heappush(self._deadlines, (state[0] + self.ttl, key))
+        heapq.heappush(self._deadlines, (state.time + self.ttl, key))
 
     def update(self, event: PredictionEvent) -> list[Outcome]:
         """Feed one event; returns the pairs it completed (usually zero or one)."""
@@ -88,11 +92,12 @@ class RequestPairer:
             entry_key = f"entry|{base}"
             entry_state = store.get(entry_key)
             if entry_state is None:
-                entry_state = [event.event_time, m.node]
+                entry_state = EntryState(event.event_time, m.node)
                 self._put(entry_key, entry_state)
-            entry = entry_state[1] == m.node
-            request = [event.event_time, m.model, m.namespace, m.node, m.predictor, m.version,
-                       event.request_id, event.feature_names, event.rows, entry]
+            entry = entry_state.node == m.node
+            request = RequestState(event.event_time, m.model, m.namespace, m.node, m.predictor,
+                                   m.version, event.request_id, event.feature_names, event.rows,
+                                   entry)
             response = store.get(resp_key)
             if response is None:
                 self._put(req_key, request)
@@ -102,8 +107,8 @@ class RequestPairer:
         if event.kind is EventKind.RESPONSE:
             if resp_key in store or f"done|{node_key}" in store:
                 return []
-            response = [event.event_time, m.version, event.output_names, event.outputs,
-                        event.error_type, event.error]
+            response = ResponseState(event.event_time, m.version, event.output_names,
+                                     event.outputs, event.error_type, event.error)
             if m.version:
                 self._versions[(m.namespace, m.model, m.node)] = m.version
             waiting = store.get(req_key)
@@ -114,14 +119,14 @@ class RequestPairer:
             return [self._pair(node_key, waiting, response)]
         return []
 
-    def _pair(self, node_key: str, request: list, response: list) -> Pair:
-        self._put(f"done|{node_key}", [response[0]])
-        t, model, ns, node, predictor, req_version, rid, names, rows, entry = request
-        version = self._version(ns, model, node, predictor, response[1] or req_version)
-        return Pair(ModelRef(model, ns, node, predictor, version), rid, t, response[0],
-                    tuple(names) if names is not None else None, rows,
-                    tuple(response[2]) if response[2] is not None else None, response[3],
-                    response[4], response[5], entry)
+    def _pair(self, node_key: str, request: RequestState, response: ResponseState) -> Pair:
+        self._put(f"done|{node_key}", DoneState(response.time))
+        q = request
+        version = self._version(q.namespace, q.model, q.node, q.predictor,
+                                response.version or q.version)
+        return Pair(ModelRef(q.model, q.namespace, q.node, q.predictor, version), q.request_id,
+                    q.time, response.time, q.feature_names, q.rows, response.output_names,
+                    response.outputs, response.error_type, response.error, q.entry)
 
     def _version(self, ns: str, model: str, node: str, predictor: str, version: str) -> str:
         return version or self._versions.get((ns, model, node)) or predictor
@@ -135,20 +140,21 @@ class RequestPairer:
         while deadlines and deadlines[0][0] <= watermark:
             deadline, key = pop(deadlines)
             state = store.get(key)
-            if state is None or state[0] + ttl != deadline:
+            if state is None or state.time + ttl != deadline:
                 continue  # already resolved, or re-put with a newer deadline
             del store[key]
             kind, _, rest = key.partition("|")
             if kind == "req":
-                t, model, ns, node, predictor, version, rid, names, rows, entry = state
-                version = self._version(ns, model, node, predictor, version)
-                out.append(Pair(ModelRef(model, ns, node, predictor, version), rid, t, None,
-                                tuple(names) if names is not None else None, rows,
+                q = state
+                version = self._version(q.namespace, q.model, q.node, q.predictor, q.version)
+                out.append(Pair(ModelRef(q.model, q.namespace, q.node, q.predictor, version),
+                                q.request_id, q.time, None, q.feature_names, q.rows,
                                 error_type=NO_RESPONSE, error="no response within the TTL",
-                                entry=entry))
+                                entry=q.entry))
             elif kind == "resp":
                 ns, model, rest = rest.split("|", 2)
                 rid, node = rest.rsplit("|", 1)  # a request id may itself hold "|"
-                version = self._version(ns, model, node, "", state[1])
-                out.append(OrphanResponse(ModelRef(model, ns, node, "", version), rid, state[0]))
+                version = self._version(ns, model, node, "", state.version)
+                out.append(OrphanResponse(ModelRef(model, ns, node, "", version), rid,
+                                          state.time))
         return out

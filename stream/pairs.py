@@ -1,8 +1,8 @@
 """The outcome of one logged request: answered (with latency), failed, or never answered.
 
 A `Pair` is what the window layer counts. It carries only what the statistics and
-sinks need, and converts to and from a compact JSON-able list for state stores
-(Faust tables' changelogs) and the `predlog.pairs` topic.
+sinks need, and converts to and from its state record (`stream.state.PairState`) for
+state stores (Faust tables' changelogs) and the `predlog.pairs` topic.
 """
 
 from __future__ import annotations
@@ -10,9 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from stream.events import ModelRef
+from stream.state import (
+    JoinedState,
+    OrphanState,
+    PairState,
+    StateVersionError,
+    encode,
+    load,
+    model_of,
+)
 
 NO_RESPONSE = "no_response"
 
@@ -51,8 +61,8 @@ class Pair:
     def succeeded(self) -> bool:
         return self.error_type is None
 
-    def to_state(self) -> list:
-        """A compact JSON-able form.
+    def to_state(self) -> PairState:
+        """Its state record (`stream.state.PairState`).
 
         >>> p = Pair(ModelRef("iris", "ns", "clf", "p", "v1"), "r1", 10**10, 10**10 + 250_000_000,
         ...          ("a",), [[1]])
@@ -60,15 +70,15 @@ class Pair:
         True
         """
         m = self.model
-        return [m.model, m.namespace, m.node, m.predictor, m.version, self.request_id,
-                self.request_time, self.response_time, self.feature_names, self.rows,
-                self.output_names, self.outputs, self.error_type, self.error, self.entry]
+        return PairState(m.model, m.namespace, m.node, m.predictor, m.version, self.request_id,
+                         self.request_time, self.response_time, self.feature_names, self.rows,
+                         self.output_names, self.outputs, self.error_type, self.error,
+                         self.entry)
 
     @classmethod
-    def from_state(cls, s: list) -> Pair:
-        return cls(ModelRef(s[0], s[1], s[2], s[3], s[4]), s[5], s[6], s[7],
-                   tuple(s[8]) if s[8] is not None else None, s[9],
-                   tuple(s[10]) if s[10] is not None else None, s[11], s[12], s[13], s[14])
+    def from_state(cls, s: PairState) -> Pair:
+        return cls(model_of(s), s.request_id, s.request_time, s.response_time, s.feature_names,
+                   s.rows, s.output_names, s.outputs, s.error_type, s.error, s.entry)
 
 
 @dataclass(slots=True)
@@ -80,9 +90,20 @@ class OrphanResponse:
     response_time: int  # ns since the epoch
 
 
+class PairsRecord(msgspec.Struct, array_like=True, frozen=True, gc=False,
+                  tag="pairs-record/2"):
+    """One item of a `predlog.pairs` message: an outcome or a joined label (None: a
+    heartbeat), the stage-1 partition it came from and that stage's watermark (int ns;
+    None before any event)."""
+
+    source: int
+    watermark: int | float | None
+    item: PairState | OrphanState | JoinedState | None
+
+
 def encode_outcome(outcome: Pair | OrphanResponse, source: int, watermark: float) -> bytes:
-    """The `predlog.pairs` record: an outcome, its stage-1 partition and that stage's watermark
-    (times: int ns; a watermark of -inf, before any event, is written as null).
+    """The `predlog.pairs` record of an outcome (times: int ns; a watermark of -inf, before
+    any event, is written as null).
 
     >>> m = ModelRef("iris", "ns", "clf", "p", "v1")
     >>> t = 1_793_491_205_123_456_789  # 2026, ns: more digits than a float keeps
@@ -92,37 +113,45 @@ def encode_outcome(outcome: Pair | OrphanResponse, source: int, watermark: float
     """
     if isinstance(outcome, OrphanResponse):
         m = outcome.model
-        body = ["o", [m.model, m.namespace, m.node, m.predictor, m.version, outcome.request_id,
-                      outcome.response_time]]
+        item: Any = OrphanState(m.model, m.namespace, m.node, m.predictor, m.version,
+                                outcome.request_id, outcome.response_time)
     else:
-        body = ["p", outcome.to_state()]
-    wm = watermark if watermark != float("-inf") else None
-    return orjson.dumps([source, wm, *body])
+        item = outcome.to_state()
+    return _record(source, watermark, item)
+
+
+def _record(source: int, watermark: float, item: Any) -> bytes:
+    return encode(PairsRecord(source, watermark if watermark != float("-inf") else None, item))
 
 
 def encode_joined(joined: Any, source: int, watermark: float) -> bytes:
     """A label joined to a prediction in stage 1, for the prediction's window in stage 2."""
+    return _record(source, watermark, joined_to_state(joined))
+
+
+def joined_to_state(joined: Any) -> JoinedState:
     p, label = joined.prediction, joined.label
     m = p.model
-    state = [m.model, m.namespace, m.node, m.predictor, m.version, p.request_id, p.row, p.time,
-             p.window_id, p.output, p.output_names, label.value, label.time, label.source]
-    return orjson.dumps([source, watermark if watermark != float("-inf") else None, "l",
-                         state])
+    return JoinedState(m.model, m.namespace, m.node, m.predictor, m.version, p.request_id,
+                       p.row, p.time, p.window_id, p.output, p.output_names, label.value,
+                       label.time, label.source)
 
 
-def joined_from_state(state: list) -> Any:
+def joined_from_state(state: Any) -> Any:
+    """The `JoinedLabel` of a `JoinedState` (or of its version-1 list)."""
     from stream.decode.labels import Label
     from stream.labels import JoinedLabel, Prediction
 
-    names = tuple(state[10]) if state[10] is not None else None
-    prediction = Prediction(state[5], state[6], ModelRef(*state[:5]), state[7], state[8],
-                            state[9], names)
-    return JoinedLabel(prediction, Label(state[5], state[6], state[11], state[12], state[13]))
+    s = load(state, JoinedState)
+    prediction = Prediction(s.request_id, s.row, model_of(s), s.time, s.window_id, s.output,
+                            s.output_names)
+    return JoinedLabel(prediction, Label(s.request_id, s.row, s.label_value, s.label_time,
+                                         s.label_source))
 
 
 def encode_heartbeat(source: int, watermark: float) -> bytes:
     """A watermark-only record: stage 1 tells every stage-2 partition how far it has got."""
-    return orjson.dumps([source, watermark if watermark != float("-inf") else None, "h", None])
+    return _record(source, watermark, None)
 
 
 def decode_outcome(raw: bytes) -> tuple[Any, int, float]:
@@ -130,15 +159,33 @@ def decode_outcome(raw: bytes) -> tuple[Any, int, float]:
     return _from_record(orjson.loads(raw))
 
 
+_V1_KINDS = {"p": PairState, "o": OrphanState, "l": JoinedState}
+
+
 def _from_record(record: list) -> tuple[Any, int, float]:
-    source, wm, kind, state = record
+    """One record: version 2 (`PairsRecord`), or version 1 (`[source, wm, kind, list]`,
+    written before a rolling upgrade)."""
+    if record and record[0] == "pairs-record/2":
+        _, source, wm, item = record
+        state = None if item is None else load(item)
+    elif len(record) == 4 and isinstance(record[0], int) and record[2] in ("h", *_V1_KINDS):
+        source, wm, kind, item = record
+        state = None if kind == "h" else load(item, _V1_KINDS[kind])
+    else:
+        head = record[0] if record else None
+        if isinstance(head, str) and head.startswith("pairs-record/"):
+            raise StateVersionError(
+                f"a predlog.pairs record {head!r} was written by a newer predlog; run that "
+                'version on every worker: see README, "Upgrading and state"')
+        raise StateVersionError(f"unreadable predlog.pairs record: {record!r:.120}")
     watermark = float("-inf") if wm is None else wm
-    if kind == "h":
+    if state is None:
         return None, source, watermark
-    if kind == "l":
+    if isinstance(state, JoinedState):
         return joined_from_state(state), source, watermark
-    if kind == "o":
-        return (OrphanResponse(ModelRef(*state[:5]), state[5], state[6]), source, watermark)
+    if isinstance(state, OrphanState):
+        return OrphanResponse(model_of(state), state.request_id, state.response_time), \
+            source, watermark
     return Pair.from_state(state), source, watermark
 
 
@@ -150,7 +197,7 @@ def encode_records(records: list[bytes], max_bytes: int = 256 * 1024) -> list[by
 
     >>> m = ModelRef("iris", "ns", "clf", "p", "v1")
     >>> recs = [encode_outcome(OrphanResponse(m, f"r{i}", 1), 0, 2) for i in range(3)]
-    >>> [len(decode_outcomes(msg)) for msg in encode_records(recs, max_bytes=120)]
+    >>> [len(decode_outcomes(msg)) for msg in encode_records(recs, max_bytes=150)]
     [2, 1]
     >>> decode_outcomes(encode_heartbeat(1, 5))  # a single record reads the same way
     [(None, 1, 5)]

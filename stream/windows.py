@@ -20,9 +20,15 @@ from typing import Any
 
 from stream.eventtime import NS, seconds_to_ns
 from stream.pairs import Pair
+from stream.state import OrphanMark, PairState, upgrade
 
 NEW, DUPLICATE, LATE = "new", "duplicate", "late"
 ORPHAN = "~orphan~"  # prefix of the request id of an orphan response's key
+
+
+def _kind_of(skey: str) -> type:
+    """What a window store key holds: an orphan's mark or a pair."""
+    return OrphanMark if skey.split("|", 6)[5].startswith(ORPHAN) else PairState
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +114,22 @@ class WindowBook:
         self.size = size
         self.hold = hold
         self.emitted_retention = emitted_retention
-        # keep_pairs: store the Pair objects themselves, not their JSON-able state (a
+        # keep_pairs: store the Pair objects themselves, not their state records (a
         # store nobody serializes, as replay's dicts; pairs are never mutated).
         self.keep_pairs = keep_pairs
         self._keys: dict[tuple, WindowKey] = {}
-        # Pair objects with keep_pairs (nothing serializes them), else their list states.
+        # Pair objects with keep_pairs (nothing serializes them), else their states
+        # (`stream.state`: `PairState`, `OrphanMark`).
         self._store: MutableMapping[str, Any] = {} if store is None else store
         self._emitted: MutableMapping[str, int] = {} if emitted is None else emitted
         self._index: dict[str, set[str]] = defaultdict(set)
         self.rebuild_index()
 
     def rebuild_index(self) -> None:
-        """Re-derive which pairs belong to which open window from the store."""
+        """Re-derive which pairs belong to which open window from the store (and read
+        a recovered store's states, `stream.state.upgrade`)."""
+        if not self.keep_pairs:
+            upgrade(self._store, _kind_of)
         self._index = defaultdict(set)
         for key in self._store.keys():
             wid = "|".join(key.split("|", 5)[:5])  # the request id may hold "|"
@@ -159,7 +169,7 @@ class WindowBook:
             return False
         skey = f"{key.id}|{ORPHAN}{request_id}|{key.node}"
         if skey not in self._store:
-            self._store[skey] = [0]
+            self._store[skey] = OrphanMark()
             self._index[key.id].add(skey)
         return True
 

@@ -20,6 +20,7 @@ from stream.events import DeadLetter, EventKind, ModelRef, PredictionEvent, Sour
 from stream.eventtime import seconds_to_ns as ns
 from stream.labels import JoinedLabel, LabelJoiner, Prediction
 from stream.pairs import Pair
+from stream.state import encode
 from stream.windows import WindowBook, WindowKey
 
 IRIS = ModelRef("iris", "seldon", node="classifier", version="1.17.1")
@@ -259,7 +260,10 @@ def test_late_label_for_an_emitted_window_is_reported_for_a_revision():
     assert revisions == [("seldon|iris|1.17.1|classifier|0", "a")]
 
 
-def test_state_survives_a_restart_through_a_json_store():
+@pytest.mark.parametrize("layout", ["v2", "v1"])
+def test_state_survives_a_restart_through_a_json_store(layout):
+    """A changelog holds JSON of the state records (`stream.state`); one written by the
+    release before them holds the same fields as untagged lists (version 1)."""
     store: dict = {}
     j = LabelJoiner(horizon_seconds=100, store=store)
     j.update(pred("a", t=10.0, out=[0.2, 0.8]))
@@ -268,7 +272,9 @@ def test_state_survives_a_restart_through_a_json_store():
     j.update(lab("d", t=30.0))
     j.update(pred("d", t=25.0))
     # a changelog holds JSON: round-trip every value, then start a new joiner on it
-    restored = {k: orjson.loads(orjson.dumps(v)) for k, v in store.items()}
+    restored = {k: orjson.loads(encode(v)) for k, v in store.items()}
+    if layout == "v1":
+        restored = {k: v[1:] for k, v in restored.items()}  # no tag: the old lists
     j2 = LabelJoiner(horizon_seconds=100, store=restored)
     assert (j2.get().pending_predictions, j2.get().pending_labels) == (3, 2)
     (ja,) = j2.update(lab("a", t=15.0))
