@@ -31,6 +31,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -41,6 +42,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agents.faust_adapter import BulkApp, BulkInput, SeekFirstTableManager, aiokafka_producer
 from agents.kafka_auth import faust_credentials
+from agents.labelstate import DiskJoinState, changelog_consumer, declare_compacted_topic
 from agents.monitoring_setup import make_monitoring
 from agents.rekey import KIND_HEADER, SOURCE_TOPIC_HEADER, Rekeyer, run_forever
 from agents.settings import Settings, make_redactor
@@ -109,6 +111,11 @@ class Worker:
         self._commits: dict[str, asyncio.Future] = {}  # the last commit of each stage kind
         self.window_lock = asyncio.Lock()
         self.joiners: dict[int, LabelJoiner] = {}
+        # Stage 1's label joins, on disk (agents.labelstate), per events partition.
+        self.label_states: dict[int, DiskJoinState] = {}
+        self.label_topic = f"{settings.consumer_group}-labelstate-changelog"
+        self._label_topic_declared = False
+        self._stages_lock = asyncio.Lock()
         # Stage-1 records for `predlog.pairs` by target partition, sent as one message per
         # partition at the end of a batch or tick (before its commit point).
         self.outbox: dict[int, list[bytes]] = defaultdict(list)
@@ -121,6 +128,8 @@ class Worker:
                 health.register(name)
                 sink.on_retry = lambda exc, name=name: health.retrying(name, exc)
         self.app = self._build_app()
+        self.label_state_dir = Path(settings.label_state_dir
+                                    or Path(str(self.app.conf.datadir)) / "labelstate")
 
     # -- app ----------------------------------------------------------------------------------
     def _build_app(self) -> faust.App:
@@ -161,7 +170,6 @@ class Worker:
         self.pending_table = app.Table("pending", **tables)
         self.windows_table = app.Table("windows", **tables)
         self.emitted_table = app.Table("emitted", **tables)
-        self.labeljoin_table = app.Table("labeljoin", **tables)  # stage 1: label joins
         self.labels_table = app.Table("labels", **tables)  # stage 2: joined labels per window
         self.summaries_table = app.Table("summaries", **tables)  # stage 2: for revisions
         # Stage 1: the largest event time read from each events partition, so a worker that
@@ -209,6 +217,7 @@ class Worker:
             if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
                 del self.pairing[tp.partition]
                 self.joiners.pop(tp.partition, None)
+                self.label_states.pop(tp.partition, None)  # closed by clear_local below
                 self.expired_through.pop(tp.partition, None)
                 for view in self.views.pop(("pair", tp.partition), ()):
                     view.clear_local()
@@ -269,27 +278,48 @@ class Worker:
     def _events_caught_up(self, partition) -> bool:
         return self._caught_up(self.settings.topic_events, partition)
 
-    def _ensure_stages(self) -> None:
+    async def _ensure_stages(self) -> None:
         """Stages (and their recovered state) for every assigned partition, also idle ones."""
         s = self.settings
         events = set()
-        for tp in self.app.consumer.assignment():
-            if tp.topic == s.topic_events:
-                self._pairing_stage(tp.partition)
-                events.add(tp.partition)
-            elif tp.topic == s.topic_pairs:
-                self._window_stage(tp.partition)
+        async with self._stages_lock:  # both stages' tasks call this; opening awaits
+            for tp in self.app.consumer.assignment():
+                if tp.topic == s.topic_events:
+                    if tp.partition not in self.pairing:
+                        await self._open_label_state(tp.partition)
+                    self._pairing_stage(tp.partition)
+                    events.add(tp.partition)
+                elif tp.topic == s.topic_pairs:
+                    self._window_stage(tp.partition)
         self.pair_watermark.expect(events)
+
+    async def _open_label_state(self, partition: int) -> None:
+        """This partition's label joins on disk, caught up with their changelog."""
+        old = self.label_states.pop(partition, None)
+        if old is not None:
+            old.close()
+        s = self.settings
+        state = DiskJoinState(self.label_state_dir / f"p{partition}", self.label_topic,
+                              partition, s.label_state_memory_mb << 20)
+        if not self._label_topic_declared:
+            await declare_compacted_topic(s, self.label_topic)
+            self._label_topic_declared = True
+        started = self.clock()
+        read = await state.open(lambda: changelog_consumer(s))
+        log.info("label state of partition %s: %s changelog records read in %.1f s",
+                 partition, read, self.clock() - started)
+        self.label_states[partition] = state
 
     def _pairing_stage(self, partition: int) -> PairingStage:
         stage = self.pairing.get(partition)
         if stage is None:  # first batch after (re)assignment: the table is recovered
             view = TableView(self.pending_table, partition)
-            joins = TableView(self.labeljoin_table, partition)
+            joins = self.label_states[partition]  # opened by `_ensure_stages`
             marks = TableView(self.marks_table, partition)
             self.views[("pair", partition)] = (view, joins, marks)
             self.assigned_at[partition] = self.clock()
-            self.joiners[partition] = LabelJoiner(self.settings.label_horizon_seconds, joins)
+            self.joiners[partition] = LabelJoiner(self.settings.label_horizon_seconds,
+                                                  state=joins)
             stage = PairingStage(self.settings.pairing_ttl_seconds, view)
             self.pairing[partition] = stage
         return stage
@@ -437,7 +467,7 @@ class Worker:
         return run
 
     async def _pair_batch(self, batch) -> asyncio.Future:
-        self._ensure_stages()
+        await self._ensure_stages()
         touched: set[int] = set()
         for msg in batch:
             self.metrics.consumed[msg.topic] += 1
@@ -500,12 +530,18 @@ class Worker:
         """Advance time without new input: expire pairs, close windows (idle streams)."""
         if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
             return
-        async with self.pair_lock:
-            self._ensure_stages()
-            await self._learn_positions()
-            await self._tick_pairs()
-        async with self.window_lock:
-            await self._tick_windows()
+        try:
+            async with self.pair_lock:
+                await self._ensure_stages()
+                await self._learn_positions()
+                await self._tick_pairs()
+            async with self.window_lock:
+                await self._tick_windows()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # as a stage: stop the worker, never go on half-ticked
+            log.exception("timer tick failed: stopping the worker")
+            await self.app.crash(exc)
 
     async def _tick_pairs(self) -> None:
         await self._expire_pairs()
@@ -557,7 +593,7 @@ class Worker:
         self.outbox[target].append(encode_outcome(outcome, partition, wm))
 
     async def _window_batch(self, batch) -> None:
-        self._ensure_stages()
+        await self._ensure_stages()
         results: dict[int, StepResult] = defaultdict(StepResult)
         for msg in batch:
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset

@@ -35,9 +35,9 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from msgspec.structs import replace as replace_state
@@ -183,6 +183,99 @@ def _kind_of(skey: str) -> type:
     return PredictionState if skey.startswith("p|") else LabelState
 
 
+class JoinState(Protocol):
+    """Where a `LabelJoiner` keeps what waits: predictions and labels by store key, which
+    predictions a (request id, row) has, the deadlines, and the labels without a time.
+
+    `MemoryJoinState` keeps them in dicts and a heap (replay; the unit tests); a worker
+    keeps them on disk (`agents.labelstate.DiskJoinState`, RocksDB), so memory does not
+    grow with the label horizon. The joiner's logic is the same on both.
+    """
+
+    def get(self, skey: str) -> Any: ...
+    def put(self, skey: str, state: Any) -> None: ...  # a new key
+    def replace(self, skey: str, state: Any) -> None: ...  # a key that exists
+    def delete(self, skey: str) -> None: ...  # a key that exists
+    def keys_of(self, key: Key) -> list[str]: ...  # its prediction keys, sorted
+    def link(self, key: Key, skey: str) -> None: ...
+    def unlink(self, key: Key, skey: str) -> None: ...
+    def schedule(self, deadline: int, skey: str) -> None: ...
+    def due(self, watermark: float) -> Iterator[tuple[int, str]]: ...  # deadline < watermark
+    def add_unanchored(self, skey: str) -> None: ...
+    def take_unanchored(self) -> list[str]: ...
+    def counts(self) -> tuple[int, int]: ...  # (predictions, labels) waiting
+
+
+class MemoryJoinState:
+    """`JoinState` in memory: the states in a mapping (a dict, or one given: its values
+    may be the JSON lists of a changelog, read with `stream.state.upgrade`), the rest in
+    a dict and a heap rebuilt from them (`restore`)."""
+
+    def __init__(self, records: MutableMapping[str, Any] | None = None) -> None:
+        self.records: MutableMapping[str, Any] = {} if records is None else records
+        # (rid, row) → its prediction's store key, or a set of them when several graph
+        # nodes or versions predicted the row (a set per row cost ~200 bytes per row held)
+        self.by_key: dict[Key, str | set[str]] = {}
+        self.heap: list[tuple[int, str]] = []
+        self.unanchored: list[str] = []
+
+    def restore(self, horizon_ns: float) -> None:
+        upgrade(self.records, _kind_of)
+        self.by_key, self.heap, self.unanchored = {}, [], []
+        for skey, s in self.records.items():
+            if skey.startswith("p|"):
+                _index_add(self.by_key, (s.request_id, s.row), skey)
+                self.schedule(s.time + horizon_ns, skey)
+            elif s.anchor is None:
+                self.unanchored.append(skey)
+            else:
+                self.schedule(s.anchor + horizon_ns, skey)
+
+    def get(self, skey: str) -> Any:
+        return self.records.get(skey)
+
+    def put(self, skey: str, state: Any) -> None:
+        self.records[skey] = state
+
+    replace = put
+
+    def delete(self, skey: str) -> None:
+        del self.records[skey]
+
+    def keys_of(self, key: Key) -> list[str]:
+        keys = self.by_key.get(key)
+        return [keys] if isinstance(keys, str) else sorted(keys or ())
+
+    def link(self, key: Key, skey: str) -> None:
+        _index_add(self.by_key, key, skey)
+
+    def unlink(self, key: Key, skey: str) -> None:
+        _index_discard(self.by_key, key, skey)
+
+    def schedule(self, deadline: float, skey: str) -> None:
+        if deadline != math.inf:  # an infinite horizon: never due
+            heapq.heappush(self.heap, (deadline, skey))  # type: ignore[misc]
+
+    def due(self, watermark: float) -> Iterator[tuple[int, str]]:
+        heap, pop = self.heap, heapq.heappop
+        while heap and heap[0][0] < watermark:
+            yield pop(heap)
+
+    def add_unanchored(self, skey: str) -> None:
+        self.unanchored.append(skey)
+
+    def take_unanchored(self) -> list[str]:
+        out, self.unanchored = self.unanchored, []
+        return out
+
+    def counts(self) -> tuple[int, int]:
+        preds = sum(1 for k in self.records if k.startswith("p|"))
+        return preds, len(self.records) - preds
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
 class LabelJoiner:
     """Joins predictions and labels by (request id, row) within a horizon.
 
@@ -209,35 +302,28 @@ class LabelJoiner:
     """
 
     def __init__(self, horizon_seconds: float,
-                 store: MutableMapping[str, Any] | None = None) -> None:
+                 store: MutableMapping[str, Any] | None = None,
+                 state: JoinState | None = None) -> None:
+        """`store`: a mapping for a `MemoryJoinState`; `state`: any other `JoinState`."""
         if not horizon_seconds >= 0:
             raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds!r}")
         self.horizon_seconds = float(horizon_seconds)
         # what the int ns times compare with (an infinite horizon stays a float)
         self.horizon_ns = (seconds_to_ns(self.horizon_seconds)
                            if math.isfinite(self.horizon_seconds) else self.horizon_seconds)
-        self._store: MutableMapping[str, Any] = {} if store is None else store
+        self._state: Any = state if state is not None else MemoryJoinState(store)
         self._stats = JoinStats()
+        self._watermark = float("-inf")
         self.rebuild_index()
 
     def rebuild_index(self) -> None:
-        """Re-derive the in-memory indexes from the store (after a restart or rebalance;
-        a recovered store's states are read first, `stream.state.upgrade`)."""
-        upgrade(self._store, _kind_of)
-        # (rid, row) → its prediction's store key, or a set of them when several graph
-        # nodes or versions predicted the row (a set per row cost ~200 bytes per row held)
-        self._by_key: dict[Key, str | set[str]] = {}
-        self._heap: list[tuple[float, str]] = []
-        self._unanchored: list[str] = []
+        """Re-derive in-memory indexes from stored states (after a restart or rebalance;
+        a recovered store's states are read first, `stream.state.upgrade`). A state on
+        disk keeps its indexes there: nothing to do."""
+        restore = getattr(self._state, "restore", None)
+        if restore is not None:
+            restore(self.horizon_ns)
         self._watermark = float("-inf")
-        for skey, s in self._store.items():
-            if skey.startswith("p|"):
-                _index_add(self._by_key, (s.request_id, s.row), skey)
-                heapq.heappush(self._heap, (s.time + self.horizon_ns, skey))
-            elif s.anchor is None:
-                self._unanchored.append(skey)
-            else:
-                heapq.heappush(self._heap, (s.anchor + self.horizon_ns, skey))
 
     def update(self, item: Prediction | Label) -> list[JoinedLabel]:
         """Add a prediction or a label; return the pairs it completes."""
@@ -248,19 +334,20 @@ class LabelJoiner:
         raise TypeError(f"expected a Prediction or a Label, got {type(item).__name__}")
 
     def _add_prediction(self, p: Prediction) -> list[JoinedLabel]:
+        state = self._state
         skey = _pkey(p)
-        if skey in self._store:
+        if state.get(skey) is not None:
             self._stats.duplicate_predictions += 1
             return []
         lkey = f"l|{p.row}|{p.request_id}"
-        label = self._store.get(lkey)
-        self._store[skey] = _pstate(p, labelled=label is not None)
-        _index_add(self._by_key, p.key, skey)
-        heapq.heappush(self._heap, (p.time + self.horizon_ns, skey))
+        label = state.get(lkey)
+        state.put(skey, _pstate(p, labelled=label is not None))
+        state.link(p.key, skey)
+        state.schedule(p.time + self.horizon_ns, skey)
         if label is None:
             return []
         if not label.joined:
-            self._store[lkey] = replace_state(label, joined=True)
+            state.replace(lkey, replace_state(label, joined=True))
         self._stats.joined += 1
         return [JoinedLabel(p, _label(label))]
 
@@ -282,87 +369,89 @@ class LabelJoiner:
         m = pair.model
         rid, t, names = pair.request_id, pair.request_time, pair.output_names
         middle = f"|{m.namespace}|{m.model}|{m.version}|{m.node}|{m.predictor}|{rid}"
-        store, stats, by_key, heap = self._store, self._stats, self._by_key, self._heap
+        state, stats = self._state, self._stats
+        get, put, link, schedule = state.get, state.put, state.link, state.schedule
         deadline = t + self.horizon_ns
         joined: list[JoinedLabel] = []
         for row, out in enumerate(pair.outputs):
             skey = f"p|{row}{middle}"
-            if skey in store:
+            if get(skey) is not None:
                 stats.duplicate_predictions += 1
                 continue
             lkey = f"l|{row}|{rid}"
-            label = store.get(lkey)
-            store[skey] = PredictionState(t, rid, row, m.model, m.namespace, m.node, m.predictor,
-                                          m.version, window_id, out, names, label is not None)
-            _index_add(by_key, (rid, row), skey)
-            heapq.heappush(heap, (deadline, skey))
+            label = get(lkey)
+            put(skey, PredictionState(t, rid, row, m.model, m.namespace, m.node, m.predictor,
+                                      m.version, window_id, out, names, label is not None))
+            link((rid, row), skey)
+            schedule(deadline, skey)
             if label is None:
                 continue
             if not label.joined:
-                store[lkey] = replace_state(label, joined=True)
+                state.replace(lkey, replace_state(label, joined=True))
             stats.joined += 1
             joined.append(JoinedLabel(Prediction(rid, row, m, t, window_id, out, names),
                                       _label(label)))
         return joined
 
     def _add_label(self, label: Label) -> list[JoinedLabel]:
+        state = self._state
         lkey = f"l|{label.row}|{label.request_id}"
-        if lkey in self._store:
+        if state.get(lkey) is not None:
             self._stats.duplicate_labels += 1
             return []
         joined = []
-        keys = self._by_key.get((label.request_id, label.row))
-        for skey in ((keys,) if isinstance(keys, str) else sorted(keys or ())):
-            s = self._store[skey]
+        for skey in state.keys_of((label.request_id, label.row)):
+            s = state.get(skey)
             if not s.labelled:
-                self._store[skey] = replace_state(s, labelled=True)
+                state.replace(skey, replace_state(s, labelled=True))
             joined.append(JoinedLabel(_prediction(s), label))
-        self._store[lkey] = LabelState(label.time, label.request_id, label.row, label.value,
-                                       label.time, label.source, bool(joined))
+        state.put(lkey, LabelState(label.time, label.request_id, label.row, label.value,
+                                   label.time, label.source, bool(joined)))
         if label.time is None:
-            self._unanchored.append(lkey)
+            state.add_unanchored(lkey)
         else:
-            heapq.heappush(self._heap, (label.time + self.horizon_ns, lkey))
+            state.schedule(label.time + self.horizon_ns, lkey)
         self._stats.joined += len(joined)
         return joined
 
     def expire(self, watermark: float) -> list[Label]:
         """Drop entries older than `watermark − horizon`; return labels that never joined."""
+        state = self._state
         self._watermark = max(self._watermark, watermark)
-        for lkey in self._unanchored:
-            s = self._store.get(lkey)
+        # Labels without a time are anchored at the first finite watermark (before any
+        # event there is none: -inf would expire them at the next call).
+        for lkey in state.take_unanchored() if math.isfinite(self._watermark) else ():
+            s = state.get(lkey)
             if s is not None and s.anchor is None:
-                self._store[lkey] = replace_state(s, anchor=self._watermark)
-                heapq.heappush(self._heap, (self._watermark + self.horizon_ns, lkey))
-        self._unanchored.clear()
+                state.replace(lkey, replace_state(s, anchor=self._watermark))
+                state.schedule(self._watermark + self.horizon_ns, lkey)
         unmatched: list[Label] = []
         # Locals: this loop sees every prediction and label once (two per labelled row).
-        heap, store, by_key, stats = self._heap, self._store, self._by_key, self._stats
-        watermark, horizon, pop = self._watermark, self.horizon_ns, heapq.heappop
-        while heap and heap[0][0] < watermark:
-            deadline, skey = pop(heap)
-            s = store.get(skey)
+        stats, get, delete = self._stats, state.get, state.delete
+        horizon = self.horizon_ns
+        for deadline, skey in state.due(self._watermark):
+            s = get(skey)
             if skey[0] == "p":  # "p|..." (a prediction) or "l|..." (a label)
                 if s is None or s.time + horizon != deadline:
                     continue
-                del store[skey]
-                _index_discard(by_key, (s.request_id, s.row), skey)
+                delete(skey)
+                state.unlink((s.request_id, s.row), skey)
                 if not s.labelled:
                     stats.unlabelled_predictions += 1
                 continue
             if s is None or s.anchor is None or s.anchor + horizon != deadline:
                 continue
-            del store[skey]
+            delete(skey)
             if not s.joined:
                 stats.unmatched_labels[s.source] += 1
                 unmatched.append(_label(s))
         return unmatched
 
     def __len__(self) -> int:
-        return len(self._store)
+        return sum(self._state.counts())
 
     def get(self) -> JoinStats:
         """Counters so far and the current number of waiting entries."""
-        preds = sum(1 for k in self._store if k.startswith("p|"))
+        preds, labels = self._state.counts()
         return replace(self._stats, unmatched_labels=Counter(self._stats.unmatched_labels),
-                       pending_predictions=preds, pending_labels=len(self._store) - preds)
+                       pending_predictions=preds, pending_labels=labels)

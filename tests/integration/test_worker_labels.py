@@ -55,7 +55,7 @@ class Summaries:
                                       bootstrap_servers=dep.stack.kafka_bootstrap,
                                       auto_offset_reset="earliest", group_id=None)
 
-    def wait(self, done, timeout: float, what: str) -> list[dict]:
+    def wait(self, done, timeout: float, what: str, diagnose=None) -> list[dict]:
         deadline = time.monotonic() + timeout
         while True:
             for batch in self.consumer.poll(timeout_ms=500).values():
@@ -66,7 +66,8 @@ class Summaries:
             if time.monotonic() > deadline:
                 seen = [(s["window_start"], s["revision"], s["performance"].get("labels"))
                         for s in mine]
-                pytest.fail(f"timed out waiting for {what}; summaries: {seen}")
+                more = "" if diagnose is None else f"\nworker metrics:\n{diagnose()}"
+                pytest.fail(f"timed out waiting for {what}; summaries: {seen}{more}")
 
     def close(self) -> None:
         self.consumer.close()
@@ -212,5 +213,59 @@ def test_labels_and_feedback_join_revise_and_match_sklearn(stack, deployment):
         assert math.isclose(acc, last["accuracy"], abs_tol=TOL)
         cov = _sum(m, "model_label_coverage", model_name=ls.MODEL)
         assert math.isclose(cov, last["label_coverage"], abs_tol=TOL)
+    finally:
+        summaries.close()
+
+
+@pytest.mark.parametrize("kill_after", ["first_join", "phase_a"])
+def test_sigkill_while_labels_join_loses_no_prediction_waiting_on_disk(stack, deployment,
+                                                                      kill_after):
+    """The worker is killed while phase-A labels are joining (its label state, on disk in
+    RocksDB, mid-commit) and restarted on the same data directory: the predictions still
+    waiting must be there for phase B, each label must count once, and the last revision
+    of every window must equal scikit-learn on all the labels."""
+    stream = ls.generate()
+    predictions = ls.window_predictions(stream)
+    joined_metric = ("predlog_labels_joined_total", (("model_name", ls.MODEL),))
+    proc, port = deployment.start_worker()
+    summaries = Summaries(deployment)
+    try:
+        deployment.produce(stream.events)
+        deployment.produce_labels(stream.topic_a)
+        deployment.produce(stream.feedback_a)
+        # Killed while the rest of phase A is joining, or once it all joined (and was
+        # committed, after the commit interval).
+        want = 1 if kill_after == "first_join" else len(stream.truth_a)
+        deadline = time.monotonic() + 60
+        while _sum(_metrics(port), *joined_metric[:1], model_name=ls.MODEL) < want:
+            assert time.monotonic() < deadline, f"fewer than {want} labels joined in 60 s"
+            time.sleep(0.05)
+        if kill_after == "phase_a":
+            time.sleep(3)
+        deployment.kill(proc)
+        # The restarted worker joins the group once the killed one's session expired.
+        _, port = deployment.start_worker()
+        time.sleep(5)
+        deployment.produce(ls.flush_records(PARTITIONS), partitions=True)
+        summaries.wait(
+            lambda got: {(_window_index(s), s["revision"]) for s in got} >= {(0, 0), (1, 0)},
+            240, "revision 0 of both windows",
+            diagnose=lambda: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        deployment.produce_labels(stream.topic_b)
+        deployment.produce(stream.feedback_b)
+        truths = stream.truth_a + stream.truth_b
+        expected = {w: _expected(stream, truths, w, predictions) for w in (0, 1)}
+
+        def complete(got):
+            by = _by_window(got)
+            return all(w in by and by[w][-1]["performance"].get("labels") ==
+                       expected[w]["labels"] for w in (0, 1))
+
+        final = _by_window(summaries.wait(complete, 90, "revisions with every label"))
+        for w in (0, 1):
+            numbers = sorted({s["revision"] for s in final[w]})  # at least once: may repeat
+            assert numbers == list(range(len(numbers)))
+            assert final[w][0]["predictions"] == predictions[w]
+            _assert_close(final[w][-1]["performance"], expected[w])
     finally:
         summaries.close()

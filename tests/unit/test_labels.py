@@ -218,7 +218,7 @@ def test_expiry_boundary_and_bounded_state():
     j.expire(ns(2000.0))
     s = j.get()
     assert (s.pending_predictions, s.pending_labels, len(j)) == (0, 0, 0)
-    assert j._heap == [] and not j._by_key
+    assert j._state.heap == [] and not j._state.by_key
 
 
 def test_label_without_time_is_anchored_at_the_next_watermark():
