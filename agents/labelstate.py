@@ -68,9 +68,14 @@ def _bound(watermark: float) -> bytes:
 class DiskJoinState:
     """`stream.labels.JoinState` in RocksDB (see the module)."""
 
-    def __init__(self, path: Path, topic: str, partition: int, memory_bytes: int) -> None:
+    def __init__(self, path: Path, topic: str, partition: int, memory_bytes: int,
+                 producer: Any = None) -> None:
+        """`producer`: an aiokafka producer of its own for the changelog (else the one
+        `send_changes` is given). Faust's producer keeps metadata for Faust's topics only:
+        batches for another topic made its sender refresh metadata in a loop."""
         self.path, self.topic, self.partition = Path(path), topic, partition
         self.memory_bytes = memory_bytes
+        self.producer = producer
         self.db: Any = None
         self._buf: dict[bytes, Any] = {}  # this batch's changes (None: deleted)
         self._inflight: list[dict[bytes, Any]] = []  # taken, not yet in the DB
@@ -284,6 +289,7 @@ class DiskJoinState:
         to the DB in one atomic write with the changelog offset they end at."""
         if not changes:
             return 0
+        producer = self.producer or producer
         records = self.records_of(changes)
         futures = []
         batch = producer.create_batch()
@@ -333,6 +339,19 @@ def changelog_consumer(settings: Any) -> Any:
     return AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                             enable_auto_commit=False, auto_offset_reset="earliest",
                             **aiokafka_kwargs(settings))
+
+
+async def changelog_producer(settings: Any) -> Any:
+    """A started aiokafka producer for label-state changelogs (acks from all replicas)."""
+    from aiokafka import AIOKafkaProducer
+
+    from agents.kafka_auth import aiokafka_kwargs
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                linger_ms=5, max_batch_size=512 * 1024,
+                                **aiokafka_kwargs(settings))
+    await producer.start()
+    return producer
 
 
 async def declare_compacted_topic(settings: Any, topic: str) -> None:

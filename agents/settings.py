@@ -64,9 +64,10 @@ class Settings(BaseSettings):
     data_dir: str = ""
     # The worker's label joins (predictions waiting for labels, for the label horizon) live
     # on disk in RocksDB (agents/labelstate.py): "" = <data dir>/labelstate. Their memory is
-    # RocksDB's block cache and write buffers, this many MiB per events partition held.
+    # RocksDB's block cache (half) and two write buffers (a quarter each), this many MiB per
+    # events partition held.
     label_state_dir: str = ""
-    label_state_memory_mb: int = Field(64, ge=4, le=65536)
+    label_state_memory_mb: int = Field(16, ge=4, le=65536)
     batch_size: int = Field(1000, ge=1)
     batch_seconds: float = Field(0.5, gt=0)
     # The worker's event loop: uvloop (libuv) cost ~15% less CPU per record than asyncio's

@@ -42,7 +42,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agents.faust_adapter import BulkApp, BulkInput, SeekFirstTableManager, aiokafka_producer
 from agents.kafka_auth import faust_credentials
-from agents.labelstate import DiskJoinState, changelog_consumer, declare_compacted_topic
+from agents.labelstate import (
+    DiskJoinState,
+    changelog_consumer,
+    changelog_producer,
+    declare_compacted_topic,
+)
 from agents.monitoring_setup import make_monitoring
 from agents.rekey import KIND_HEADER, SOURCE_TOPIC_HEADER, Rekeyer, run_forever
 from agents.settings import Settings, make_redactor
@@ -114,7 +119,7 @@ class Worker:
         # Stage 1's label joins, on disk (agents.labelstate), per events partition.
         self.label_states: dict[int, DiskJoinState] = {}
         self.label_topic = f"{settings.consumer_group}-labelstate-changelog"
-        self._label_topic_declared = False
+        self._label_producer: Any = None  # started with the first label state
         self._stages_lock = asyncio.Lock()
         # Stage-1 records for `predlog.pairs` by target partition, sent as one message per
         # partition at the end of a batch or tick (before its commit point).
@@ -299,11 +304,11 @@ class Worker:
         if old is not None:
             old.close()
         s = self.settings
-        state = DiskJoinState(self.label_state_dir / f"p{partition}", self.label_topic,
-                              partition, s.label_state_memory_mb << 20)
-        if not self._label_topic_declared:
+        if self._label_producer is None:
             await declare_compacted_topic(s, self.label_topic)
-            self._label_topic_declared = True
+            self._label_producer = await changelog_producer(s)
+        state = DiskJoinState(self.label_state_dir / f"p{partition}", self.label_topic,
+                              partition, s.label_state_memory_mb << 20, self._label_producer)
         started = self.clock()
         read = await state.open(lambda: changelog_consumer(s))
         log.info("label state of partition %s: %s changelog records read in %.1f s",

@@ -86,8 +86,8 @@ class DoneState(_State, frozen=True, tag="done/2"):
 
 # --- stage 2: windows (stream.windows) and the predlog.pairs items -----------------------
 
-class PairState(_State, frozen=True, tag="pair/2"):
-    """A `Pair` (`stream.pairs`), flat."""
+class _Served(_State, frozen=True):
+    """The leading fields of what names its model (a `ModelRef`, flat) and request."""
 
     model: str
     namespace: str
@@ -95,6 +95,11 @@ class PairState(_State, frozen=True, tag="pair/2"):
     predictor: str
     version: str
     request_id: str
+
+
+class PairState(_Served, frozen=True, tag="pair/2"):
+    """A `Pair` (`stream.pairs`), flat."""
+
     request_time: int
     response_time: int | None
     feature_names: tuple[str, ...] | None
@@ -110,15 +115,9 @@ class OrphanMark(_State, frozen=True, tag="orphan-mark/2"):
     """A response without request, counted in its window (the key says which)."""
 
 
-class OrphanState(_State, frozen=True, tag="orphan/2"):
+class OrphanState(_Served, frozen=True, tag="orphan/2"):
     """An `OrphanResponse` (`stream.pairs`) on its way to its window."""
 
-    model: str
-    namespace: str
-    node: str
-    predictor: str
-    version: str
-    request_id: str
     response_time: int
 
 
@@ -154,15 +153,9 @@ class LabelState(_State, frozen=True, tag="label/2"):
     joined: bool
 
 
-class JoinedState(_State, frozen=True, tag="joined/2"):
+class JoinedState(_Served, frozen=True, tag="joined/2"):
     """A `JoinedLabel`: a prediction and its label, flat (stage 1 → the window's stage 2)."""
 
-    model: str
-    namespace: str
-    node: str
-    predictor: str
-    version: str
-    request_id: str
     row: int
     time: int
     window_id: str
@@ -183,7 +176,7 @@ _V1 = {cls: len(cls.__struct_fields__) for cls in KINDS}
 _V1[OrphanMark] = 1  # `[0]`
 
 
-def model_of(s: PairState | OrphanState | JoinedState) -> ModelRef:
+def model_of(s: _Served) -> ModelRef:
     return ModelRef(s.model, s.namespace, s.node, s.predictor, s.version)
 
 
