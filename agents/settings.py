@@ -62,10 +62,13 @@ class Settings(BaseSettings):
     consumer_group: str = "predlog"
     # Faust's working directory (table metadata); "" = Faust's default, ./<group>-data.
     data_dir: str = ""
-    # The worker's label joins (predictions waiting for labels, for the label horizon) live
-    # on disk in RocksDB (agents/labelstate.py): "" = <data dir>/labelstate. Their memory is
-    # RocksDB's block cache (half) and two write buffers (a quarter each), this many MiB per
-    # events partition held.
+    # Where the worker keeps its label joins (predictions waiting for labels, for the
+    # label horizon): "memory", a changelogged Faust table (grows with traffic x horizon);
+    # "disk" (experimental: see README "Known limits"), RocksDB per events partition
+    # (agents/labelstate.py) under label_state_dir ("" = <data dir>/labelstate), whose
+    # memory is its block cache (half) and two write buffers (a quarter each),
+    # label_state_memory_mb per events partition held.
+    label_state: str = Field("memory", pattern="^(memory|disk)$")
     label_state_dir: str = ""
     label_state_memory_mb: int = Field(16, ge=4, le=65536)
     batch_size: int = Field(1000, ge=1)

@@ -175,6 +175,9 @@ class Worker:
         self.pending_table = app.Table("pending", **tables)
         self.windows_table = app.Table("windows", **tables)
         self.emitted_table = app.Table("emitted", **tables)
+        # stage 1's label joins, unless on disk (PREDLOG_LABEL_STATE=disk, agents.labelstate)
+        if s.label_state == "memory":
+            self.labeljoin_table = app.Table("labeljoin", **tables)
         self.labels_table = app.Table("labels", **tables)  # stage 2: joined labels per window
         self.summaries_table = app.Table("summaries", **tables)  # stage 2: for revisions
         # Stage 1: the largest event time read from each events partition, so a worker that
@@ -290,7 +293,7 @@ class Worker:
         async with self._stages_lock:  # both stages' tasks call this; opening awaits
             for tp in self.app.consumer.assignment():
                 if tp.topic == s.topic_events:
-                    if tp.partition not in self.pairing:
+                    if self.settings.label_state == "disk" and tp.partition not in self.pairing:
                         await self._open_label_state(tp.partition)
                     self._pairing_stage(tp.partition)
                     events.add(tp.partition)
@@ -319,12 +322,18 @@ class Worker:
         stage = self.pairing.get(partition)
         if stage is None:  # first batch after (re)assignment: the table is recovered
             view = TableView(self.pending_table, partition)
-            joins = self.label_states[partition]  # opened by `_ensure_stages`
             marks = TableView(self.marks_table, partition)
+            horizon = self.settings.label_horizon_seconds
+            joins: Any
+            if self.settings.label_state == "disk":
+                joins = self.label_states[partition]  # opened by `_ensure_stages`
+                joiner = LabelJoiner(horizon, state=joins)
+            else:  # a changelogged Faust table, in memory
+                joins = TableView(self.labeljoin_table, partition)
+                joiner = LabelJoiner(horizon, joins)
             self.views[("pair", partition)] = (view, joins, marks)
             self.assigned_at[partition] = self.clock()
-            self.joiners[partition] = LabelJoiner(self.settings.label_horizon_seconds,
-                                                  state=joins)
+            self.joiners[partition] = joiner
             stage = PairingStage(self.settings.pairing_ttl_seconds, view)
             self.pairing[partition] = stage
         return stage

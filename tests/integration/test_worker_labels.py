@@ -228,12 +228,11 @@ def test_labels_and_feedback_join_revise_and_match_sklearn(stack, deployment):
                "SIGKILL (issue 15 note)", strict=False)),
     "phase_a",
 ])
-def test_sigkill_while_labels_join_loses_no_prediction_waiting_on_disk(stack, deployment,
-                                                                      kill_after):
-    """The worker is killed while phase-A labels are joining (its label state, on disk in
-    RocksDB, mid-commit) and restarted on the same data directory: the predictions still
-    waiting must be there for phase B, each label must count once, and the last revision
-    of every window must equal scikit-learn on all the labels."""
+def test_sigkill_while_labels_join_loses_no_waiting_prediction(stack, deployment, kill_after):
+    """The worker is killed while phase-A labels are joining (its label state mid-commit)
+    and restarted on the same data directory: the predictions still waiting must be there
+    for phase B, each label must count once, and the last revision of every window must
+    equal scikit-learn on all the labels."""
     stream = ls.generate()
     predictions = ls.window_predictions(stream)
     joined_metric = ("predlog_labels_joined_total", (("model_name", ls.MODEL),))
