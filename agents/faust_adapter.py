@@ -184,6 +184,7 @@ class BulkConsumer(AIOKafkaConsumer):
                         break
                     if (active is not None and tp not in active
                             and tp not in self._buffered_partitions):
+                        await self._give_back(tp, tp_records[0].offset)
                         continue
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     target = bulk.get(tp.topic)
@@ -226,6 +227,26 @@ class BulkConsumer(AIOKafkaConsumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _give_back(self, tp: Any, first: int) -> None:  # pragma: no cover - Kafka
+        """Records of a partition paused since they were fetched are not processed: make
+        the partition read them again.
+
+        `active` is Faust's live set of unpaused partitions. A recovery pauses the stream
+        partitions and seeks them to their committed offsets while a fetch may be in
+        flight; when that seek does not move the position (it already was the committed
+        offset), the fetched records are still handed out — and dropped here, the position
+        past them. Faust's loop does the same; seen here as a restarted worker that never
+        read the records waiting in its input (its lag 0, nothing consumed), about one
+        restart in three when the committed offsets were far behind.
+        """
+        if tp not in self.assignment():
+            return  # revoked: whoever gets it starts from the committed offset
+        position = await self.position(tp)
+        if position is None or position > first:  # not sought back since the fetch
+            self.log.info("%s: %s records fetched while paused; reading them again from %s",
+                          tp, position - first if position else "", first)
+            await self.seek(tp, first)
 
     async def _maybe_commit(self) -> None:
         every = self._commit_every
