@@ -77,6 +77,7 @@ from stream.windows import WindowKey, window_key
 log = logging.getLogger("predlog.worker")
 FLUSH_TIMEOUT_SECONDS = 120.0
 DUMPS = orjson.OPT_SORT_KEYS
+OFFSET_KEY = "offset"  # in a stage's marks: the last input offset its changelog holds
 
 
 def _headers(message: Any) -> list[tuple[str, bytes]]:
@@ -107,6 +108,11 @@ class Worker:
         self.window_watermarks: dict[int, Watermark] = {}
         self.model_partition: dict[tuple[str, str, str, str], int] = {}
         self.views: dict[tuple[str, int], tuple[TableView, ...]] = {}
+        # Per stage kind and input partition: the last input offset whose state changes
+        # reached the changelog (recovered with the state). Records up to it are already
+        # in the recovered state and are skipped when read again (`_finish_commit`).
+        self.processed: dict[tuple[str, int], int] = {}
+        self.offset_views: dict[tuple[str, int], TableView] = {}
         native.set_enabled(settings.native)
         self.monitoring = make_monitoring(settings)
         self.redactor = make_redactor(settings)  # what leaves for the dead-letter topic
@@ -184,6 +190,9 @@ class Worker:
         # is given a partition whose records were all processed elsewhere still knows how
         # far it has got (else it holds the watermark, and the last windows never close).
         self.marks_table = app.Table("marks", **tables)
+        # Stage 2: the last `predlog.pairs` offset whose effects are in the changelog (stage
+        # 1 keeps its own under "offset" in `marks`); see `_finish_commit`.
+        self.window_marks_table = app.Table("windowmarks", **tables)
 
         # Stage 0 reads the external topics by pattern with its own consumer (agents.rekey).
         self.rekeyer = Rekeyer(s, on_consumed=self._consumed, on_decoded=self._decoded,
@@ -222,6 +231,10 @@ class Worker:
     async def _on_revoked(self, app, revoked, **kwargs) -> None:
         for tp in revoked:
             self.last_offsets.pop((tp.topic, tp.partition), None)
+            kind = {self.settings.topic_events: "pair",
+                    self.settings.topic_pairs: "window"}.get(tp.topic)
+            self.processed.pop((kind, tp.partition), None)
+            self.offset_views.pop((kind, tp.partition), None)
             if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
                 del self.pairing[tp.partition]
                 self.joiners.pop(tp.partition, None)
@@ -332,6 +345,7 @@ class Worker:
                 joins = TableView(self.labeljoin_table, partition)
                 joiner = LabelJoiner(horizon, joins)
             self.views[("pair", partition)] = (view, joins, marks)
+            self._recover_offset("pair", partition, marks)
             self.assigned_at[partition] = self.clock()
             self.joiners[partition] = joiner
             stage = PairingStage(self.settings.pairing_ttl_seconds, view)
@@ -346,7 +360,9 @@ class Worker:
                      TableView(self.emitted_table, partition))
             labels = TableView(self.labels_table, partition)
             summaries = TableView(self.summaries_table, partition)
-            self.views[("window", partition)] = (*views, labels, summaries)
+            offsets = TableView(self.window_marks_table, partition)
+            self.views[("window", partition)] = (*views, labels, summaries, offsets)
+            self._recover_offset("window", partition, offsets)
             stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
                                                       s.pairing_ttl_seconds), *views,
                                 monitoring=self.monitoring, join_labels=False)
@@ -365,6 +381,15 @@ class Worker:
             self.window_watermarks.setdefault(partition, marks)
         return stage
 
+    def _recover_offset(self, kind: str, partition: int, view: TableView) -> None:
+        self.offset_views[(kind, partition)] = view
+        self.processed[(kind, partition)] = view.get(OFFSET_KEY, -1)
+
+    def _replayed(self, kind: str, partition: int, offset: int) -> bool:
+        """Was this input record processed before, its state already recovered? (It is
+        read again when the offsets committed lag the changelog: a restart, a rebalance.)"""
+        return offset <= self.processed.get((kind, partition), -1)
+
     def _target(self, key: bytes) -> int:
         """The `predlog.pairs` partition of a model key: Kafka's default (murmur2) partitioner."""
         target = self._targets.get(key)
@@ -381,11 +406,12 @@ class Worker:
             for value in encode_records(records):
                 await producer.send(topic, None, value, target, None, None)
 
-    async def _commit_point(self, kind: str) -> None:
+    async def _commit_point(self, kind: str, offsets: dict[int, int] | None = None) -> None:
         """Outputs first, then state; returns when both were handed to the broker."""
-        await (await self._begin_commit(kind))
+        await (await self._begin_commit(kind, offsets))
 
-    async def _begin_commit(self, kind: str) -> asyncio.Future:
+    async def _begin_commit(self, kind: str,
+                            offsets: dict[int, int] | None = None) -> asyncio.Future:
         """Send this batch's outputs and take its state changes; deliver both in the background.
 
         The returned future completes when the outputs were delivered (producer flushed)
@@ -394,35 +420,56 @@ class Worker:
         for the one before), so a changelog never gets an older state after a newer one,
         and the stage can process its next batch meanwhile (the flush is a broker round
         trip: about 40% of the pair stage's time when it was awaited in line).
+
+        `offsets`: the last input offset the batch read, per partition; recorded as
+        processed once the batch's state changes were delivered.
         """
         if kind == "pair":
             await self._flush_outbox()
         taken = [(view, view.take_changes())
                  for (k, _), views in list(self.views.items()) if k == kind for view in views]
+        marks = []
+        for partition, offset in (offsets or {}).items():
+            view = self.offset_views.get((kind, partition))
+            if view is not None and offset > self.processed.get((kind, partition), -1):
+                self.processed[(kind, partition)] = offset
+                view.replace_local(OFFSET_KEY, offset)
+                marks.append((view, {view.prefix + OFFSET_KEY: offset}))
         previous = self._commits.get(kind)
-        done = asyncio.ensure_future(self._finish_commit(previous, taken))
+        done = asyncio.ensure_future(self._finish_commit(previous, taken, marks))
         self._commits[kind] = done
         return done
 
-    async def _finish_commit(self, previous: asyncio.Future | None, taken) -> None:
+    async def _finish_commit(self, previous: asyncio.Future | None, taken, marks=()) -> None:
         try:
             if previous is not None:
                 await previous
-            try:
-                await asyncio.wait_for(self.app.producer.flush(),
-                                       timeout=FLUSH_TIMEOUT_SECONDS)
-            except TimeoutError:
-                # Nothing of this batch is committed: crash, restart, replay from the changelog.
-                log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
-                raise
+            await self._flush_producer()
             producer = aiokafka_producer(self.app)  # for record batches
             for view, changes in taken:
                 await view.send_changes(producer, changes)
+            if marks:
+                # The changelog may hold state of records whose offsets were never committed
+                # (the commit follows this future); a recovered worker reads them again, and
+                # a replayed response whose request's `done` marker had expired meanwhile
+                # would count as an orphan a second time. So the state says up to which
+                # offset it holds — written only once that state was delivered, never ahead.
+                await self._flush_producer()
+                for view, changes in marks:
+                    await view.send_changes(producer, changes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if previous is None or not previous.done() or previous.exception() is None:
                 await self.app.crash(exc)  # once, by the first commit that failed
+            raise
+
+    async def _flush_producer(self) -> None:
+        try:
+            await asyncio.wait_for(self.app.producer.flush(), timeout=FLUSH_TIMEOUT_SECONDS)
+        except TimeoutError:
+            # Nothing of this batch is committed: crash, restart, replay from the changelog.
+            log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
             raise
 
     def _consumed(self, topic: str) -> None:
@@ -483,9 +530,17 @@ class Worker:
     async def _pair_batch(self, batch) -> asyncio.Future:
         await self._ensure_stages()
         touched: set[int] = set()
+        read: dict[int, int] = {}
         for msg in batch:
             self.metrics.consumed[msg.topic] += 1
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
+            read[msg.partition] = msg.offset
+            if self._replayed("pair", msg.partition, msg.offset):
+                # in the recovered state already; it got the partition this far
+                mark = self.views[("pair", msg.partition)][2].get("events")
+                if mark is not None:
+                    self.pair_watermark.update(msg.partition, mark)
+                continue
             headers = _headers(msg)
             if dict(headers).get(KIND_HEADER) == b"label":
                 label = decode_label_record(
@@ -533,7 +588,7 @@ class Worker:
             if mark is not None and marks.get("events") != mark:
                 marks["events"] = mark
         await self._expire_pairs()
-        return await self._begin_commit("pair")
+        return await self._begin_commit("pair", read)
 
     def _watermark(self, marks: Watermark) -> float:
         wm = marks.get()
@@ -609,13 +664,18 @@ class Worker:
     async def _window_batch(self, batch) -> None:
         await self._ensure_stages()
         results: dict[int, StepResult] = defaultdict(StepResult)
+        read: dict[int, int] = {}
         for msg in batch:
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
+            read[msg.partition] = msg.offset
             stage = self._window_stage(msg.partition)
             marks = self.window_watermarks[msg.partition]
+            replayed = self._replayed("window", msg.partition, msg.offset)
             for outcome, source, wm in decode_outcomes(msg.value):
                 if wm != float("-inf"):
                     marks.update(source, wm)
+                if replayed:  # in the recovered windows already: only its watermarks count
+                    continue
                 if isinstance(outcome, JoinedLabel):
                     self._add_joined(msg.partition, outcome)
                 elif outcome is not None:
@@ -625,7 +685,7 @@ class Worker:
             if marks is not None:
                 stage.close_ready(self._watermark(marks), results[partition])
         await self._deliver(results)
-        await self._commit_point("window")
+        await self._commit_point("window", read)
 
     def _add_joined(self, partition: int, joined: JoinedLabel) -> None:
         """Keep a joined label with its window (idempotent by request id and row)."""

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.structs import OffsetAndMetadata
 
 PARTITIONS = 4
 
@@ -140,6 +141,48 @@ class Deployment:
         finally:
             consumer.close()
         return [s for s in got if s["model"] != "flush"]
+
+    def _group_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(bootstrap_servers=self.stack.kafka_bootstrap,
+                             group_id=f"it{self.suffix}", enable_auto_commit=False)
+
+    def caught_up(self, name: str, timeout: float = 60.0) -> None:
+        """Wait until the workers' group has committed every record of a topic."""
+        consumer = self._group_consumer()
+        tps = [TopicPartition(self.topics[name], p) for p in range(PARTITIONS)]
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                ends = consumer.end_offsets(tps)
+                if all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps):
+                    return
+                time.sleep(0.5)
+        finally:
+            consumer.close()
+        raise TimeoutError(f"{name} not committed in {timeout:.0f} s")
+
+    def rewind(self, name: str, fraction: float = 0.5, timeout: float = 90.0) -> None:
+        """Set the stopped workers' committed offsets of a topic back, to `fraction` of each
+        partition's end (once the broker has seen the group empty: a member that did not
+        leave holds it until its session times out)."""
+        from kafka.errors import KafkaError
+
+        consumer = self._group_consumer()
+        tps = [TopicPartition(self.topics[name], p) for p in range(PARTITIONS)]
+        deadline = time.monotonic() + timeout
+        try:
+            ends = consumer.end_offsets(tps)
+            offsets = {tp: OffsetAndMetadata(int(ends[tp] * fraction), "", -1) for tp in tps}
+            while True:
+                try:
+                    consumer.commit(offsets)
+                    return
+                except KafkaError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1)
+        finally:
+            consumer.close()
 
     def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         proc.send_signal(sig)
