@@ -80,6 +80,13 @@ DUMPS = orjson.OPT_SORT_KEYS
 OFFSET_KEY = "offset"  # in a stage's marks: the last input offset its changelog holds
 
 
+def _window_ids(labels: Any, summaries: Any) -> set[str]:
+    """The windows a window-stage partition keeps state of: those of its joined labels
+    (keys `<window id>|<request id>|<row>`; a window id has five fields) and of its emitted
+    summaries (keys: window ids)."""
+    return {"|".join(k.split("|", 5)[:5]) for k in labels.keys()} | set(summaries.keys())
+
+
 def _headers(message: Any) -> list[tuple[str, bytes]]:
     h = message.headers or []
     return list(h.items()) if isinstance(h, dict) else list(h)
@@ -256,7 +263,10 @@ class Worker:
             elif tp.topic == self.settings.topic_pairs and tp.partition in self.windowing:
                 del self.windowing[tp.partition]
                 self.window_watermarks.pop(tp.partition, None)
-                for view in self.views.pop(("window", tp.partition), ()):
+                views = self.views.pop(("window", tp.partition), ())
+                if views:  # the next owner revises these windows, not this worker
+                    self.monitoring.forget(_window_ids(views[2], views[3]))
+                for view in views:
                     view.clear_local()
                 gone = tp.partition
                 self.metrics.retain(lambda k, gone=gone: self.model_partition.get(k) != gone)
@@ -376,7 +386,10 @@ class Worker:
             stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
                                                       s.pairing_ttl_seconds), *views,
                                 monitoring=self.monitoring, join_labels=False)
-            # Recovered state: joined labels first, then the windows they may revise.
+            # Recovered state: joined labels first, then the windows they may revise. What
+            # this worker kept of them from an earlier assignment goes first: the changelog
+            # holds it all, and on top of it the labels would count twice.
+            self.monitoring.forget(_window_ids(labels, summaries))
             for state in labels.values():
                 self.monitoring.add_joined(joined_from_state(state))
             for wid, summary in summaries.items():

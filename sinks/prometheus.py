@@ -242,7 +242,7 @@ class PrometheusSink(Collector):
                 for fname, f in drift.get("features", {}).items():
                     g_fd.add_metric([*lv, fname, f["stattest"]], f["score"])
             pdrift = summary.prediction_drift
-            if pdrift:
+            if pdrift and "stattest" in pdrift:  # not {"status": "insufficient_data", ...}
                 g_pds.add_metric([*lv, pdrift["stattest"]], pdrift["score"])
                 g_pd.add_metric(lv, 1.0 if pdrift["drift"] else 0.0)
             perf = summary.performance

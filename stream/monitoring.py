@@ -27,7 +27,7 @@ probabilities (binary classifier), else the index of the largest value (the clas
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any
@@ -389,6 +389,16 @@ class Monitoring:
         if perf.get("label_coverage") and perf.get("labels"):
             return round(perf["labels"] / perf["label_coverage"])
         return summary.predictions
+
+    def forget(self, window_ids: Iterable[str]) -> None:
+        """Drop what is kept of these windows (their joined labels, emitted summaries): a
+        worker's partition was revoked, or is about to be restored from its changelog,
+        which holds them all (restoring on top of what was kept would count labels
+        twice)."""
+        for wid in window_ids:
+            self._perf.pop(wid, None)
+            self._emitted.pop(wid, None)
+            self._due.discard(wid)
 
     def restore_emitted(self, key: WindowKey, summary: WindowSummary) -> None:
         """After a restart: an emitted window that may still be revised."""

@@ -350,6 +350,10 @@ class WindowPerformance:
             raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
         self.task, self.classes, self.threshold = task, classes, threshold
         self._rows: list[tuple[Any, tuple[str, ...] | None, Any, float | None]] = []
+        # (request id, row) of each of _rows: metrics read the rows in this order, not in
+        # the order labels arrived (which differs between replay and workers, and float
+        # sums such as log loss would differ in the last digit).
+        self._keys: list[tuple[str, int]] = []
         # read_class of _rows[:len(_read)], kept across get() calls (revisions re-score
         # the whole window): (label, class, probabilities, their classes) or None.
         self._read: list[tuple[Any, Any, list | None, tuple | None] | None] = []
@@ -360,6 +364,12 @@ class WindowPerformance:
     def update(self, joined: JoinedLabel) -> None:
         p = joined.prediction
         self._rows.append((p.output, p.output_names, joined.label.value, joined.delay_ns))
+        self._keys.append((p.request_id, p.row))
+
+    def _order(self) -> list[int]:
+        """Indices of _rows by (request id, row): the metrics' order, whatever the arrival."""
+        keys = self._keys
+        return sorted(range(len(keys)), key=keys.__getitem__)
 
     def get(self, predictions: int | None = None) -> dict[str, Any]:
         coverage = len(self._rows) / predictions if predictions else None
@@ -386,7 +396,7 @@ class WindowPerformance:
                 read.append(None)
                 continue
             read.append((label, pred, pr, None if pr is None else tuple(c for c, _ in pr)))
-        scored = [r for r in read if r is not None]
+        scored = [r for r in map(read.__getitem__, self._order()) if r is not None]
         unscored = len(read) - len(scored)
         if not scored:
             return {"labels": 0, "unscored": unscored}
@@ -400,7 +410,7 @@ class WindowPerformance:
 
     def _regress(self) -> dict[str, Any]:
         y_true, y_pred, unscored = [], [], 0
-        for output, _, label, _ in self._rows:
+        for output, _, label, _ in map(self._rows.__getitem__, self._order()):
             row = _flat(output)
             if len(row) == 1 and _is_num(row[0]) and _is_num(label) and math.isfinite(row[0]):
                 y_true.append(label)

@@ -90,14 +90,18 @@ class Deployment:
         finally:
             admin.close()
 
-    def start_worker(self) -> tuple[subprocess.Popen, int]:
+    def start_worker(self, env: dict | None = None, ready: str = "/readyz"
+                     ) -> tuple[subprocess.Popen, int]:
+        """A worker with the deployment's settings (and `env` on top), once `ready` answers
+        200 (/healthz: up, even while a sink is down and /readyz says 503)."""
         port = free_port()
         log = open(Path(self.stack.stack_dir) / f"worker-it{self.suffix}-{port}.log", "wb")
         proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"],
-                                env=self.env(port), stdout=log, stderr=subprocess.STDOUT)
+                                env={**self.env(port), **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT)
         self.procs.append(proc)
         self.logs.append(log)
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, 60, f"worker (log {log.name})")
+        wait_ready(f"http://127.0.0.1:{port}{ready}", proc, 60, f"worker (log {log.name})")
         targets = Path(self.stack.stack_dir) / "prometheus" / "targets"
         targets.mkdir(parents=True, exist_ok=True)
         target = targets / f"it{self.suffix}-{port}.json"

@@ -66,3 +66,34 @@ def test_a_summary_restored_from_its_table_form_is_revised_like_the_original():
     whole, restarted = run(False), run(True)
     assert len(whole) == 2 and b'"revision":1' in whole[1]
     assert restarted == whole
+
+
+def test_a_partition_restored_again_counts_its_labels_once():
+    """A worker restores a window partition's joined labels from the changelog each time the
+    partition is assigned to it; what it kept from an earlier assignment is forgotten
+    first (the chaos harness saw a revision with every label counted twice)."""
+    from stream.decode.labels import Label
+    from stream.events import ModelRef
+    from stream.eventtime import seconds_to_ns as ns
+    from stream.labels import JoinedLabel, Prediction
+
+    m = ModelRef("iris", "ns", "clf", version="v1")
+    key = WindowKey("ns", "iris", "v1", "clf", 0, ns(60))
+    joined = [JoinedLabel(Prediction(f"r{i}", 0, m, ns(i), key.id, [0.3, 0.7], ("a", "b")),
+                          Label(f"r{i}", 0, "b" if i % 3 else "a", ns(100 + i), "topic"))
+              for i in range(6)]
+    first = WindowSummary(model="iris", version="v1", namespace="ns", node="clf",
+                          window_start="1970-01-01T00:00:00Z",
+                          window_end="1970-01-01T00:01:00Z", requests=6, rows=6,
+                          predictions=6, errors=0, performance={"labels": 0})
+    mon = Monitoring(label_horizon=3600)
+    for _ in range(3):  # assigned, revoked, assigned again, ...
+        mon.forget([key.id])
+        for j in joined:
+            mon.add_joined(j)
+        mon.restore_emitted(key, first)
+    mon.add_joined(JoinedLabel(Prediction("r6", 0, m, ns(6), key.id, [0.3, 0.7], ("a", "b")),
+                               Label("r6", 0, "a", ns(106), "topic")))  # a new label: due
+    [(_, revised)] = mon.revisions(final=True)
+    assert revised.performance["labels"] == 7
+    assert revised.performance["confusion_matrix"]["matrix"] == [[0, 3], [0, 4]]
