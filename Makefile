@@ -17,7 +17,7 @@ export NML_DISABLE_USAGE_LOGGING := 1
 NATIVE_SRC := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 
 .PHONY: venv nannyml-env demo test unit integration lint stack-up stack-down stack-status lock proto clean \
-	deploy-tools deploy-test image image-test
+	deploy-tools deploy-test image image-test chaos
 
 $(STAMP): pyproject.toml constraints.txt $(NATIVE_SRC)
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
@@ -75,6 +75,12 @@ image-test: venv
 lint: venv
 	$(BIN)/ruff check stream agents sinks tests bench
 	$(BIN)/mypy
+
+# The chaos harness on the running stack (`make stack-up` first; not part of `make test`):
+# 1,000,000 events with labels through two workers under 10 SIGKILLs and broker,
+# Elasticsearch and MLflow outages, compared with `predlog replay` (bench/chaos.py).
+chaos: venv
+	$(BIN)/python bench/chaos.py --events 1000000 --kills 10
 
 stack-up: venv
 	$(BIN)/predlog stack up

@@ -175,7 +175,11 @@ def settings_env(inp: Input, stack: SimpleNamespace, run_id: str, label_state: s
             "PREDLOG_WINDOW_SECONDS": str(WINDOW),
             "PREDLOG_LABEL_HORIZON_SECONDS": str(HORIZON),
             "PREDLOG_MLFLOW_TRACKING_URI": stack.mlflow_url,
-            "PREDLOG_LABEL_STATE": label_state}
+            "PREDLOG_LABEL_STATE": label_state,
+            # one index per model, not per day: years of daily indices would pass the
+            # cluster's shard limit (1,000 per node), and the shared stack's with them
+            "PREDLOG_ELASTICSEARCH_INDEX_TEMPLATE":
+                f"itc{run_id}-predictions-{{namespace}}-{{model}}"}
 
 
 def expected_windows(inp: Input, work: Path) -> tuple[dict[tuple, dict], int]:
@@ -471,6 +475,29 @@ def mlflow_runs(url: str, model: str) -> tuple[int, int]:
     return len(runs), len({r.data.tags.get("predlog.window_id") for r in runs})
 
 
+def cleanup(stack: SimpleNamespace, prefix: str, model: str, dep) -> None:
+    """Leave the shared stack as it was: the run's indices, topics and MLflow experiment go."""
+    from elasticsearch import Elasticsearch
+    from kafka.admin import KafkaAdminClient
+    from mlflow.tracking import MlflowClient
+
+    Elasticsearch(stack.elasticsearch_url, request_timeout=60).indices.delete(
+        index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all")
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        group = f"it{dep.suffix}"
+        admin.delete_topics([t for t in admin.list_topics()
+                             if t.startswith(prefix + ".") or t.startswith(group + "-")])
+    except Exception as exc:  # noqa: BLE001 - what is left is only disk space
+        log(f"topics not deleted: {exc!r}")
+    finally:
+        admin.close()
+    client = MlflowClient(stack.mlflow_url)
+    exp = client.get_experiment_by_name(f"{model}-production-monitoring")
+    if exp is not None:
+        client.delete_experiment(exp.experiment_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="log lines of input")
@@ -489,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-duplicates", action="store_true",
                     help="exit 0 with duplicated > 0 (predlog.windows is at-least-once)")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the run's topics, indices and MLflow experiment (to look)")
     args = ap.parse_args(argv)
     from tests.fixtures.seldon_stream import flush_records
     from tests.integration.workers import PARTITIONS, Deployment
@@ -540,6 +569,13 @@ def main(argv: list[str] | None = None) -> int:
         log(f"produced {producer.sent:,} records in {time.monotonic() - t0:.0f} s "
             f"({len(producer.failures)} failed sends); waiting for the results")
         deadline = time.monotonic() + timeout
+        # The end of input, as a stream can tell it: once every label was read, a record far
+        # past the label horizon takes each window's last labels into a last revision (what
+        # replay emits at the end of its input) and lets the workers forget them.
+        while time.monotonic() < deadline and not committed_all(dep, ("events", "labels")):
+            time.sleep(5)
+        producer.send_now(dep.topics["events"],
+                          flush_records(end_s + HORIZON + 2 * WINDOW, PARTITIONS))
         while time.monotonic() < deadline:
             got = reader.newest(inp.model)
             same = all(key in got and _without_revision(got[key]) == _without_revision(s)
@@ -566,15 +602,16 @@ def main(argv: list[str] | None = None) -> int:
     window_dups = sum(n - 1 for n in per_revision.values())
     reasons = dead_letters(stack.kafka_bootstrap, dep.topics["dlq"])
     rejected = reasons.get("es_rejected", 0)
-    docs = es_documents(stack.elasticsearch_url, f"itc{run_id}-predictions-*-{inp.model}-*")
+    docs = es_documents(stack.elasticsearch_url, f"itc{run_id}-predictions-*-{inp.model}")
     docs_missing = max(0, documents - rejected - docs)
     docs_extra = max(0, docs + rejected - documents)
     poison_missing = max(0, inp.poison_json - reasons.get("invalid_json", 0))
+    poison_again = max(0, reasons.get("invalid_json", 0) - inp.poison_json)  # read again
     runs, run_windows = mlflow_runs(stack.mlflow_url, inp.model)
     run_dups = runs - run_windows
     identical = not differing and not missing and not extra
     lost = len(missing) + docs_missing + poison_missing
-    duplicated = window_dups + docs_extra + run_dups
+    duplicated = window_dups + docs_extra + run_dups + poison_again
 
     print("\nfaults (seconds after production started):")
     print(f"  {'at':>7}  {'fault':<20} {'target':<14} outcome")
@@ -594,7 +631,8 @@ def main(argv: list[str] | None = None) -> int:
         ("Elasticsearch documents + es_rejected = replay's rows",
          f"{docs:,} + {rejected} vs {documents:,}", docs_missing == 0 and docs_extra == 0),
         ("dead letters invalid_json = not-JSON poison",
-         f"{reasons.get('invalid_json', 0)} vs {inp.poison_json}", poison_missing == 0),
+         f"{reasons.get('invalid_json', 0)} vs {inp.poison_json}",
+         not poison_missing and not poison_again),
         ("es_rejected <= string-feature poison", f"{rejected} vs {inp.poison_string}",
          rejected <= inp.poison_string),
         ("MLflow runs = windows", f"{runs} runs, {run_windows} windows",
@@ -610,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         for f in fields[:2]:
             print(f"    worker {f}: {json.dumps(a.get(f))[:300]}")
             print(f"    replay {f}: {json.dumps(b.get(f))[:300]}")
+    if not args.keep:
+        cleanup(stack, f"itc{run_id}", inp.model, dep)
     print(f"\nwall time: {time.monotonic() - t_all:.0f} s in all, {waited:.0f} s live")
     result_line = (f"chaos: identical={'yes' if identical else 'no'} lost={lost} "
                    f"duplicated={duplicated} faults={len(faults) + len(live.self_exits)}")

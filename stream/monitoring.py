@@ -357,19 +357,25 @@ class Monitoring:
         perf = self._perf.get(wid)
         return len(perf) if perf is not None else 0
 
-    def revisions(self, final: bool = False) -> list[tuple[WindowKey, WindowSummary]]:
+    def revisions(self, final: bool = False, watermark: float | None = None
+                  ) -> list[tuple[WindowKey, WindowSummary]]:
         """Summaries of emitted windows that got new labels, with the next revision number.
 
         A window is revised once its labels grew by `revise_growth` (10 %, at least one)
-        since it was last emitted — or, with `final`, whenever it has new labels.
+        since it was last emitted — or, with `final`, whenever it has new labels. So is a
+        window the `watermark` (int ns) has taken past the label horizon: `expire` forgets
+        it next, and its last labels must not go unreported (replay's end of input, a
+        worker's stream passing the horizon: the same last revision).
         """
         out = []
+        last = float("-inf") if watermark is None else watermark - self.joiner.horizon_ns
         for wid in sorted(self._due):
             if wid not in self._emitted:
                 continue
             key, summary = self._emitted[wid]
             before = summary.performance.get("labels") or 0
-            if not final and self._labels_in(wid) < before + max(1, before * self.revise_growth):
+            if (not final and key.end >= last
+                    and self._labels_in(wid) < before + max(1, before * self.revise_growth)):
                 continue
             performance = self._performance(key, self._scored(summary))
             estimated = (summary.performance or {}).get("estimated")
@@ -401,8 +407,12 @@ class Monitoring:
             self._due.discard(wid)
 
     def restore_emitted(self, key: WindowKey, summary: WindowSummary) -> None:
-        """After a restart: an emitted window that may still be revised."""
+        """After a restart: an emitted window that may still be revised. (Restore its joined
+        labels first: those it has beyond the summary's make it due, as they made it before
+        the restart.)"""
         self._emitted[key.id] = (key, summary)
+        if self._labels_in(key.id) > (summary.performance.get("labels") or 0):
+            self._due.add(key.id)
 
     def expire(self, watermark: float) -> list[Label]:
         """Forget windows past the label horizon; returns labels that never joined."""

@@ -117,7 +117,7 @@ class WindowStage:
     def close_ready(self, watermark: float, result: StepResult) -> None:
         for key, pairs, orphans in self.book.take_ready(watermark):
             self._emit(key, self.summarize(key, pairs, orphans), result)
-        self._revise(result)
+        self._revise(result, watermark=watermark)
         if self.monitoring is not None:
             result.unmatched_labels += self.monitoring.expire(watermark)
 
@@ -131,9 +131,10 @@ class WindowStage:
         if self.monitoring is not None:
             self.monitoring.on_emitted(key, summary)
 
-    def _revise(self, result: StepResult, final: bool = False) -> None:
+    def _revise(self, result: StepResult, final: bool = False,
+                watermark: float | None = None) -> None:
         if self.monitoring is not None:
-            result.summaries += self.monitoring.revisions(final)
+            result.summaries += self.monitoring.revisions(final, watermark)
 
     def summarize(self, key: WindowKey, pairs: list[Pair], orphans: int = 0) -> WindowSummary:
         summary = serving_summary(key, pairs, orphan_responses=orphans)

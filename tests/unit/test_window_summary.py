@@ -97,3 +97,61 @@ def test_a_partition_restored_again_counts_its_labels_once():
     [(_, revised)] = mon.revisions(final=True)
     assert revised.performance["labels"] == 7
     assert revised.performance["confusion_matrix"]["matrix"] == [[0, 3], [0, 4]]
+
+
+def test_a_window_leaving_the_label_horizon_reports_its_last_labels():
+    """Fewer new labels than a revision waits for (10 %) are still reported once the
+    window passes the label horizon, just before it is forgotten: a worker's last revision
+    is then the one replay emits at the end of its input."""
+    from stream.decode.labels import Label
+    from stream.events import ModelRef
+    from stream.eventtime import seconds_to_ns as ns
+    from stream.labels import JoinedLabel, Prediction
+
+    m = ModelRef("iris", "ns", "clf", version="v1")
+    key = WindowKey("ns", "iris", "v1", "clf", 0, ns(60))
+
+    def joined(i: int) -> JoinedLabel:
+        return JoinedLabel(Prediction(f"r{i}", 0, m, ns(i), key.id, [0.3, 0.7], ("a", "b")),
+                           Label(f"r{i}", 0, "b", ns(100 + i), "topic"))
+
+    first = WindowSummary(model="iris", version="v1", namespace="ns", node="clf",
+                          window_start="1970-01-01T00:00:00Z",
+                          window_end="1970-01-01T00:01:00Z", requests=30, rows=30,
+                          predictions=30, errors=0, performance={"labels": 20})
+    mon = Monitoring(label_horizon=3600)
+    for i in range(20):
+        mon.add_joined(joined(i))
+    mon.restore_emitted(key, first)
+    mon.add_joined(joined(20))  # 5 % more: not yet worth a revision
+    horizon = ns(3600)
+    assert mon.revisions(watermark=key.end + horizon) == []
+    [(_, last)] = mon.revisions(watermark=key.end + horizon + 1)
+    assert (last.revision, last.performance["labels"]) == (1, 21)
+    assert mon.expire(key.end + horizon + 1) == [] and mon.revisions(final=True) == []
+
+
+def test_labels_joined_after_the_emission_stay_due_across_a_restart():
+    """A window emitted with 0 labels that then joined some, not yet revised, is restored
+    (labels, then the summary) still due: its next revision reports them (before, the
+    restored window waited for a new label, and a last revision never came)."""
+    from stream.decode.labels import Label
+    from stream.events import ModelRef
+    from stream.eventtime import seconds_to_ns as ns
+    from stream.labels import JoinedLabel, Prediction
+
+    m = ModelRef("iris", "ns", "clf", version="v1")
+    key = WindowKey("ns", "iris", "v1", "clf", 0, ns(60))
+    first = WindowSummary(model="iris", version="v1", namespace="ns", node="clf",
+                          window_start="1970-01-01T00:00:00Z",
+                          window_end="1970-01-01T00:01:00Z", requests=3, rows=3,
+                          predictions=3, errors=0, performance={"labels": 0})
+    mon = Monitoring(label_horizon=3600)
+    for i in range(2):
+        mon.add_joined(JoinedLabel(Prediction(f"r{i}", 0, m, ns(i), key.id, [0.3, 0.7],
+                                              ("a", "b")), Label(f"r{i}", 0, "b", ns(100), "t")))
+    mon.restore_emitted(key, first)
+    [(_, revised)] = mon.revisions(final=True)
+    assert (revised.revision, revised.performance["labels"]) == (1, 2)
+    mon.restore_emitted(key, revised)  # restored again after that revision: nothing new
+    assert mon.revisions(final=True) == []
