@@ -853,8 +853,7 @@ def make_es_sink(settings: Settings):
     redactor = make_redactor(settings)
     sink = ElasticsearchSink(client, index_template=settings.elasticsearch_index_template,
                              redact=redactor.document if redactor.active else None)
-    sink.install_templates()
-    return sink
+    return sink  # its index templates go in with its first flush (an outage may be on now)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

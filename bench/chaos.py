@@ -266,21 +266,30 @@ class Live:
                                         ready="/healthz")
         self.workers[slot] = proc
 
-    def kill(self, slot: int) -> None:
+    def kill(self, slot: int) -> str:
         with self.lock:
             self.dep.kill(self.workers[slot], signal.SIGKILL)
             self.restarts[slot] += 1
-            self.start(slot)
+            t = time.monotonic()
+            try:
+                self.start(slot)
+            except RuntimeError as exc:  # the watcher tries again
+                return f"restart failed ({exc}); left to the watcher"
+            return f"restarted, up in {time.monotonic() - t:.1f} s"
 
     def watch(self, stop: threading.Event) -> None:
         """Restart a worker that exited by itself (restartPolicy: Always)."""
         while not stop.wait(2.0):
             with self.lock:
                 for slot, proc in list(self.workers.items()):
-                    if proc.poll() is not None:
-                        self.self_exits.append((slot, proc.returncode))
-                        log(f"worker {slot} exited by itself ({proc.returncode}); restarting")
-                        self.start(slot)
+                    if proc.poll() is not None and not stop.is_set():
+                        if proc.returncode != -signal.SIGKILL:  # not one of the harness's
+                            self.self_exits.append((slot, proc.returncode))
+                        log(f"worker {slot} exited ({proc.returncode}); restarting")
+                        try:
+                            self.start(slot)
+                        except RuntimeError as exc:
+                            log(f"worker {slot} restart failed: {exc}")
 
 
 def stack_service(action: str, service: str) -> None:
@@ -333,24 +342,29 @@ class Producer:
 
 def run_faults(faults: list[Fault], live: Live, producer: Producer, t0: float,
                rng: random.Random) -> None:
-    outages: list[threading.Thread] = []
-    for f in sorted(faults, key=lambda f: f.at):
+    """Each fault on its own thread at its time: a slow restart delays no other fault."""
+    slots = {id(f): rng.choice(sorted(live.workers)) for f in faults}
+
+    def one(f: Fault) -> None:
         delay = t0 + f.at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         f.started = time.monotonic() - t0
-        if f.kind == "sigkill":
-            slot = rng.choice(sorted(live.workers))
-            f.target = f"worker {slot}"
-            t = time.monotonic()
-            live.kill(slot)
-            f.outcome = f"restarted, up in {time.monotonic() - t:.1f} s"
-            log(f"SIGKILL worker {slot}")
-        else:
-            th = threading.Thread(target=outage, args=(f, producer), daemon=True)
-            th.start()
-            outages.append(th)
-    for th in outages:
+        try:
+            if f.kind == "sigkill":
+                slot = slots[id(f)]
+                f.target = f"worker {slot}"
+                log(f"SIGKILL worker {slot}")
+                f.outcome = live.kill(slot)
+            else:
+                outage(f, producer)
+        except Exception as exc:  # noqa: BLE001 - reported in the table
+            f.outcome = f"failed: {exc!r}"[:120]
+
+    threads = [threading.Thread(target=one, args=(f,), daemon=True) for f in faults]
+    for th in threads:
+        th.start()
+    for th in threads:
         th.join()
 
 
@@ -363,12 +377,14 @@ def outage(f: Fault, producer: Producer) -> None:
         producer.hold.set()
         producer.held.wait(timeout=120)
     log(f"{service} down for {seconds:.0f} s")
-    stack_service("down", service)
-    time.sleep(seconds)
-    t = time.monotonic()
-    stack_service("up", service)
-    if service == "kafka":
-        producer.hold.clear()
+    try:
+        stack_service("down", service)
+        time.sleep(seconds)
+        t = time.monotonic()
+        stack_service("up", service)
+    finally:
+        if service == "kafka":
+            producer.hold.clear()
     f.outcome = f"down {seconds:.0f} s, back up in {time.monotonic() - t:.1f} s"
     log(f"{service} up again")
 

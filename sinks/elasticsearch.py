@@ -147,12 +147,17 @@ class ElasticsearchSink:
         self.on_retry = on_retry
         self._ops: list[dict[str, Any]] = []
         self._rejected: list[Rejection] = []
+        self._templates = False  # installed (by `install_templates`, or the first flush)
 
     def install_templates(self) -> None:
+        """Put the index templates (retrying while Elasticsearch is unavailable). A worker
+        leaves it to its first flush: started during an outage, it must come up (health,
+        metrics) and hold its batches there, not block before it serves anything."""
         for name, body in (("predlog-predictions", PREDICTIONS_TEMPLATE),
                            ("predlog-windows", WINDOWS_TEMPLATE)):
             self._retrying()(lambda n=name, b=body: self.client.indices.put_index_template(
                 name=n, **b))
+        self._templates = True
 
     def add_pair(self, pair: Pair) -> None:
         index = index_name(pair, self.index_template)
@@ -196,6 +201,8 @@ class ElasticsearchSink:
         """
         if not self._ops:
             return 0
+        if not self._templates:  # before the first document: its index takes the mappings
+            self.install_templates()
         pending = self._ops
         written = 0
 
