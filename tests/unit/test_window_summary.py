@@ -68,32 +68,41 @@ def test_a_summary_restored_from_its_table_form_is_revised_like_the_original():
     assert restarted == whole
 
 
-def test_a_partition_restored_again_counts_its_labels_once():
-    """A worker restores a window partition's joined labels from the changelog each time the
-    partition is assigned to it; what it kept from an earlier assignment is forgotten
-    first (the chaos harness saw a revision with every label counted twice)."""
+
+def _joined(i: int, label: str = "b"):
+    """A joined label of row 0 of request r<i> in `_KEY`'s window (outputs: 0.7 for "b")."""
     from stream.decode.labels import Label
     from stream.events import ModelRef
     from stream.eventtime import seconds_to_ns as ns
     from stream.labels import JoinedLabel, Prediction
 
     m = ModelRef("iris", "ns", "clf", version="v1")
-    key = WindowKey("ns", "iris", "v1", "clf", 0, ns(60))
-    joined = [JoinedLabel(Prediction(f"r{i}", 0, m, ns(i), key.id, [0.3, 0.7], ("a", "b")),
-                          Label(f"r{i}", 0, "b" if i % 3 else "a", ns(100 + i), "topic"))
-              for i in range(6)]
-    first = WindowSummary(model="iris", version="v1", namespace="ns", node="clf",
-                          window_start="1970-01-01T00:00:00Z",
-                          window_end="1970-01-01T00:01:00Z", requests=6, rows=6,
-                          predictions=6, errors=0, performance={"labels": 0})
+    return JoinedLabel(Prediction(f"r{i}", 0, m, ns(i), _KEY.id, [0.3, 0.7], ("a", "b")),
+                       Label(f"r{i}", 0, label, ns(100 + i), "topic"))
+
+
+_KEY = WindowKey("ns", "iris", "v1", "clf", 0, 60 * 10**9)
+
+
+def _emitted(predictions: int, labels: int) -> WindowSummary:
+    """`_KEY`'s window as emitted with `labels` labels."""
+    return WindowSummary(model="iris", version="v1", namespace="ns", node="clf",
+                         window_start="1970-01-01T00:00:00Z", window_end="1970-01-01T00:01:00Z",
+                         requests=predictions, rows=predictions, predictions=predictions,
+                         errors=0, performance={"labels": labels})
+
+
+def test_a_partition_restored_again_counts_its_labels_once():
+    """A worker restores a window partition's joined labels from the changelog each time the
+    partition is assigned to it; what it kept from an earlier assignment is forgotten
+    first (the chaos harness saw a revision with every label counted twice)."""
     mon = Monitoring(label_horizon=3600)
     for _ in range(3):  # assigned, revoked, assigned again, ...
-        mon.forget([key.id])
-        for j in joined:
-            mon.add_joined(j)
-        mon.restore_emitted(key, first)
-    mon.add_joined(JoinedLabel(Prediction("r6", 0, m, ns(6), key.id, [0.3, 0.7], ("a", "b")),
-                               Label("r6", 0, "a", ns(106), "topic")))  # a new label: due
+        mon.forget([_KEY.id])
+        for i in range(6):
+            mon.add_joined(_joined(i, "b" if i % 3 else "a"))
+        mon.restore_emitted(_KEY, _emitted(6, 6))
+    mon.add_joined(_joined(6, "a"))  # a new label: due
     [(_, revised)] = mon.revisions(final=True)
     assert revised.performance["labels"] == 7
     assert revised.performance["confusion_matrix"]["matrix"] == [[0, 3], [0, 4]]
@@ -103,55 +112,27 @@ def test_a_window_leaving_the_label_horizon_reports_its_last_labels():
     """Fewer new labels than a revision waits for (10 %) are still reported once the
     window passes the label horizon, just before it is forgotten: a worker's last revision
     is then the one replay emits at the end of its input."""
-    from stream.decode.labels import Label
-    from stream.events import ModelRef
-    from stream.eventtime import seconds_to_ns as ns
-    from stream.labels import JoinedLabel, Prediction
-
-    m = ModelRef("iris", "ns", "clf", version="v1")
-    key = WindowKey("ns", "iris", "v1", "clf", 0, ns(60))
-
-    def joined(i: int) -> JoinedLabel:
-        return JoinedLabel(Prediction(f"r{i}", 0, m, ns(i), key.id, [0.3, 0.7], ("a", "b")),
-                           Label(f"r{i}", 0, "b", ns(100 + i), "topic"))
-
-    first = WindowSummary(model="iris", version="v1", namespace="ns", node="clf",
-                          window_start="1970-01-01T00:00:00Z",
-                          window_end="1970-01-01T00:01:00Z", requests=30, rows=30,
-                          predictions=30, errors=0, performance={"labels": 20})
     mon = Monitoring(label_horizon=3600)
     for i in range(20):
-        mon.add_joined(joined(i))
-    mon.restore_emitted(key, first)
-    mon.add_joined(joined(20))  # 5 % more: not yet worth a revision
-    horizon = ns(3600)
-    assert mon.revisions(watermark=key.end + horizon) == []
-    [(_, last)] = mon.revisions(watermark=key.end + horizon + 1)
+        mon.add_joined(_joined(i))
+    mon.restore_emitted(_KEY, _emitted(30, 20))
+    mon.add_joined(_joined(20))  # 5 % more: not yet worth a revision
+    horizon = 3600 * 10**9
+    assert mon.revisions(watermark=_KEY.end + horizon) == []
+    [(_, last)] = mon.revisions(watermark=_KEY.end + horizon + 1)
     assert (last.revision, last.performance["labels"]) == (1, 21)
-    assert mon.expire(key.end + horizon + 1) == [] and mon.revisions(final=True) == []
+    assert mon.expire(_KEY.end + horizon + 1) == [] and mon.revisions(final=True) == []
 
 
 def test_labels_joined_after_the_emission_stay_due_across_a_restart():
     """A window emitted with 0 labels that then joined some, not yet revised, is restored
     (labels, then the summary) still due: its next revision reports them (before, the
     restored window waited for a new label, and a last revision never came)."""
-    from stream.decode.labels import Label
-    from stream.events import ModelRef
-    from stream.eventtime import seconds_to_ns as ns
-    from stream.labels import JoinedLabel, Prediction
-
-    m = ModelRef("iris", "ns", "clf", version="v1")
-    key = WindowKey("ns", "iris", "v1", "clf", 0, ns(60))
-    first = WindowSummary(model="iris", version="v1", namespace="ns", node="clf",
-                          window_start="1970-01-01T00:00:00Z",
-                          window_end="1970-01-01T00:01:00Z", requests=3, rows=3,
-                          predictions=3, errors=0, performance={"labels": 0})
     mon = Monitoring(label_horizon=3600)
     for i in range(2):
-        mon.add_joined(JoinedLabel(Prediction(f"r{i}", 0, m, ns(i), key.id, [0.3, 0.7],
-                                              ("a", "b")), Label(f"r{i}", 0, "b", ns(100), "t")))
-    mon.restore_emitted(key, first)
+        mon.add_joined(_joined(i))
+    mon.restore_emitted(_KEY, _emitted(3, 0))
     [(_, revised)] = mon.revisions(final=True)
     assert (revised.revision, revised.performance["labels"]) == (1, 2)
-    mon.restore_emitted(key, revised)  # restored again after that revision: nothing new
+    mon.restore_emitted(_KEY, revised)  # restored again after that revision: nothing new
     assert mon.revisions(final=True) == []
