@@ -78,8 +78,8 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
     out.mkdir(parents=True, exist_ok=True)
     log_training_run(tracking, files.model, files.test_accuracy)
     # A 30-day label horizon (the demo's since it was written; the settings' default is 7
-    # days): with 7 days, weekly windows are forgotten before their last late labels make a
-    # revision, and the demo emits 3 revisions fewer.
+    # days): with 7 days, weekly windows and their predictions are forgotten before their
+    # last late labels arrive, and those labels would go unmatched.
     settings = Settings(window_seconds=parse_duration(WINDOW),
                         references=f"{files.model}={reference}", task="classification",
                         report_every=reports, label_horizon_seconds=LABEL_HORIZON)
