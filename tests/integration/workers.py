@@ -86,7 +86,11 @@ class Deployment:
     def create_topics(self) -> None:
         admin = KafkaAdminClient(bootstrap_servers=self.stack.kafka_bootstrap)
         try:
-            admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in self.topics.values()])
+            # Kept for ever: the tests (and bench/chaos.py) produce records with their
+            # logged event times as Kafka timestamps, years old in the demo's traffic, which
+            # the stack's 24 h time retention would delete under the workers mid-run.
+            admin.create_topics([NewTopic(n, PARTITIONS, 1, topic_configs={"retention.ms": "-1"})
+                                 for n in self.topics.values()])
         finally:
             admin.close()
 
