@@ -12,6 +12,8 @@ different installed version fails that test until this module was checked agains
    `SeekFirstTableManager`).
 3. Table state and changelog records bypass Faust's per-key paths
    (`memory_store_dict`, `aiokafka_producer`).
+4. The worker's watchdog asks whether the consumer is waiting, in a rebalance, for
+   records to be acked (`waiting_for_acks`).
 
 ## 1. Whole fetches
 Records of the worker's input topics, handed over a fetch at a time instead of one by one.
@@ -348,3 +350,12 @@ def memory_store_dict(table: Any) -> Any:
 def aiokafka_producer(app: faust.App) -> Any:
     """The aiokafka producer under Faust's (`create_batch`/`send_batch` for changelogs)."""
     return app.producer._ensure_producer()
+
+
+def waiting_for_acks(app: faust.App) -> bool:
+    """Is the consumer in a rebalance's `wait_empty`, waiting for the records the stages
+    hold to be acked? (mode's diagnostic flag of that Faust consumer method.)"""
+    from faust.transport.consumer import CONSUMER_WAIT_EMPTY
+
+    consumer = getattr(app, "_consumer", None)  # not created yet: not waiting
+    return consumer is not None and CONSUMER_WAIT_EMPTY in consumer.diag.flags

@@ -30,4 +30,6 @@ def make_monitoring(settings: Settings) -> Monitoring:
                       missing, report_every)
             report_every = 0
     return Monitoring(models, label_horizon=settings.label_horizon_seconds,
-                      drift_min_rows=settings.drift_min_rows, report_every=report_every)
+                      drift_min_rows=settings.drift_min_rows, report_every=report_every,
+                      bootstrap_seconds=settings.reference_bootstrap_seconds,
+                      bootstrap_rows=settings.reference_bootstrap_rows)

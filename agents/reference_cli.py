@@ -152,5 +152,7 @@ def build(
             profile = ReferenceProfile.from_frame(read_frame(input), **roles)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
+    if mlflow_run is not None:  # window summaries name it (their "reference")
+        profile.origin = {"source": "mlflow", "run_id": mlflow_run, "artifact": str(artifact)}
     save_profile(profile, out)
     _print(profile, out)

@@ -223,9 +223,10 @@ def replay_files(paths: list[Path], settings: Settings, out_dir: Path | None = N
                 result.revisions += 1
             else:
                 result.windows += 1
+            reference = monitoring.new_references.pop(key.id, None)
             if mlflow is not None:
                 path = report_paths.get(key.id)
-                mlflow.add(summary, str(path) if path else None)
+                mlflow.add(summary, str(path) if path else None, reference)
             if overview is not None:
                 overview.add(summary, report_paths.get(key.id))
         result.late += len(step.late)

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     label_state_memory_mb: int = Field(16, ge=4, le=65536)
     batch_size: int = Field(1000, ge=1)
     batch_seconds: float = Field(0.5, gt=0)
+    # A worker whose rebalance waits this long for its stages to finish their batches is
+    # stuck: it logs every task's stack and exits (Kubernetes restarts it; its state is in
+    # the changelogs), instead of holding its place in the group forever.
+    stuck_rebalance_seconds: float = Field(180.0, gt=0)
     # The worker's event loop: uvloop (libuv) cost ~15% less CPU per record than asyncio's
     # own loop in bench/worker_bench.py; "asyncio" is the fallback.
     event_loop: str = Field("uvloop", pattern="^(uvloop|asyncio)$")
@@ -101,6 +105,11 @@ class Settings(BaseSettings):
     # An Evidently HTML report every N drift windows per model (0: none), written to
     # reports_dir off the event loop and attached to the window's MLflow run.
     report_every: int = Field(0, ge=0)
+    # A model without a reference gets one from its own first traffic
+    # (stream.drift.bootstrap): its windows of the first REFERENCE_BOOTSTRAP_SECONDS, at
+    # most REFERENCE_BOOTSTRAP_ROWS rows (0: no bootstrap, drift says "no_reference").
+    reference_bootstrap_seconds: float = Field(86400.0, gt=0)
+    reference_bootstrap_rows: int = Field(10_000, ge=0)
     reports_dir: str = "predlog-reports"
 
     # Sinks

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -40,7 +41,13 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from agents.faust_adapter import BulkApp, BulkInput, SeekFirstTableManager, aiokafka_producer
+from agents.faust_adapter import (
+    BulkApp,
+    BulkInput,
+    SeekFirstTableManager,
+    aiokafka_producer,
+    waiting_for_acks,
+)
 from agents.kafka_auth import faust_credentials
 from agents.labelstate import (
     DiskJoinState,
@@ -70,6 +77,7 @@ from stream.pairs import (
     joined_to_state,
 )
 from stream.pipeline import PairingStage, StepResult, WindowStage
+from stream.state import BootstrapState, load
 from stream.watermark import Watermark
 from stream.window_summary import WindowSummary
 from stream.windows import WindowKey, window_key
@@ -141,6 +149,7 @@ class Worker:
         self.outbox: dict[int, list[bytes]] = defaultdict(list)
         self.assigned_at: dict[int, float] = {}  # when each stage-1 stage was (re)built
         self._targets: dict[bytes, int] = {}
+        self._waiting_since: float | None = None  # a rebalance waiting for acks (watchdog)
         self.mlflow = make_mlflow_sink(settings)
         health = self.metrics.sink_health
         for name, sink in (("elasticsearch", es_sink), ("mlflow", self.mlflow)):
@@ -195,6 +204,9 @@ class Worker:
             self.labeljoin_table = app.Table("labeljoin", **tables)
         self.labels_table = app.Table("labels", **tables)  # stage 2: joined labels per window
         self.summaries_table = app.Table("summaries", **tables)  # stage 2: for revisions
+        # Stage 2: bootstrap references ("namespace|model|node" -> BootstrapState), for the
+        # models without a configured reference (stream.drift.bootstrap).
+        self.bootstrap_table = app.Table("bootstrap", **tables)
         # Stage 1: the largest event time read from each events partition, so a worker that
         # is given a partition whose records were all processed elsewhere still knows how
         # far it has got (else it holds the watermark, and the last windows never close).
@@ -217,6 +229,7 @@ class Worker:
         app.page("/readyz")(lambda view, request: self._ready_page(view, request))
         app.on_partitions_revoked.connect(self._on_revoked)
         app.timer(max(1.0, 2 * s.batch_seconds))(self._tick)
+        app.timer(5.0)(self._watchdog)
         return app
 
     # -- pages ---------------------------------------------------------------------------------
@@ -270,6 +283,25 @@ class Worker:
                     view.clear_local()
                 gone = tp.partition
                 self.metrics.retain(lambda k, gone=gone: self.model_partition.get(k) != gone)
+
+    async def _watchdog(self) -> None:
+        """Exit a worker whose rebalance has waited `stuck_rebalance_seconds` for its stages
+        to ack their batches (found by bench/chaos.py: after an Elasticsearch outage a
+        worker waited in the rebalance for good, healthy to a liveness probe and holding
+        nothing). Every task's stack goes to the log first, to show what it waited on;
+        then a hard exit, as a SIGKILL: the changelogs and offsets are built for it, and
+        Faust's own shutdown would wait for the same acks."""
+        if not waiting_for_acks(self.app):
+            self._waiting_since = None
+            return
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        elif now - self._waiting_since >= self.settings.stuck_rebalance_seconds:
+            log.critical("rebalance waited %.0f s for the stages' acks: exiting; tasks:\n%s",
+                         now - self._waiting_since, _task_stacks())
+            logging.shutdown()
+            os._exit(70)
 
     def _caught_up(self, topic: str, partition: int) -> bool:
         """Has this worker read everything the broker has in the partition?"""
@@ -381,7 +413,9 @@ class Worker:
             labels = TableView(self.labels_table, partition)
             summaries = TableView(self.summaries_table, partition)
             offsets = TableView(self.window_marks_table, partition)
-            self.views[("window", partition)] = (*views, labels, summaries, offsets)
+            bootstraps = TableView(self.bootstrap_table, partition)
+            self.views[("window", partition)] = (*views, labels, summaries, offsets,
+                                                 bootstraps)
             self._recover_offset("window", partition, offsets)
             stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
                                                       s.pairing_ttl_seconds), *views,
@@ -392,6 +426,8 @@ class Worker:
             self.monitoring.forget(_window_ids(labels, summaries))
             for state in labels.values():
                 self.monitoring.add_joined(joined_from_state(state))
+            for bkey, state in bootstraps.items():
+                self.monitoring.restore_bootstrap(bkey, load(state, BootstrapState))
             for wid, summary in summaries.items():
                 self.monitoring.restore_emitted(
                     WindowKey.parse(wid, seconds_to_ns(s.window_seconds)),
@@ -771,8 +807,13 @@ class Worker:
                 self.metrics.add_orphan(orphan)
             reports = await self._reports() if result.summaries else {}
             for key, summary in result.summaries:
-                await self._emit_summary(key, summary, reports.get(key.id))
+                await self._emit_summary(key, summary, reports.get(key.id),
+                                         self.monitoring.new_references.pop(key.id, None))
                 self.views[("window", partition)][3][key.id] = summary.to_builtins()
+        for bkey, state in self.monitoring.take_bootstrap_changes():
+            ns, model, _ = bkey.split("|", 2)
+            partition = self._target(f"{ns}|{model}".encode())
+            self.views[("window", partition)][5][bkey] = state
         # Each flush blocks (retrying) while its sink is down: the batch is not acked and
         # consumption waits — backpressure. Run in a thread to keep heartbeats going.
         # What a sink refuses for good is dead-lettered before the batch's commit point.
@@ -818,11 +859,11 @@ class Worker:
         return paths
 
     async def _emit_summary(self, key: WindowKey, summary: WindowSummary,
-                            report: str | None = None) -> None:
+                            report: str | None = None, reference: Any = None) -> None:
         summary = self.redactor.summary(summary)  # a copy when it leaves out feature stats
         self.metrics.add_summary(summary, key.end)
         if self.mlflow is not None:
-            self.mlflow.add(summary, report)
+            self.mlflow.add(summary, report, reference)
         if self.es_sink is not None:
             self.es_sink.add_summary(key, summary)
         await self.windows_topic.send(key=key.id.encode(),
@@ -866,6 +907,16 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # debug call in Faust and aiokafka would build a log record (a third of the CPU).
     runner.spinner = None
     runner.execute_from_commandline()
+
+
+def _task_stacks() -> str:
+    """The stack of every asyncio task of the running loop, as text."""
+    import io
+
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=30, file=out)
+    return out.getvalue()
 
 
 def _record_ms(msg: Any) -> int:

@@ -8,7 +8,9 @@ tags ``environment=production``, ``model_name``, ``model_version``, ``namespace`
 ``number_of_drifted_columns``, ``latency_p50/p95/p99/mean/max`` and the rest of the
 summary (``production_<metric>`` for every performance metric, ``label_coverage``,
 ``label_delay_p50/p95/max``, requests, rows, errors, error_rate, unpaired_requests,
-prediction drift); artifact ``drift_report.html`` when a report path is given.
+prediction drift); artifact ``drift_report.html`` when a report path is given, and
+``reference.npz`` on the run of the first window compared with a bootstrap reference
+(`stream.drift.bootstrap`: the profile built from the model's own first traffic).
 Undefined (None) values are not logged. No params: MLflow params cannot change,
 and a revision must be able to change everything.
 
@@ -68,6 +70,7 @@ from stream.windows import WindowKey
 
 log = logging.getLogger("predlog.sinks.mlflow")
 REPORT_NAME = "drift_report.html"
+REFERENCE_NAME = "reference.npz"  # a bootstrap reference (`predlog reference` reads it)
 _PERF = ("accuracy", "f1_weighted", "precision_weighted", "recall_weighted", "f1_macro",
          "roc_auc", "log_loss", "mae", "rmse", "r2", "mape", "labels")
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
@@ -191,7 +194,7 @@ class MlflowSink:
             before_sleep=self._before_sleep)
         self._clock = clock
         self._lock = threading.Lock()
-        self._buffer: list[tuple[WindowSummary, str | None]] = []
+        self._buffer: list[tuple[WindowSummary, str | None, Any]] = []
         self._experiments: dict[str, str] = {}
         self._runs: dict[tuple[str, str], str] = {}
         self._rejected: list[tuple[WindowSummary, BaseException]] = []
@@ -202,12 +205,15 @@ class MlflowSink:
         if self.on_retry is not None and exc is not None:
             self.on_retry(exc)
 
-    def add(self, summary: WindowSummary, report_html_path: str | None = None) -> None:
-        """Buffer one window summary (and its Evidently HTML report file)."""
+    def add(self, summary: WindowSummary, report_html_path: str | None = None,
+            reference: Any = None) -> None:
+        """Buffer one window summary (and its Evidently HTML report file, and the reference
+        profile it was the first to be compared with: a bootstrap reference, logged as the
+        run's `REFERENCE_NAME` artifact)."""
         if not summary.model or not summary.window_end:
             raise ValueError("a window summary needs model and window_end")
         with self._lock:
-            self._buffer.append((summary, report_html_path))
+            self._buffer.append((summary, report_html_path, reference))
 
     def __len__(self) -> int:
         return len(self._buffer)
@@ -222,9 +228,9 @@ class MlflowSink:
         with self._lock:
             written = 0
             while self._buffer:
-                summary, report = self._buffer[0]
+                summary, report, reference = self._buffer[0]
                 try:
-                    self._retrying(self._write, summary, report)
+                    self._retrying(self._write, summary, report, reference)
                 except Exception as exc:
                     if not is_permanent(exc):
                         raise
@@ -269,7 +275,8 @@ class MlflowSink:
             [experiment_id], filter_string=f"tags.`predlog.window_id` = '{wid}'", max_results=1)
         return runs[0] if runs else None
 
-    def _write(self, summary: WindowSummary, report: str | None) -> None:
+    def _write(self, summary: WindowSummary, report: str | None, reference: Any = None
+               ) -> None:
         exp_id = self.experiment_id(f"{summary.model}-production-monitoring")
         wid = window_id(summary)
         revision = summary.revision
@@ -295,6 +302,11 @@ class MlflowSink:
                               tags=[RunTag(k, v) for k, v in tags.items()])
         if report:
             self._log_report(run_id, report)
+        if reference is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, REFERENCE_NAME)
+                Path(path).write_bytes(reference.to_bytes())
+                self.client.log_artifact(run_id, path)
         self.client.set_terminated(run_id, "FINISHED", end_time=_ms(summary.window_end))
 
     def _log_report(self, run_id: str, path: str) -> None:

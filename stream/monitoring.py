@@ -37,12 +37,14 @@ import numpy as np
 
 from stream.cbpe import CBPE
 from stream.decode.labels import Label
+from stream.drift.bootstrap import BootstrapReference
 from stream.drift.reference import ReferenceProfile
 from stream.drift.window import WindowDrift
 from stream.labels import JoinedLabel, LabelJoiner
 from stream.pairs import Pair
 from stream.performance import WindowPerformance, read_class
-from stream.summary import NUMBER_TYPES, TEXT_TYPES
+from stream.state import BootstrapState
+from stream.summary import NUMBER_TYPES, TEXT_TYPES, feature_names_for
 from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
@@ -203,8 +205,17 @@ class Monitoring:
     def __init__(self, models: Mapping[str, ModelConfig] | None = None, *,
                  label_horizon: float = 7 * 86400.0, drift_min_rows: int = 30,
                  drift_cap: int = 50_000, early_warning: str | None = "adwin",
-                 seed: int = 0, report_every: int = 0, revise_growth: float = 0.1) -> None:
+                 seed: int = 0, report_every: int = 0, revise_growth: float = 0.1,
+                 bootstrap_seconds: float = 86400.0, bootstrap_rows: int = 0) -> None:
         self.revise_growth = revise_growth
+        # A reference from a model's own first traffic, where none is configured
+        # (`stream.drift.bootstrap`; bootstrap_rows 0: none). Keyed "namespace|model|node".
+        self.bootstrap_seconds, self.bootstrap_rows = bootstrap_seconds, bootstrap_rows
+        self._bootstraps: dict[str, BootstrapReference] = {}
+        self._bootstrap_changed: set[str] = set()
+        # Bootstrap profiles to send with the summary of the first window compared with
+        # them (MLflow logs them as that run's artifact), by window id.
+        self.new_references: dict[str, ReferenceProfile] = {}
         if report_every < 0:
             raise ValueError("report_every must be >= 0")
         self.report_every = report_every  # keep the window frame of every n-th drift window
@@ -257,17 +268,62 @@ class Monitoring:
         """The drift, prediction drift, early-warning and performance parts of a summary."""
         out: dict[str, Any] = {}
         reference = self.config_for(key.model).reference
+        bootstrap = None
+        if reference is None and self.bootstrap_rows:
+            bootstrap, taken = self._bootstrap(key, pairs)
+            reference = None if taken else bootstrap.profile
         if reference is None:
-            out["drift"] = {"status": "no_reference"}
+            out["drift"] = ({"status": "bootstrapping", "reference_rows": bootstrap.rows}
+                            if bootstrap is not None else {"status": "no_reference"})
             out["prediction_drift"] = None
         else:
             out.update(self._drift(key, reference, pairs))
+            out["reference"] = {**reference.origin, "rows": reference.rows}
         predictions = sum(len(p.outputs or ()) for p in pairs if p.succeeded)
         out["performance"] = self._performance(key, predictions)
         estimated = self._estimated(key, pairs)
         if estimated is not None:
             out["performance"]["estimated"] = estimated
         return out
+
+    def _bootstrap(self, key: WindowKey, pairs: list[Pair]) -> tuple[BootstrapReference, bool]:
+        """The model node's bootstrap reference, offered this window first, and whether it
+        took the window in (then the window is not compared). A profile used for the first
+        time is announced in `new_references`."""
+        bkey = f"{key.namespace}|{key.model}|{key.node}"
+        b = self._bootstraps.get(bkey)
+        if b is None:
+            b = self._bootstraps[bkey] = BootstrapReference(self.bootstrap_seconds,
+                                                            self.bootstrap_rows)
+        if not b.complete:
+            names, rows, outputs = [], [], []
+            for p in pairs:
+                if not p.rows:
+                    continue
+                names.append(feature_names_for(p, len(p.rows[0]), None))
+                rows.append(p.rows)
+                outputs.append([prediction_value(o) for o in p.outputs]
+                               if p.succeeded and p.outputs else None)
+            taken = b.offer(key.start, key.end, names, rows, outputs)
+            self._bootstrap_changed.add(bkey)
+            if taken:
+                return b, True
+        if not b.announced:
+            b.announced = True
+            self.new_references[key.id] = b.profile
+            self._bootstrap_changed.add(bkey)
+        return b, False
+
+    def take_bootstrap_changes(self) -> list[tuple[str, BootstrapState]]:
+        """The bootstrap references changed since the last call, as ("namespace|model|node",
+        state): what a worker writes to its changelog."""
+        changed, self._bootstrap_changed = self._bootstrap_changed, set()
+        return [(k, self._bootstraps[k].state()) for k in sorted(changed)]
+
+    def restore_bootstrap(self, bkey: str, state: BootstrapState) -> None:
+        """A bootstrap reference recovered from a changelog (a worker's restart)."""
+        self._bootstraps[bkey] = BootstrapReference(self.bootstrap_seconds,
+                                                    self.bootstrap_rows, state)
 
     def _estimator(self, model: str) -> CBPE | None:
         reference = self.config_for(model).reference

@@ -166,9 +166,26 @@ class JoinedState(_Served, frozen=True, tag="joined/2"):
     label_source: str
 
 
+# --- stage 2: a reference from a model's own traffic (stream.drift.bootstrap) -----------
+
+class BootstrapState(_State, frozen=True, tag="bootstrap/2"):
+    """A bootstrap reference: the first window's start and the end of the last one taken
+    (int ns), whether it is complete and its profile was announced (sent to MLflow), its
+    rows as columns (`columns[name][i]`: row i's value of feature `name`, None where the
+    row had none) and the rows' prediction values."""
+
+    start: int
+    end: int
+    complete: bool
+    announced: bool
+    rows: int
+    columns: dict[str, list[Any]]
+    predictions: list[Any]
+
+
 KINDS: tuple[type[_State], ...] = (
     EntryState, RequestState, ResponseState, DoneState, PairState, OrphanMark, OrphanState,
-    PredictionState, LabelState, JoinedState)
+    PredictionState, LabelState, JoinedState, BootstrapState)
 _TAGS = {cls.__struct_config__.tag: cls for cls in KINDS}
 _TAG_OF = {cls: tag for tag, cls in _TAGS.items()}
 # Version 1: the untagged positional list of each kind (its fields, in order).

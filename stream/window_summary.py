@@ -52,6 +52,9 @@ class WindowSummary(msgspec.Struct, kw_only=True, frozen=True):
     drift: dict[str, Any] = msgspec.field(default_factory=lambda: {"status": "no_reference"})
     prediction_drift: dict[str, Any] | None = None
     early_warnings: dict[str, bool] | UnsetType = UNSET  # only with a reference
+    # The reference drift compared with ({"source": "file" | "mlflow" | "bootstrap", ...,
+    # "rows"}); only with one.
+    reference: dict[str, Any] | UnsetType = UNSET
     performance: dict[str, Any] = msgspec.field(default_factory=lambda: {"labels": 0})
     revision: int = 0
 

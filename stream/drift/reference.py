@@ -143,6 +143,10 @@ class ReferenceProfile:
     rows: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
     scores: ReferenceScores | None = None
+    # Where the profile came from, as window summaries name it ("reference"): {"source":
+    # "file"}, {"source": "mlflow", "run_id", "artifact"} or {"source": "bootstrap",
+    # "from", "to"} (stream.drift.bootstrap).
+    origin: dict[str, str] = field(default_factory=lambda: {"source": "file"})
 
     @classmethod
     def from_frame(
@@ -195,7 +199,8 @@ class ReferenceProfile:
 
     def to_bytes(self) -> bytes:
         arrays: dict[str, Any] = {}  # (np.savez_compressed's **kwds)
-        header: dict[str, Any] = {"format": FORMAT, "rows": self.rows, "skipped": self.skipped}
+        header: dict[str, Any] = {"format": FORMAT, "rows": self.rows, "skipped": self.skipped,
+                                  "origin": self.origin}
         for role, cols in (("features", list(self.features.values())),
                            ("prediction", [self.prediction]), ("target", [self.target])):
             metas: list[dict[str, Any] | None] = []
@@ -246,4 +251,4 @@ class ReferenceProfile:
                                          header["scores"]["probability_column"])
             return cls({c.name: c for c in feats}, col("prediction", 0, header["prediction"]),
                        col("target", 0, header["target"]), header["rows"], header["skipped"],
-                       scores)
+                       scores, header.get("origin") or {"source": "file"})

@@ -39,8 +39,9 @@ def _windows(out) -> dict[tuple, dict]:
 def _same(got: dict, expected: dict, fields=COUNTS) -> None:
     assert set(got) == set(expected)
     for key, exp in expected.items():
-        for field in fields:
-            assert got[key][field] == exp[field], (key, field, got[key][field], exp[field])
+        for field in fields:  # (a field absent from both, e.g. `reference`, is equal)
+            assert got[key].get(field) == exp.get(field), (key, field, got[key].get(field),
+                                                           exp.get(field))
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +228,41 @@ def test_live_workers_emit_what_the_in_process_replay_computes(stack, tmp_path):
         if s.get("revision", 0) >= got.get(key, {}).get("revision", -1):
             got[key] = s
     _same(got, expected, (*COUNTS, "orphan_responses"))
+
+
+def test_a_bootstrap_reference_survives_a_sigkill_and_equals_the_replays(stack, tmp_path):
+    """Issue 16 item 3: models without a reference get one from their first 10 minutes
+    (two windows); the third window is compared with it. The worker is SIGKILLed once the
+    bootstrap windows were emitted and the third ones are still open: restarted, it
+    compares them with the reference restored from its changelog, as replay does."""
+    bootstrap = {"PREDLOG_REFERENCE_BOOTSTRAP_SECONDS": "600"}
+    dep = Deployment(stack, window=300.0, ttl=30.0, lateness=10.0, extra_env=bootstrap)
+    dep.create_topics()
+    settings = load_settings(kafka_bootstrap=stack.kafka_bootstrap, window_seconds=300.0,
+                             pairing_ttl_seconds=30.0, allowed_lateness_seconds=10.0,
+                             topic_events=dep.topics["events"], topic_dlq=dep.topics["dlq"],
+                             reference_bootstrap_seconds=600.0)
+    replay_files([SAMPLE], settings, tmp_path)
+    expected = _windows(tmp_path)
+    compared = [k for k, s in expected.items() if s.get("reference", {}).get("source")
+                == "bootstrap"]
+    assert compared and any("dataset_drift" in expected[k]["drift"] for k in compared)
+    try:
+        proc, _ = dep.start_worker()
+        republish_files([SAMPLE], settings)
+        first = dep.windows(len(expected) - len(compared))  # the bootstrap windows
+        assert {s["drift"]["status"] for s in first} == {"bootstrapping"}
+        dep.caught_up("pairs")
+        dep.kill(proc)
+        dep.start_worker()
+        end = max(parse_rfc3339(k[3]) for k in expected) / 10**9 + 3600  # seconds
+        dep.produce(flush_records(end, PARTITIONS), partitions=True)
+        summaries = dep.windows(len(expected))
+    finally:
+        dep.stop()
+    got = {}
+    for s in summaries:
+        key = (s["namespace"], s["model"], s["node"], s["window_start"])
+        if s.get("revision", 0) >= got.get(key, {}).get("revision", -1):
+            got[key] = s
+    _same(got, expected, (*COUNTS, "drift", "prediction_drift", "reference"))

@@ -148,3 +148,28 @@ def test_no_other_module_reaches_into_faust_internals():
                  for p in sorted((root / folder).rglob("*.py"))
                  if p.name != "faust_adapter.py" and private.search(p.read_text())]
     assert offenders == []
+
+
+def test_waiting_for_acks_reads_the_consumers_wait_empty_flag() -> None:
+    """The watchdog's question, against the installed Faust consumer (building it connects
+    to nothing): true exactly while a method flagged as Faust flags `wait_empty` runs."""
+    import inspect
+
+    from faust.transport.consumer import CONSUMER_WAIT_EMPTY, Consumer
+    from mode import Service
+
+    from agents.faust_adapter import BulkApp, waiting_for_acks
+
+    app = BulkApp("watchdog-test", broker="kafka://127.0.0.1:1")
+    assert not waiting_for_acks(app)  # no consumer built yet
+    consumer = app.consumer
+    assert not waiting_for_acks(app)
+    seen = []
+
+    async def body(self) -> None:
+        seen.append(waiting_for_acks(app))
+
+    asyncio.run(Service.transitions_to(CONSUMER_WAIT_EMPTY)(body)(consumer))
+    assert seen == [True] and not waiting_for_acks(app)
+    # and that is the flag Faust's own wait_empty carries
+    assert "transitions_to(CONSUMER_WAIT_EMPTY)" in inspect.getsource(Consumer)

@@ -146,4 +146,8 @@ def test_cli_build_from_mlflow_artifact(tmp_path):
         "build", "--mlflow-run", run.info.run_id, "--artifact", "data/train.parquet",
         "--tracking-uri", uri, "--out", str(out), "--prediction", "pred"])
     assert result.exit_code == 0, result.output
-    assert load_reference(out).prediction.name == "pred"
+    profile = load_reference(out)
+    assert profile.prediction.name == "pred"
+    # window summaries compared with it name it: {"source": "mlflow", ...}
+    assert profile.origin == {"source": "mlflow", "run_id": run.info.run_id,
+                              "artifact": "data/train.parquet"}

@@ -86,11 +86,11 @@ def test_replay_dead_letters_a_window_mlflow_refuses(tmp_path, monkeypatch):
 
     write, calls = MlflowSink._write, []
 
-    def refuse_the_first(self, summary, report):
+    def refuse_the_first(self, summary, report, reference=None):
         calls.append(summary)
         if len(calls) == 1:
             raise MlflowException("refused", error_code=INVALID_PARAMETER_VALUE)
-        return write(self, summary, report)
+        return write(self, summary, report, reference)
 
     monkeypatch.setattr(MlflowSink, "_write", refuse_the_first)
     out = tmp_path / "out"

@@ -17,6 +17,7 @@ from stream.labels import LabelJoiner
 from stream.pairing import RequestPairer
 from stream.pairs import OrphanResponse, Pair, decode_outcomes, encode_outcome, encode_records
 from stream.state import (
+    BootstrapState,
     DoneState,
     JoinedState,
     PairState,
@@ -146,9 +147,13 @@ def test_every_record_round_trips_through_json():
     for cls in KINDS:
         fields = cls.__struct_fields__
         values = {f: (7 if f in ("time", "row", "request_time", "anchor", "response_time",
-                                "label_time") else
+                                "label_time", "start", "end") else
+                      {"a": [1.5, None, "x"]} if f == "columns" else
+                      [0.25, None, "y"] if f == "predictions" else
+                      True if f in ("complete", "announced") else
                       ("a", "b") if f.endswith("_names") else
                       True if f in ("entry", "labelled", "joined") else
+                      3 if cls is BootstrapState and f == "rows" else
                       [[1.5, 2**53 + 1]] if f in ("rows", "outputs", "output") else "x")
                   for f in fields}
         value = cls(**values)
