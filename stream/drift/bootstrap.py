@@ -8,10 +8,12 @@ row (missing for a failed request or an output count that does not match the row
 
 It takes the windows that start before the first one's start + `seconds`, up to
 `max_rows` rows (the first ones, in that order), and is *complete* once it holds
-`max_rows` rows or a later window is offered. From then on `profile` is the model's
-reference: `ReferenceProfile.from_frame` of the rows, each column's kind inferred
-(`stream.drift.reference.infer_kind`), a prediction column (`prediction`) when any row
-has one, and `origin` naming the bootstrap and its time range.
+`max_rows` rows or a later window is offered (windows without a row do not count: a
+model whose first `seconds` logged no input row starts over from its next window).
+From then on `profile` is the model's reference: `ReferenceProfile.from_frame` of the
+rows, each column's kind inferred (`stream.drift.reference.infer_kind`), a prediction
+column (`prediction`) when any row has one, and `origin` naming the bootstrap and its
+time range.
 
 Windows taken in report drift status `bootstrapping` (they are the reference); the window
 whose start completes it is the first one compared. `state()` is the typed record
@@ -85,8 +87,8 @@ class BootstrapReference:
         Returns True when the window went into the reference (it is then not compared)."""
         if self.complete:
             return False
-        if self.start is None:
-            self.start = start
+        if self.start is None or (self.rows == 0 and start >= self.start + self.span):
+            self.start = start  # the first window (again, while none had a row)
         elif start >= self.start + self.span:
             self.complete = True
             return False

@@ -181,3 +181,13 @@ def test_replay_logs_the_bootstrap_profile_to_the_first_compared_windows_mlflow_
         path = client.download_artifacts(run.info.run_id, "reference.npz", str(tmp_path))
         profile = load_reference(path)
         assert {**profile.origin, "rows": profile.rows} == s["reference"]
+
+
+def test_a_time_span_without_a_row_starts_over_instead_of_completing_empty():
+    """A profile needs rows: failed requests without input rows make no reference."""
+    b = BootstrapReference(seconds=W, max_rows=100)
+    assert b.offer(0, W * NS, [], [], [])
+    assert b.offer(5 * W * NS, 6 * W * NS, [("x",)], [[[1.0]]], [[0.5]])  # starts over
+    assert not b.complete and b.start == 5 * W * NS
+    assert not b.offer(6 * W * NS, 7 * W * NS, [], [], [])
+    assert b.complete and b.profile.rows == 1
