@@ -217,17 +217,10 @@ def test_live_workers_emit_what_the_in_process_replay_computes(stack, tmp_path):
     try:
         dep.start_worker()
         republish_files([SAMPLE], settings)
-        end = max(parse_rfc3339(k[3]) for k in expected) / 10**9 + 3600  # seconds
-        dep.produce(flush_records(end, PARTITIONS), partitions=True)
-        summaries = dep.windows(len(expected))
+        summaries = _end_input(dep, expected)
     finally:
         dep.stop()
-    got = {}
-    for s in summaries:  # the last emission of each window (revisions add labels)
-        key = (s["namespace"], s["model"], s["node"], s["window_start"])
-        if s.get("revision", 0) >= got.get(key, {}).get("revision", -1):
-            got[key] = s
-    _same(got, expected, (*COUNTS, "orphan_responses"))
+    _same(_newest(summaries), expected, (*COUNTS, "orphan_responses"))
 
 
 def test_a_bootstrap_reference_survives_a_sigkill_and_equals_the_replays(stack, tmp_path):
@@ -255,14 +248,25 @@ def test_a_bootstrap_reference_survives_a_sigkill_and_equals_the_replays(stack, 
         dep.caught_up("pairs")
         dep.kill(proc)
         dep.start_worker()
-        end = max(parse_rfc3339(k[3]) for k in expected) / 10**9 + 3600  # seconds
-        dep.produce(flush_records(end, PARTITIONS), partitions=True)
-        summaries = dep.windows(len(expected))
+        summaries = _end_input(dep, expected)
     finally:
         dep.stop()
-    got = {}
+    _same(_newest(summaries), expected, (*COUNTS, "drift", "prediction_drift", "reference"))
+
+
+def _end_input(dep: Deployment, expected: dict) -> list[dict]:
+    """Send a record an hour past the last window to every partition (the end of input, as
+    a stream tells it) and read the windows the workers emit."""
+    end = max(parse_rfc3339(k[3]) for k in expected) / 10**9 + 3600  # seconds
+    dep.produce(flush_records(end, PARTITIONS), partitions=True)
+    return dep.windows(len(expected))
+
+
+def _newest(summaries: list[dict]) -> dict[tuple, dict]:
+    """The last emission of each window (revisions add labels)."""
+    got: dict[tuple, dict] = {}
     for s in summaries:
         key = (s["namespace"], s["model"], s["node"], s["window_start"])
         if s.get("revision", 0) >= got.get(key, {}).get("revision", -1):
             got[key] = s
-    _same(got, expected, (*COUNTS, "drift", "prediction_drift", "reference"))
+    return got
