@@ -14,6 +14,8 @@ different installed version fails that test until this module was checked agains
    (`memory_store_dict`, `aiokafka_producer`).
 4. The worker's watchdog asks whether the consumer is waiting, in a rebalance, for
    records to be acked (`waiting_for_acks`).
+5. A rebalance recovers every table partition from the start of its changelog
+   (`recover_from_the_start`), also one the worker keeps.
 
 ## 1. Whole fetches
 Records of the worker's input topics, handed over a fetch at a time instead of one by one.
@@ -359,3 +361,19 @@ def waiting_for_acks(app: faust.App) -> bool:
 
     consumer = getattr(app, "_consumer", None)  # not created yet: not waiting
     return consumer is not None and CONSUMER_WAIT_EMPTY in consumer.diag.flags
+
+
+def recover_from_the_start(app: faust.App) -> None:
+    """Make the next recovery read every table changelog partition from its start.
+
+    aiokafka's rebalances are eager: a worker is first told that *all* its partitions are
+    revoked, and the worker clears its local state of all of them (it cannot tell yet
+    which it gets back, and that state may hold changes of batches never acked). Faust's
+    recovery keeps, for a partition it is given back, the changelog offset it had read to
+    in its last recovery and reads on from there only: every key written before that
+    offset would be gone. Forgetting those offsets makes it read the whole (compacted)
+    changelog, as for a partition new to the worker.
+    """
+    recovery = app.tables.recovery
+    recovery.active_offsets.clear()
+    recovery.standby_offsets.clear()

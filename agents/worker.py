@@ -46,6 +46,7 @@ from agents.faust_adapter import (
     BulkInput,
     SeekFirstTableManager,
     aiokafka_producer,
+    recover_from_the_start,
     waiting_for_acks,
 )
 from agents.kafka_auth import faust_credentials
@@ -251,6 +252,9 @@ class Worker:
 
     # -- rebalancing -----------------------------------------------------------------------------
     async def _on_revoked(self, app, revoked, **kwargs) -> None:
+        # Local state of every revoked partition is cleared below; the ones given back
+        # must then be recovered from their whole changelog (agents.faust_adapter).
+        recover_from_the_start(self.app)
         kinds = {self.settings.topic_events: "pair", self.settings.topic_pairs: "window"}
         for kind in ("pair", "window"):
             gone = {tp.partition for tp in revoked if kinds.get(tp.topic) == kind}

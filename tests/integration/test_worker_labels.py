@@ -223,6 +223,11 @@ def test_labels_and_feedback_join_revise_and_match_sklearn(stack, deployment):
     # the partitions paused, and dropped (agents.faust_adapter.BulkConsumer._give_back).
     "first_join",
     "phase_a",
+    # ... and before phase B a second worker joins: the restarted worker is given back some
+    # of its partitions, whose state must then come from their whole changelog, not only
+    # from what was written after its restart's recovery (agents.faust_adapter
+    # `recover_from_the_start`; found by bench/chaos.py).
+    "phase_a_then_rebalance",
 ])
 def test_sigkill_while_labels_join_loses_no_waiting_prediction(stack, deployment, kill_after):
     """The worker is killed while phase-A labels are joining (its label state mid-commit)
@@ -240,12 +245,12 @@ def test_sigkill_while_labels_join_loses_no_waiting_prediction(stack, deployment
         deployment.produce(stream.feedback_a)
         # Killed while the rest of phase A is joining, or once it all joined (and was
         # committed, after the commit interval).
-        want = 1 if kill_after == "first_join" else len(stream.truth_a)
+        want = 1 if kill_after == "first_join" else len(stream.truth_a)  # (all of phase A)
         deadline = time.monotonic() + 60
         while _sum(_metrics(port), *joined_metric[:1], model_name=ls.MODEL) < want:
             assert time.monotonic() < deadline, f"fewer than {want} labels joined in 60 s"
             time.sleep(0.05)
-        if kill_after == "phase_a":
+        if kill_after != "first_join":
             time.sleep(3)
         deployment.kill(proc)
         # The restarted worker joins the group once the killed one's session expired.
@@ -256,6 +261,10 @@ def test_sigkill_while_labels_join_loses_no_waiting_prediction(stack, deployment
             lambda got: {(_window_index(s), s["revision"]) for s in got} >= {(0, 0), (1, 0)},
             240, "revision 0 of both windows",
             diagnose=lambda: httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        if kill_after == "phase_a_then_rebalance":
+            deployment.caught_up("pairs")  # revision 0's state is in the changelogs
+            deployment.start_worker()
+            time.sleep(5)
         deployment.produce_labels(stream.topic_b)
         deployment.produce(stream.feedback_b)
         truths = stream.truth_a + stream.truth_b

@@ -173,3 +173,23 @@ def test_waiting_for_acks_reads_the_consumers_wait_empty_flag() -> None:
     assert seen == [True] and not waiting_for_acks(app)
     # and that is the flag Faust's own wait_empty carries
     assert "transitions_to(CONSUMER_WAIT_EMPTY)" in inspect.getsource(Consumer)
+
+
+def test_recover_from_the_start_forgets_the_offsets_a_kept_partition_would_resume_from():
+    """After it, Faust's recovery of a partition the worker keeps through a rebalance starts
+    at the changelog's beginning (`_add` sets None; `_build_offsets` then takes earliest)."""
+    from faust.types import TP
+
+    from agents.faust_adapter import BulkApp, SeekFirstTableManager, recover_from_the_start
+
+    app = BulkApp("recovery-test", broker="kafka://127.0.0.1:1",
+                  TableManager=SeekFirstTableManager)
+    table = app.Table("t", default=None, partitions=2)
+    recovery = app.tables.recovery
+    tp = TP(table.changelog_topic.get_topic_name(), 1)
+    recovery.active_offsets[tp] = 41  # read to 41 by the last recovery
+    recovery.standby_offsets[tp] = 7
+    recover_from_the_start(app)
+    assert not recovery.active_offsets and not recovery.standby_offsets
+    recovery._add(table, tp, recovery.active_offsets)  # what on_rebalance does next
+    assert recovery.active_offsets[tp] is None  # -> the earliest offset
