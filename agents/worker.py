@@ -816,8 +816,9 @@ class Worker:
                 self.views[("window", partition)][3][key.id] = summary.to_builtins()
         for bkey, state in self.monitoring.take_bootstrap_changes():
             ns, model, _ = bkey.split("|", 2)
-            partition = self._target(f"{ns}|{model}".encode())
-            self.views[("window", partition)][5][bkey] = state
+            views = self.views.get(("window", self._target(f"{ns}|{model}".encode())))
+            if views is not None:  # (the model's partition, where its window just closed)
+                views[5][bkey] = state
         # Each flush blocks (retrying) while its sink is down: the batch is not acked and
         # consumption waits — backpressure. Run in a thread to keep heartbeats going.
         # What a sink refuses for good is dead-lettered before the batch's commit point.
