@@ -16,7 +16,9 @@ takes the watermark; nothing here reads a clock.
   pairs count at the deployment level, so one puid is never counted twice.
 - Model version: the one the event carried (OIP `model_version`, an image tag),
   else the last one a response of the same node carried, else the predictor, so a
-  failed response without metadata lands in the same series as the answered ones.
+  failed response without metadata lands in the same series as the answered ones. That
+  memory is state too (a `VersionState` per node, written when the version changes,
+  never expired): a restarted worker resolves versions as the one before it did.
 """
 
 from __future__ import annotations
@@ -27,10 +29,18 @@ from typing import Any
 
 from stream.events import EventKind, ModelRef, PredictionEvent
 from stream.pairs import NO_RESPONSE, OrphanResponse, Pair
-from stream.state import DoneState, EntryState, RequestState, ResponseState, upgrade
+from stream.state import (
+    DoneState,
+    EntryState,
+    RequestState,
+    ResponseState,
+    VersionState,
+    upgrade,
+)
 
 Outcome = Pair | OrphanResponse
-KINDS = {"entry": EntryState, "req": RequestState, "resp": ResponseState, "done": DoneState}
+KINDS = {"entry": EntryState, "req": RequestState, "resp": ResponseState, "done": DoneState,
+         "ver": VersionState}
 
 
 class RequestPairer:
@@ -64,12 +74,18 @@ class RequestPairer:
     def rebuild_index(self) -> None:
         """Re-derive the expiry index from the store (after a restart or a rebalance)."""
         self._deadlines = []
+        self._versions = {}
         upgrade(self._store, lambda key: KINDS.get(key.partition("|")[0]))
         for key, state in self._store.items():
-            heapq.heappush(self._deadlines, (state.time + self.ttl, key))
+            if isinstance(state, VersionState):
+                self._versions[(state.namespace, state.model, state.node)] = state.version
+            else:
+                heapq.heappush(self._deadlines, (state.time + self.ttl, key))
 
     def __len__(self) -> int:
-        return len(self._store)
+        """Pending entries (requests, responses, entry and done markers); not the version
+        memory."""
+        return len(self._store) - len(self._versions)
 
     @staticmethod
     def _base(m: ModelRef, request_id: str) -> str:
@@ -110,7 +126,7 @@ class RequestPairer:
             response = ResponseState(event.event_time, m.version, event.output_names,
                                      event.outputs, event.error_type, event.error)
             if m.version:
-                self._versions[(m.namespace, m.model, m.node)] = m.version
+                self._remember(m, m.version)
             waiting = store.get(req_key)
             if waiting is None:
                 self._put(resp_key, response)
@@ -118,6 +134,12 @@ class RequestPairer:
             del store[req_key]
             return [self._pair(node_key, waiting, response)]
         return []
+
+    def _remember(self, m: ModelRef, version: str) -> None:
+        node = (m.namespace, m.model, m.node)
+        if self._versions.get(node) != version:  # a store write only when it changes
+            self._versions[node] = version
+            self._store["ver|" + "|".join(node)] = VersionState(*node, version)
 
     def _pair(self, node_key: str, request: RequestState, response: ResponseState) -> Pair:
         self._put(f"done|{node_key}", DoneState(response.time))

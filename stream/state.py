@@ -84,6 +84,16 @@ class DoneState(_State, frozen=True, tag="done/2"):
     time: int
 
 
+class VersionState(_State, frozen=True, tag="version/2"):
+    """The model version a response of this graph node last carried: what a later response
+    without one (a failure without metadata) inherits. Never expires."""
+
+    namespace: str
+    model: str
+    node: str
+    version: str
+
+
 # --- stage 2: windows (stream.windows) and the predlog.pairs items -----------------------
 
 class _Served(_State, frozen=True):
@@ -184,8 +194,8 @@ class BootstrapState(_State, frozen=True, tag="bootstrap/2"):
 
 
 KINDS: tuple[type[_State], ...] = (
-    EntryState, RequestState, ResponseState, DoneState, PairState, OrphanMark, OrphanState,
-    PredictionState, LabelState, JoinedState, BootstrapState)
+    EntryState, RequestState, ResponseState, DoneState, VersionState, PairState, OrphanMark,
+    OrphanState, PredictionState, LabelState, JoinedState, BootstrapState)
 _TAGS = {cls.__struct_config__.tag: cls for cls in KINDS}
 _TAG_OF = {cls: tag for tag, cls in _TAGS.items()}
 # Version 1: the untagged positional list of each kind (its fields, in order).

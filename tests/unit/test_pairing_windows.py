@@ -107,6 +107,37 @@ def test_pairer_state_survives_a_restart_through_its_store():
     assert pair.latency_ns == ns(0.2)
 
 
+def test_a_restarted_pairer_remembers_the_version_a_failed_response_inherits():
+    """A failed response without a version takes the node's last logged one, also after a
+    restart from the store (the chaos run that found it: a restarted worker filed such
+    failures under the predictor's name, a window replay did not have)."""
+    def versioned(rid, t, version, error=None):
+        return PredictionEvent(EventKind.RESPONSE, rid, ModelRef("iris", "ns", "clf", "p",
+                                                                 version), ns(t),
+                               outputs=None if error else [[1]], error_type=error)
+
+    store: dict = {}
+    p = RequestPairer(ttl=ns(10), store=store)
+    p.update(req("a", 0.0))
+    [ok] = p.update(versioned("a", 0.1, "v7"))
+    p.update(versioned("b", 1.0, "v7"))  # the same version again: no new store write
+    assert ok.model.version == "v7" and len(p) == 3  # entry, done, resp; not the memory
+    assert [k for k in store if k.startswith("ver|")] == ["ver|ns|iris|clf"]
+
+    restarted = RequestPairer(ttl=ns(10), store=dict(store))
+    restarted.update(req("c", 2.0))
+    [failed] = restarted.update(versioned("c", 2.1, "", error="server_error"))
+    assert failed.model.version == "v7"
+    [orphan] = [o for o in restarted.expire(float("inf")) if isinstance(o, OrphanResponse)]
+    assert orphan.request_id == "b" and orphan.model.version == "v7"
+    assert not restarted._deadlines and len(restarted) == 0
+    forgetful = RequestPairer(ttl=ns(10), store={k: v for k, v in store.items()
+                                                 if not k.startswith("ver|")})
+    forgetful.update(req("c", 2.0))
+    [failed] = forgetful.update(versioned("c", 2.1, "", error="server_error"))
+    assert failed.model.version == ""  # the predictor (none here): what a restart did before
+
+
 def _pipeline_summaries(events, stores=None, window=60.0):
     pipe = Pipeline(window_seconds=window, lateness=5, pairing_ttl=10, stores=stores,
                     idle_timeout=1e9)
