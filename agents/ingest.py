@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import signal
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
@@ -25,7 +28,7 @@ from agents.kafka_auth import aiokafka_kwargs
 from agents.settings import Settings, make_redactor
 from stream.deadletters import dead_letter_headers
 from stream.decode.ingest import http_to_kafka
-from stream.events import DeadLetter, SourceCoords
+from stream.events import DeadLetter, EventKind, SourceCoords
 
 log = logging.getLogger("predlog.ingest")
 
@@ -49,78 +52,102 @@ class IngestMetrics:
         )
 
 
-PRODUCER = web.AppKey("producer", AIOKafkaProducer)
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", IngestMetrics)
+class Gateway:
+    """The request handler of aiohttp's low-level server: POST (any path) takes one logged
+    event; GET /healthz, /readyz and /metrics. Without aiohttp's `Application` (router,
+    middlewares, signals) a request costs less than half the server CPU it did, and the
+    server's own work was most of the time left once the SDK stopped parsing bodies twice
+    (`bench/ingest_bench.py`, README)."""
 
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer,
+                 metrics: IngestMetrics) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.metrics = metrics
+        self.redactor = make_redactor(settings)
+        self._accepted = {k.value: metrics.accepted.labels(k.value) for k in EventKind}
+        self._gets = {"/healthz": self.healthz, "/readyz": self.readyz,
+                      "/metrics": self.metrics_page}
 
-def _authorized(request: web.Request, settings: Settings) -> bool:
-    if settings.ingest_token is None:
-        return True
-    expected = f"Bearer {settings.ingest_token.get_secret_value()}".encode()
-    given = request.headers.get("Authorization", "").encode()
-    return hmac.compare_digest(given, expected)
+    def make_request(self, message: Any, payload: Any, protocol: Any, writer: Any,
+                     task: Any) -> web.BaseRequest:
+        """aiohttp's `request_factory`: its request, with the body limit of the settings
+        (`read()` refuses a longer body, chunked ones included, with 413)."""
+        return web.BaseRequest(message, payload, protocol, writer, task,
+                               asyncio.get_running_loop(),
+                               client_max_size=self.settings.ingest_max_body_bytes)
 
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "POST":
+            return await self.receive(request)
+        if request.method in ("GET", "HEAD"):
+            page = self._gets.get(request.path)
+            if page is not None:
+                return await page()
+            return _json({"error": "not found"}, 404)
+        return _json({"error": "method not allowed"}, 405, {"Allow": "GET, HEAD, POST"})
 
-async def _dead_letter(app: web.Application, dl: DeadLetter) -> None:
-    settings = app[SETTINGS]
-    dl = make_redactor(settings).dead_letter(dl)
-    await app[PRODUCER].send_and_wait(
-        settings.topic_dlq, value=dl.raw, headers=dead_letter_headers(dl)
-    )
-    app[METRICS].rejected.labels(dl.reason).inc()
+    def _authorized(self, request: web.BaseRequest) -> bool:
+        token = self.settings.ingest_token
+        if token is None:
+            return True
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        given = request.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(given, expected)
 
+    async def _dead_letter(self, dl: DeadLetter) -> None:
+        dl = self.redactor.dead_letter(dl)
+        await self.producer.send_and_wait(self.settings.topic_dlq, value=dl.raw,
+                                          headers=dead_letter_headers(dl))
+        self.metrics.rejected.labels(dl.reason).inc()
 
-async def receive(request: web.Request) -> web.Response:
-    app = request.app
-    settings = app[SETTINGS]
-    if not _authorized(request, settings):
-        app[METRICS].rejected.labels("unauthorized").inc()
-        return web.json_response({"error": "unauthorized"}, status=401,
-                                 headers={"WWW-Authenticate": "Bearer"})
-    headers = dict(request.headers)
-    length = request.content_length
-    if length is not None and length > settings.ingest_max_body_bytes:
-        await _dead_letter(app, DeadLetter(
-            "payload_too_large", f"{length} bytes > limit {settings.ingest_max_body_bytes}",
-            b"", {k.lower(): v for k, v in headers.items()},
+    async def _too_large(self, request: web.BaseRequest, detail: str) -> web.Response:
+        await self._dead_letter(DeadLetter(
+            "payload_too_large", detail, b"",
+            {k.lower(): v for k, v in request.headers.items()},
             SourceCoords(kind="http", path=request.path)))
-        return web.json_response({"error": "payload_too_large"}, status=413)
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        await _dead_letter(app, DeadLetter(
-            "payload_too_large", f"body over limit {settings.ingest_max_body_bytes}", b"",
-            {k.lower(): v for k, v in headers.items()},
-            SourceCoords(kind="http", path=request.path)))
-        return web.json_response({"error": "payload_too_large"}, status=413)
-    result = http_to_kafka(headers, body, request.path)
-    if isinstance(result, DeadLetter):
-        await _dead_letter(app, result)
-        return web.json_response({"error": result.reason, "detail": result.detail}, status=400)
-    await app[PRODUCER].send_and_wait(
-        settings.topic_events, key=result.key, value=result.value, headers=result.headers
-    )
-    app[METRICS].accepted.labels(result.event.kind.value).inc()
-    return web.json_response({"accepted": result.event.request_id}, status=202)
+        return _json({"error": "payload_too_large"}, 413)
+
+    async def receive(self, request: web.BaseRequest) -> web.Response:
+        if not self._authorized(request):
+            self.metrics.rejected.labels("unauthorized").inc()
+            return _json({"error": "unauthorized"}, 401, {"WWW-Authenticate": "Bearer"})
+        limit = self.settings.ingest_max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            return await self._too_large(request, f"{length} bytes > limit {limit}")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return await self._too_large(request, f"body over limit {limit}")
+        result = http_to_kafka(dict(request.headers), body, request.path)
+        if isinstance(result, DeadLetter):
+            await self._dead_letter(result)
+            return _json({"error": result.reason, "detail": result.detail}, 400)
+        await self.producer.send_and_wait(self.settings.topic_events, key=result.key,
+                                          value=result.value, headers=result.headers)
+        self._accepted[result.event.kind.value].inc()
+        return _json({"accepted": result.event.request_id}, 202)
+
+    async def healthz(self) -> web.Response:
+        return _json({"status": "ok"}, 200)
+
+    async def readyz(self) -> web.Response:
+        try:
+            await asyncio.wait_for(self.producer.client.fetch_all_metadata(), timeout=2.0)
+        except Exception as exc:  # not ready: the broker does not answer
+            return _json({"status": "not ready", "error": str(exc)}, 503)
+        return _json({"status": "ready"}, 200)
+
+    async def metrics_page(self) -> web.Response:
+        return web.Response(body=generate_latest(self.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    producer = request.app[PRODUCER]
-    try:
-        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=2.0)
-    except Exception as exc:  # not ready: the broker does not answer
-        return web.json_response({"status": "not ready", "error": str(exc)}, status=503)
-    return web.json_response({"status": "ready"})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+def _json(value: dict[str, str], status: int, headers: dict[str, str] | None = None
+          ) -> web.Response:
+    return web.Response(body=orjson.dumps(value), status=status, headers=headers,
+                        content_type="application/json")
 
 
 async def _start_with_retries(producer: AIOKafkaProducer, bootstrap: str) -> None:
@@ -136,45 +163,54 @@ async def _start_with_retries(producer: AIOKafkaProducer, bootstrap: str) -> Non
             await producer.start()
 
 
-def make_app(settings: Settings) -> web.Application:
-    # aiohttp refuses bodies over client_max_size with 413 while reading.
-    app = web.Application(client_max_size=settings.ingest_max_body_bytes)
-    app[SETTINGS] = settings
-    app[METRICS] = IngestMetrics.create()
-
-    async def producer_ctx(app: web.Application):
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            max_request_size=max(settings.ingest_max_body_bytes + 65536, 1048576),
-            **aiokafka_kwargs(settings),
-        )
-        await _start_with_retries(producer, settings.kafka_bootstrap)
-        app[PRODUCER] = producer
-        yield
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set; then refuse new connections, let the requests in flight
+    finish (up to 30 s) and flush the producer."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=max(settings.ingest_max_body_bytes + 65536, 1048576),
+        **aiokafka_kwargs(settings),
+    )
+    await _start_with_retries(producer, settings.kafka_bootstrap)
+    try:
+        gateway = Gateway(settings, producer, IngestMetrics.create())
+        # One access-log line per logged event is a log line per prediction: off unless
+        # asked.
+        access_log = logging.getLogger("aiohttp.access") if settings.ingest_access_log else None
+        server = web.Server(gateway.handle, request_factory=gateway.make_request,
+                            access_log=access_log)
+        runner = web.ServerRunner(server, shutdown_timeout=30.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, settings.ingest_host, settings.ingest_port).start()
+            log.info("serving on http://%s:%s", settings.ingest_host, settings.ingest_port)
+            await stop.wait()
+            log.info("stopping: finishing the requests in flight")
+        finally:
+            await runner.cleanup()
+    finally:
         await producer.stop()  # flushes what is in flight (graceful shutdown)
-
-    app.cleanup_ctx.append(producer_ctx)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_post("/{tail:.*}", receive)
-    return app
 
 
 def run_ingest(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests finish, then the producer flushes."""
-    if settings.event_loop == "uvloop":  # as the worker: less CPU per request than asyncio's
-        import uvloop
 
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    # One access-log line per logged event is a log line per prediction: off unless asked.
-    access_log = logging.getLogger("aiohttp.access") if settings.ingest_access_log else None
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
     try:
-        web.run_app(make_app(settings), host=settings.ingest_host, port=settings.ingest_port,
-                    shutdown_timeout=30.0, print=lambda msg: log.info(msg),
-                    access_log=access_log)
+        if settings.event_loop == "uvloop":  # as the worker: less CPU per request
+            import uvloop
+
+            uvloop.run(main())
+        else:
+            asyncio.run(main())
     except KafkaConnectionError as exc:
         msg = f"predlog ingest: Kafka {settings.kafka_bootstrap} unreachable: {exc}"
         raise SystemExit(msg) from None

@@ -39,7 +39,8 @@ def ingest(stack):
     assert proc.wait(timeout=30) == 0, proc.stdout.read().decode()[-2000:]
 
 
-def _consume(bootstrap, topic, n, timeout=30):
+def _consume(bootstrap, topic, n, timeout=30, until=None):
+    """The topic's first `n` records, or all read until one satisfies `until`."""
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              group_id=f"it-{uuid.uuid4().hex[:8]}", consumer_timeout_ms=2000)
     got, deadline = [], time.monotonic() + timeout
@@ -47,6 +48,8 @@ def _consume(bootstrap, topic, n, timeout=30):
         while len(got) < n and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=1000).values():
                 got.extend(batch)
+            if until is not None and any(until(rec) for rec in got):
+                break
     finally:
         consumer.close()
     return got
@@ -137,6 +140,34 @@ def test_oversized_body_is_413_and_dead_lettered(ingest):
     reasons = [dict(rec.headers)["predlog-dlq-reason"] for rec in
                _consume(bootstrap, topics["dlq"], 4)]
     assert b"payload_too_large" in reasons
+
+
+def test_oversized_chunked_body_without_a_length_is_413(ingest):
+    """No Content-Length to check up front: the limit holds while the body is read."""
+    url, topics, bootstrap, _ = ingest
+
+    def chunks():
+        for _ in range(30):
+            yield b"x" * 1000
+
+    r = httpx.post(url, headers=_seldon_headers("inference.request", "chunked"),
+                   content=chunks(), timeout=10)
+    assert r.status_code == 413, r.text
+
+    def chunked_too_large(rec):
+        h = dict(rec.headers)
+        return (h.get("predlog-dlq-reason") == b"payload_too_large"
+                and b"body over limit" in h.get("predlog-dlq-detail", b""))
+
+    records = _consume(bootstrap, topics["dlq"], 1000, until=chunked_too_large)
+    assert any(chunked_too_large(rec) for rec in records), [dict(r.headers) for r in records]
+
+
+def test_other_paths_and_methods(ingest):
+    url, *_ = ingest
+    assert httpx.get(f"{url}/nope", timeout=5).status_code == 404
+    r = httpx.put(f"{url}/healthz", timeout=5)
+    assert r.status_code == 405 and "POST" in r.headers["allow"]
 
 
 def test_health_ready_and_metrics(ingest):
