@@ -41,6 +41,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agents.checkpoint import Checkpoints
 from agents.faust_adapter import (
     BulkApp,
     BulkInput,
@@ -84,9 +85,7 @@ from stream.window_summary import WindowSummary
 from stream.windows import WindowKey, window_key
 
 log = logging.getLogger("predlog.worker")
-FLUSH_TIMEOUT_SECONDS = 120.0
 DUMPS = orjson.OPT_SORT_KEYS
-OFFSET_KEY = "offset"  # in a stage's marks: the last input offset its changelog holds
 
 
 def _window_ids(labels: Any, summaries: Any) -> set[str]:
@@ -124,20 +123,16 @@ class Worker:
         self.window_watermarks: dict[int, Watermark] = {}
         self.model_partition: dict[tuple[str, str, str, str], int] = {}
         self.views: dict[tuple[str, int], tuple[TableView, ...]] = {}
-        # Per stage kind and input partition: the last input offset whose state changes
-        # reached the changelog (recovered with the state). Records up to it are already
-        # in the recovered state and are skipped when read again (`_finish_commit`).
-        self.processed: dict[tuple[str, int], int] = {}
-        self.offset_views: dict[tuple[str, int], TableView] = {}
-        # Per stage kind: the offsets of its last commit, written by the next (`_marks_of`).
-        self.unsent_marks: dict[str, dict[int, int]] = {}
+        # When each stage's outputs, state and input offsets advance (agents.checkpoint).
+        self.checkpoints = Checkpoints(flush=lambda: self.app.producer.flush(),
+                                       producer=lambda: aiokafka_producer(self.app),
+                                       views=self._views_of, crash=lambda e: self.app.crash(e))
         native.set_enabled(settings.native)
         self.monitoring = make_monitoring(settings)
         self.redactor = make_redactor(settings)  # what leaves for the dead-letter topic
         # A batch and a timer tick never interleave on one stage: a commit point must
         # write to the changelog only state whose outputs were already delivered.
         self.pair_lock = asyncio.Lock()
-        self._commits: dict[str, asyncio.Future] = {}  # the last commit of each stage kind
         self.window_lock = asyncio.Lock()
         self.joiners: dict[int, LabelJoiner] = {}
         # Stage 1's label joins, on disk (agents.labelstate), per events partition.
@@ -213,7 +208,7 @@ class Worker:
         # far it has got (else it holds the watermark, and the last windows never close).
         self.marks_table = app.Table("marks", **tables)
         # Stage 2: the last `predlog.pairs` offset whose effects are in the changelog (stage
-        # 1 keeps its own under "offset" in `marks`); see `_finish_commit`.
+        # 1 keeps its own under "offset" in `marks`); see agents.checkpoint.
         self.window_marks_table = app.Table("windowmarks", **tables)
 
         # Stage 0 reads the external topics by pattern with its own consumer (agents.rekey).
@@ -258,17 +253,17 @@ class Worker:
         kinds = {self.settings.topic_events: "pair", self.settings.topic_pairs: "window"}
         for kind in ("pair", "window"):
             gone = {tp.partition for tp in revoked if kinds.get(tp.topic) == kind}
-            if gone & set(self.unsent_marks.get(kind, ())):
+            if self.checkpoints.has_unsent_marks(kind, gone):
                 try:  # the next owner skips what this worker's state already holds
-                    await self._write_marks(kind, gone)
+                    await self.checkpoints.write_marks(kind, gone)
                 except Exception as exc:  # it reads those records again instead
                     log.warning("processed offsets of %s not written: %s", sorted(gone), exc)
         for tp in revoked:
             self.last_offsets.pop((tp.topic, tp.partition), None)
             kind = {self.settings.topic_events: "pair",
                     self.settings.topic_pairs: "window"}.get(tp.topic)
-            self.processed.pop((kind, tp.partition), None)
-            self.offset_views.pop((kind, tp.partition), None)
+            if kind is not None:
+                self.checkpoints.forget(kind, tp.partition)
             if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
                 del self.pairing[tp.partition]
                 self.joiners.pop(tp.partition, None)
@@ -401,7 +396,7 @@ class Worker:
                 joins = TableView(self.labeljoin_table, partition)
                 joiner = LabelJoiner(horizon, joins)
             self.views[("pair", partition)] = (view, joins, marks)
-            self._recover_offset("pair", partition, marks)
+            self.checkpoints.recover("pair", partition, marks)
             self.assigned_at[partition] = self.clock()
             self.joiners[partition] = joiner
             stage = PairingStage(self.settings.pairing_ttl_seconds, view)
@@ -420,7 +415,7 @@ class Worker:
             bootstraps = TableView(self.bootstrap_table, partition)
             self.views[("window", partition)] = (*views, labels, summaries, offsets,
                                                  bootstraps)
-            self._recover_offset("window", partition, offsets)
+            self.checkpoints.recover("window", partition, offsets)
             stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
                                                       s.pairing_ttl_seconds), *views,
                                 monitoring=self.monitoring, join_labels=False)
@@ -444,15 +439,6 @@ class Worker:
             self.window_watermarks.setdefault(partition, marks)
         return stage
 
-    def _recover_offset(self, kind: str, partition: int, view: TableView) -> None:
-        self.offset_views[(kind, partition)] = view
-        self.processed[(kind, partition)] = view.get(OFFSET_KEY, -1)
-
-    def _replayed(self, kind: str, partition: int, offset: int) -> bool:
-        """Was this input record processed before, its state already recovered? (It is
-        read again when the offsets committed lag the changelog: a restart, a rebalance.)"""
-        return offset <= self.processed.get((kind, partition), -1)
-
     def _target(self, key: bytes) -> int:
         """The `predlog.pairs` partition of a model key: Kafka's default (murmur2) partitioner."""
         target = self._targets.get(key)
@@ -470,106 +456,20 @@ class Worker:
                 await producer.send(topic, None, value, target, None, None)
 
     async def _commit_point(self, kind: str, offsets: dict[int, int] | None = None) -> None:
-        """Outputs first, then state; returns when both were handed to the broker."""
+        """A checkpoint of the stage `kind`, awaited to the end of its state step."""
         await (await self._begin_commit(kind, offsets))
 
     async def _begin_commit(self, kind: str,
                             offsets: dict[int, int] | None = None) -> asyncio.Future:
-        """Send this batch's outputs and take its state changes; deliver both in the background.
-
-        The returned future completes when the outputs were delivered (producer flushed)
-        and the state changes sent to the changelogs after them; only then may the
-        batch's input offsets be acked. Commits of one kind complete in order (each waits
-        for the one before), so a changelog never gets an older state after a newer one,
-        and the stage can process its next batch meanwhile (the flush is a broker round
-        trip: about 40% of the pair stage's time when it was awaited in line).
-
-        `offsets`: the last input offset the batch read, per partition; recorded as
-        processed once the batch's state changes were delivered.
-        """
+        """Send this batch's outputs, then begin its checkpoint (`Checkpoints.begin`: the
+        future completes when the batch may be acked)."""
         if kind == "pair":
             await self._flush_outbox()
-        taken = [(view, view.take_changes())
-                 for (k, _), views in list(self.views.items()) if k == kind for view in views]
-        # The offsets the previous commit of this kind completed: its state is delivered
-        # by this commit's flush, so they may follow it now (never ahead of their state).
-        marks = self._marks_of(kind, self.unsent_marks.pop(kind, {}))
-        fresh = {}
-        for partition, offset in (offsets or {}).items():
-            view = self.offset_views.get((kind, partition))
-            if view is not None and offset > self.processed.get((kind, partition), -1):
-                self.processed[(kind, partition)] = offset  # the local state holds it now
-                view.replace_local(OFFSET_KEY, offset)
-                fresh[partition] = offset
-        if fresh:
-            self.unsent_marks[kind] = fresh
-        previous = self._commits.get(kind)
-        done = asyncio.ensure_future(self._finish_commit(previous, taken, marks))
-        self._commits[kind] = done
-        return done
+        return self.checkpoints.begin(kind, offsets)
 
-    async def _finish_commit(self, previous: asyncio.Future | None, taken, marks=()) -> None:
-        try:
-            if previous is not None:
-                await previous
-            await self._flush_producer()
-            producer = aiokafka_producer(self.app)  # for record batches
-            for view, changes in taken:
-                await view.send_changes(producer, changes)
-            for view, changes in marks:
-                await view.send_changes(producer, changes)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if previous is None or not previous.done() or previous.exception() is None:
-                await self.app.crash(exc)  # once, by the first commit that failed
-            raise
-
-    def _marks_of(self, kind: str, offsets: dict[int, int]) -> list:
-        """Changelog changes recording `offsets` as processed, for the assigned partitions.
-
-        The changelog may hold state of records whose offsets were never committed (the
-        offset commit follows the state); a recovered worker reads them again, and a
-        response read again whose request's `done` marker had expired meanwhile would count
-        as an orphan a second time. So the state says up to which input offset it holds:
-        the offsets of one commit are written with the next commit of the stage (a batch's,
-        or the timer's), after that commit's flush delivered their state — never ahead of
-        it (one extra flush per commit to write them at once cost 14% of the throughput).
-        """
-        marks = []
-        for partition, offset in offsets.items():
-            view = self.offset_views.get((kind, partition))
-            if view is not None:
-                marks.append((view, {view.prefix + OFFSET_KEY: offset}))
-        return marks
-
-    async def _write_marks(self, kind: str, partitions: set[int]) -> None:
-        """Record the given partitions' processed offsets now (they are being revoked)."""
-        while True:  # until no commit of this kind is in flight
-            done = self._commits.get(kind)
-            if done is not None:
-                try:
-                    await done
-                except Exception:
-                    return  # the failed commit stops the worker
-            await self._flush_producer()  # the last commit's state is delivered
-            if self._commits.get(kind) is done:
-                break
-        unsent = self.unsent_marks.get(kind, {})
-        marks = self._marks_of(kind, {p: unsent.pop(p) for p in partitions if p in unsent})
-        if marks:
-            producer = aiokafka_producer(self.app)
-            for view, changes in marks:
-                await view.send_changes(producer, changes)
-            await self._flush_producer()
-
-    async def _flush_producer(self) -> None:
-        try:
-            await asyncio.wait_for(self.app.producer.flush(), timeout=FLUSH_TIMEOUT_SECONDS)
-        except TimeoutError:
-            # Nothing of this batch is committed: crash, restart, replay from the changelog.
-            log.critical("producer flush stuck for %ss: stopping", FLUSH_TIMEOUT_SECONDS)
-            raise
+    def _views_of(self, kind: str) -> list[TableView]:
+        return [view for (k, _), views in list(self.views.items()) if k == kind
+                for view in views]
 
     def _consumed(self, topic: str) -> None:
         self.metrics.consumed[topic] += 1
@@ -634,7 +534,7 @@ class Worker:
             self.metrics.consumed[msg.topic] += 1
             self.last_offsets[(msg.topic, msg.partition)] = msg.offset
             read[msg.partition] = msg.offset
-            if self._replayed("pair", msg.partition, msg.offset):
+            if self.checkpoints.replayed("pair", msg.partition, msg.offset):
                 # in the recovered state already; it got the partition this far
                 mark = self.views[("pair", msg.partition)][2].get("events")
                 if mark is not None:
@@ -727,7 +627,8 @@ class Worker:
             marks = self.window_watermarks.get(partition)
             if marks is not None:
                 stage.close_ready(self._watermark(marks), results[partition])
-        if any(r.summaries for r in results.values()) or self.unsent_marks.get("window"):
+        if any(r.summaries for r in results.values()) or self.checkpoints.has_unsent_marks(
+                "window"):
             await self._deliver(results)
             await self._commit_point("window")
 
@@ -769,7 +670,7 @@ class Worker:
             read[msg.partition] = msg.offset
             stage = self._window_stage(msg.partition)
             marks = self.window_watermarks[msg.partition]
-            replayed = self._replayed("window", msg.partition, msg.offset)
+            replayed = self.checkpoints.replayed("window", msg.partition, msg.offset)
             for outcome, source, wm in decode_outcomes(msg.value):
                 if wm != float("-inf"):
                     marks.update(source, wm)
