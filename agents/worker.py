@@ -64,7 +64,7 @@ from agents.tablestore import TableView
 from stream.deadletters import dead_letter_headers
 from stream.decode import native
 from stream.decode.kafka_records import decode_kafka_record
-from stream.decode.labels import decode_label_record, feedback_labels
+from stream.decode.labels import Label, decode_label_record, feedback_labels
 from stream.events import DeadLetter, EventKind, SourceCoords
 from stream.eventtime import NS, ms_to_ns, seconds_to_ns
 from stream.labels import JoinedLabel, LabelJoiner
@@ -82,7 +82,7 @@ from stream.pipeline import PairingStage, StepResult, WindowStage
 from stream.state import BootstrapState, load
 from stream.watermark import Watermark
 from stream.window_summary import WindowSummary
-from stream.windows import WindowKey, window_key
+from stream.windows import WindowKey
 
 log = logging.getLogger("predlog.worker")
 DUMPS = orjson.OPT_SORT_KEYS
@@ -134,7 +134,6 @@ class Worker:
         # write to the changelog only state whose outputs were already delivered.
         self.pair_lock = asyncio.Lock()
         self.window_lock = asyncio.Lock()
-        self.joiners: dict[int, LabelJoiner] = {}
         # Stage 1's label joins, on disk (agents.labelstate), per events partition.
         self.label_states: dict[int, DiskJoinState] = {}
         self.label_topic = f"{settings.consumer_group}-labelstate-changelog"
@@ -266,7 +265,6 @@ class Worker:
                 self.checkpoints.forget(kind, tp.partition)
             if tp.topic == self.settings.topic_events and tp.partition in self.pairing:
                 del self.pairing[tp.partition]
-                self.joiners.pop(tp.partition, None)
                 self.label_states.pop(tp.partition, None)  # closed by clear_local below
                 self.expired_through.pop(tp.partition, None)
                 for view in self.views.pop(("pair", tp.partition), ()):
@@ -398,8 +396,8 @@ class Worker:
             self.views[("pair", partition)] = (view, joins, marks)
             self.checkpoints.recover("pair", partition, marks)
             self.assigned_at[partition] = self.clock()
-            self.joiners[partition] = joiner
-            stage = PairingStage(self.settings.pairing_ttl_seconds, view)
+            stage = PairingStage(self.settings.pairing_ttl_seconds, view, joiner,
+                                 self.settings.window_seconds)
             self.pairing[partition] = stage
         return stage
 
@@ -418,7 +416,7 @@ class Worker:
             self.checkpoints.recover("window", partition, offsets)
             stage = WindowStage(s.window_seconds, max(s.allowed_lateness_seconds,
                                                       s.pairing_ttl_seconds), *views,
-                                monitoring=self.monitoring, join_labels=False)
+                                monitoring=self.monitoring)
             # Recovered state: joined labels first, then the windows they may revise. What
             # this worker kept of them from an earlier assignment goes first: the changelog
             # holds it all, and on top of it the labels would count twice.
@@ -575,12 +573,8 @@ class Worker:
                 continue
             for outcome in stage.process(item):
                 self._send_outcome(outcome, msg.partition)
-                if isinstance(outcome, Pair) and outcome.succeeded:
-                    # = `_join` of each `Prediction.rows_of(outcome, key)`, without building
-                    # a Prediction per row that only waits for its label
-                    key = window_key(outcome, seconds_to_ns(self.settings.window_seconds))
-                    self._send_joined(msg.partition, self.joiners[msg.partition].add_pair(
-                        outcome, key.id))
+                if isinstance(outcome, Pair):  # its rows wait for labels, as in replay
+                    self._send_joined(msg.partition, stage.join_pair(outcome))
         for partition in touched:
             marks = self.views[("pair", partition)][2]
             mark = self.pair_watermark.max_of(partition)
@@ -632,9 +626,9 @@ class Worker:
             await self._deliver(results)
             await self._commit_point("window")
 
-    def _join(self, partition: int, item) -> None:
-        """A prediction or a label into this partition's joiner; joined labels go to stage 2."""
-        self._send_joined(partition, self.joiners[partition].update(item))
+    def _join(self, partition: int, label: Label) -> None:
+        """A label into this partition's joiner; what it joins goes to stage 2."""
+        self._send_joined(partition, self.pairing[partition].join_label(label))
 
     def _send_joined(self, partition: int, joined_labels) -> None:
         for joined in joined_labels:
@@ -649,7 +643,7 @@ class Worker:
         for partition, stage in list(self.pairing.items()):
             for outcome in stage.expire(wm):
                 self._send_outcome(outcome, partition)
-            for label in self.joiners[partition].expire(wm):
+            for label in stage.expire_labels(wm):
                 self.metrics.add_unmatched_label(label.source)
             self.expired_through[partition] = wm
 

@@ -1,12 +1,13 @@
 """Drift, ground truth and performance for the windows of one window stage.
 
 `Monitoring` plugs into `WindowStage` as its summary extension and hears about every
-new pair and every label:
+new pair and every joined label:
 - drift: the window's logged input rows (answered or not) and successful outputs
   against the model's reference profile (`stream.drift.WindowDrift`), plus river
   early warnings fed, in request order, with the means of blocks of 10 rows;
-- labels: predictions and labels meet in a `LabelJoiner` (either order, within the
-  horizon); each joined label counts in the window of its prediction;
+- labels: predictions and labels meet in stage 1's `LabelJoiner` (either order, within
+  the horizon; `stream.pipeline.PairingStage`, in both drivers); each joined label
+  (`add_joined`) counts in the window of its prediction;
 - performance: `WindowPerformance` of the window's joined labels. A label that joins
   after its window was emitted makes that window due for a revision: `revisions()`
   returns the summary again with `revision` + 1 and the new performance;
@@ -27,6 +28,7 @@ probabilities (binary classifier), else the index of the largest value (the clas
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -36,11 +38,11 @@ import msgspec
 import numpy as np
 
 from stream.cbpe import CBPE
-from stream.decode.labels import Label
 from stream.drift.bootstrap import BootstrapReference
 from stream.drift.reference import ReferenceProfile
 from stream.drift.window import WindowDrift
-from stream.labels import JoinedLabel, LabelJoiner
+from stream.eventtime import seconds_to_ns
+from stream.labels import JoinedLabel
 from stream.pairs import Pair
 from stream.performance import WindowPerformance, read_class
 from stream.state import BootstrapState
@@ -227,7 +229,10 @@ class Monitoring:
         self.drift_cap = drift_cap
         self.early_warning = early_warning
         self.seed = seed
-        self.joiner = LabelJoiner(label_horizon)
+        # Labels join in stage 1 (`stream.pipeline.PairingStage`, both drivers); what
+        # joined arrives here with `add_joined`. The horizon also bounds revisions.
+        self.label_horizon_ns = (seconds_to_ns(label_horizon) if math.isfinite(label_horizon)
+                                 else label_horizon)
         self._perf: dict[str, WindowPerformance] = {}
         self._emitted: dict[str, tuple[WindowKey, WindowSummary]] = {}
         self._due: set[str] = set()
@@ -237,17 +242,6 @@ class Monitoring:
         return self.models.get(model) or self.models.get(ANY_MODEL) or ModelConfig()
 
     # -- input ------------------------------------------------------------------------------
-    def on_pair(self, pair: Pair, key: WindowKey, join: bool = True) -> None:
-        """A new pair of a window; `join=False` when labels are joined elsewhere."""
-        if not join:
-            return
-        joined = self.joiner.add_pair(pair, key.id)  # = update() of each Prediction.rows_of
-        if joined:
-            self._joined(joined)
-
-    def on_label(self, label: Label) -> None:
-        self._joined(self.joiner.update(label))
-
     def _joined(self, joined: list[JoinedLabel]) -> None:
         for j in joined:
             wid = j.prediction.window_id
@@ -260,7 +254,7 @@ class Monitoring:
                 self._due.add(wid)
 
     def add_joined(self, joined: JoinedLabel) -> None:
-        """A label joined elsewhere (a worker's stage 1) counts in its prediction's window."""
+        """A label joined in stage 1 counts in its prediction's window."""
         self._joined([joined])
 
     # -- summaries ------------------------------------------------------------------------------
@@ -424,7 +418,7 @@ class Monitoring:
         worker's stream passing the horizon: the same last revision).
         """
         out = []
-        last = float("-inf") if watermark is None else watermark - self.joiner.horizon_ns
+        last = float("-inf") if watermark is None else watermark - self.label_horizon_ns
         for wid in sorted(self._due):
             if wid not in self._emitted:
                 continue
@@ -470,12 +464,10 @@ class Monitoring:
         if self._labels_in(key.id) > (summary.performance.get("labels") or 0):
             self._due.add(key.id)
 
-    def expire(self, watermark: float) -> list[Label]:
-        """Forget windows past the label horizon; returns labels that never joined."""
-        unmatched = self.joiner.expire(watermark)
-        horizon = watermark - self.joiner.horizon_ns  # int ns
+    def expire(self, watermark: float) -> None:
+        """Forget windows past the label horizon: no label can join them any more."""
+        horizon = watermark - self.label_horizon_ns  # int ns
         for wid in [w for w, (k, _) in self._emitted.items() if k.end < horizon]:
             del self._emitted[wid]
             self._due.discard(wid)
             self._perf.pop(wid, None)
-        return unmatched

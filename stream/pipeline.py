@@ -1,8 +1,9 @@
 """The processing core both drivers run: events → pairs → windows → summaries.
 
 Two stages, because in a cluster they run on differently keyed partitions:
-- `PairingStage` (keyed by request id): pairs requests with responses and
-  resolves what the TTL expired;
+- `PairingStage` (keyed by request id): pairs requests with responses, resolves what
+  the TTL expired, and joins labels with the predictions of the pairs (by request id
+  and row, within the label horizon);
 - `WindowStage` (keyed by model): files pairs into event-time windows and closes
   them into summaries.
 `Pipeline` chains both for the in-process driver (replay); workers run each stage
@@ -23,13 +24,14 @@ import msgspec
 from stream.decode.labels import Label, feedback_labels
 from stream.events import DeadLetter, EventKind, PredictionEvent
 from stream.eventtime import seconds_to_ns
+from stream.labels import JoinedLabel, LabelJoiner
 from stream.monitoring import Monitoring
 from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
 from stream.summary import serving_summary
 from stream.watermark import Watermark
 from stream.window_summary import WindowSummary
-from stream.windows import LATE, NEW, WindowBook, WindowKey
+from stream.windows import LATE, NEW, WindowBook, WindowKey, window_key
 
 # A hook setting fields of a summary (drift, performance): (key, pairs) -> {field: value}
 # (names of `WindowSummary` fields).
@@ -63,12 +65,19 @@ class StepResult:
 
 
 class PairingStage:
-    """Stage 1: events in, pair outcomes out."""
+    """Stage 1: events in, pair outcomes out; labels in, joined labels out."""
 
-    def __init__(self, pairing_ttl: float, store: MutableMapping[str, list] | None = None
-                 ) -> None:
-        """`pairing_ttl`: seconds (the setting), converted once to the pairer's int ns."""
+    def __init__(self, pairing_ttl: float, store: MutableMapping[str, list] | None = None,
+                 joiner: LabelJoiner | None = None, window_seconds: float = 0.0) -> None:
+        """`pairing_ttl`, `window_seconds`: seconds (the settings), converted once to int
+        ns. `joiner`: where labels join (none: labels are not joined); a joined
+        prediction names its window (`window_seconds`)."""
         self.pairer = RequestPairer(seconds_to_ns(pairing_ttl), store)
+        self.joiner = joiner
+        if joiner is not None and window_seconds <= 0:
+            raise ValueError("a stage that joins labels needs window_seconds > 0")
+        self.window_ns = seconds_to_ns(window_seconds)
+        self._window_ids: dict[tuple[Any, int], str] = {}  # (model, window number) -> id
 
     def process(self, event: PredictionEvent) -> list[Outcome]:
         if event.kind is EventKind.FEEDBACK:
@@ -78,6 +87,25 @@ class PairingStage:
     def expire(self, watermark: float) -> list[Outcome]:
         return self.pairer.expire(watermark)
 
+    def join_pair(self, pair: Pair) -> list[JoinedLabel]:
+        """A pair's predicted rows wait for their labels (or join those that came first)."""
+        if self.joiner is None or pair.error_type is not None or not pair.outputs:
+            return []
+        memo = (pair.model, pair.request_time // self.window_ns)
+        window_id = self._window_ids.get(memo)
+        if window_id is None:
+            if len(self._window_ids) > 100_000:
+                self._window_ids.clear()
+            window_id = self._window_ids[memo] = window_key(pair, self.window_ns).id
+        return self.joiner.add_pair(pair, window_id)
+
+    def join_label(self, label: Label) -> list[JoinedLabel]:
+        return [] if self.joiner is None else self.joiner.update(label)
+
+    def expire_labels(self, watermark: float) -> list[Label]:
+        """Forget what the label horizon passed; returns the labels that never joined."""
+        return [] if self.joiner is None else self.joiner.expire(watermark)
+
 
 class WindowStage:
     """Stage 2: pair outcomes in, late pairs and window summaries out."""
@@ -86,13 +114,11 @@ class WindowStage:
                  windows: MutableMapping[str, list] | None = None,
                  emitted: MutableMapping[str, int] | None = None,
                  extensions: list[SummaryExtension] | None = None,
-                 monitoring: Monitoring | None = None, join_labels: bool = True,
-                 keep_pairs: bool = False) -> None:
+                 monitoring: Monitoring | None = None, keep_pairs: bool = False) -> None:
         """`window_seconds`, `hold`: seconds (the settings), converted once to int ns."""
         self.book = WindowBook(seconds_to_ns(window_seconds), seconds_to_ns(hold), windows,
                                emitted, keep_pairs=keep_pairs)
         self.monitoring = monitoring
-        self.join_labels = join_labels  # False in workers: stage 1 joins, by request id
         if extensions is None:
             extensions = [monitoring.extension] if monitoring is not None else [no_reference]
         self.extensions = extensions
@@ -109,8 +135,6 @@ class WindowStage:
         status = self.book.add(outcome, key)
         if status == NEW:
             result.pairs.append(outcome)
-            if self.monitoring is not None:
-                self.monitoring.on_pair(outcome, key, self.join_labels)
         elif status == LATE:
             result.late.append(outcome)
 
@@ -119,7 +143,7 @@ class WindowStage:
             self._emit(key, self.summarize(key, pairs, orphans), result)
         self._revise(result, watermark=watermark)
         if self.monitoring is not None:
-            result.unmatched_labels += self.monitoring.expire(watermark)
+            self.monitoring.expire(watermark)
 
     def close_all(self, result: StepResult) -> None:
         for key, pairs, orphans in self.book.take_all():
@@ -150,6 +174,7 @@ class PipelineStores:
     pending: MutableMapping[str, list] = field(default_factory=dict)
     windows: MutableMapping[str, list] = field(default_factory=dict)
     emitted: MutableMapping[str, int] = field(default_factory=dict)
+    labels: MutableMapping[str, Any] = field(default_factory=dict)  # stage 1's label joins
 
 
 class Pipeline:
@@ -174,7 +199,10 @@ class Pipeline:
                  idle_timeout: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         own_stores = stores is None  # then nothing serializes them: keep Pair objects
         self.stores = stores or PipelineStores()
-        self.pairing = PairingStage(pairing_ttl, self.stores.pending)
+        # Labels join in stage 1, as in workers (none without monitoring: nothing uses them).
+        joiner = (LabelJoiner(monitoring.label_horizon, self.stores.labels)
+                  if monitoring is not None else None)
+        self.pairing = PairingStage(pairing_ttl, self.stores.pending, joiner, window_seconds)
         self.windows = WindowStage(window_seconds, max(lateness, pairing_ttl),
                                    self.stores.windows, self.stores.emitted, extensions,
                                    monitoring, keep_pairs=own_stores)
@@ -196,16 +224,22 @@ class Pipeline:
             for label in feedback_labels(event):
                 if isinstance(label, DeadLetter):
                     result.dead_letters.append(label)
-                elif self.monitoring is not None:
-                    self.monitoring.on_label(label)
+                else:
+                    self._joined(self.pairing.join_label(label))
             return
         for outcome in self.pairing.process(event):
             self.windows.add(outcome, result)
+            if isinstance(outcome, Pair):  # what a worker's stage 1 sends stage 2 after it
+                self._joined(self.pairing.join_pair(outcome))
 
     def process_label(self, label: Label) -> None:
         """A ground-truth label (labels topic or file); joins its prediction when it can."""
+        self._joined(self.pairing.join_label(label))
+
+    def _joined(self, joined: list[JoinedLabel]) -> None:
         if self.monitoring is not None:
-            self.monitoring.on_label(label)
+            for j in joined:
+                self.monitoring.add_joined(j)
 
     def advance(self) -> StepResult:
         """Expire pairs and close windows up to the current watermark (call per batch)."""
@@ -213,6 +247,7 @@ class Pipeline:
         wm = self.watermark.get()
         for outcome in self.pairing.expire(wm):
             self.windows.add(outcome, result)
+        result.unmatched_labels += self.pairing.expire_labels(wm)
         self.windows.close_ready(wm, result)
         return result
 
@@ -227,7 +262,8 @@ class Pipeline:
         for outcome in self.pairing.expire(float("inf")):
             self.windows.add(outcome, result)
         self.windows.close_all(result)
-        if self.monitoring is not None:
-            for watermark in (sys.float_info.max, float("inf")):
-                result.unmatched_labels += self.monitoring.expire(watermark)
+        for watermark in (sys.float_info.max, float("inf")):
+            result.unmatched_labels += self.pairing.expire_labels(watermark)
+            if self.monitoring is not None:
+                self.monitoring.expire(watermark)
         return result

@@ -20,6 +20,7 @@ from stream.decode.labels import Label
 from stream.drift.reference import ReferenceProfile
 from stream.events import ModelRef
 from stream.eventtime import seconds_to_ns as ns
+from stream.labels import LabelJoiner
 from stream.monitoring import ModelConfig, Monitoring
 from stream.pairs import Pair
 from stream.window_summary import WindowSummary
@@ -134,8 +135,9 @@ def test_monitoring_puts_the_cbpe_estimate_in_the_window_summary_and_keeps_it_in
     mon = Monitoring({"churn": ModelConfig(reference=profile, task="classification")})
     key = WindowKey("seldon", "churn", "1", "classifier", 0, ns(60))
     pairs, q = _window_pairs()
+    joiner = LabelJoiner(mon.label_horizon)  # stage 1's
     for pair in pairs:
-        mon.on_pair(pair, key)
+        assert joiner.add_pair(pair, key.id) == []
     summary = WindowSummary(model="churn", version="1", namespace="seldon", node="classifier",
                             window_start="1970-01-01T00:00:00Z",
                             window_end="1970-01-01T00:01:00Z", requests=len(pairs),
@@ -150,7 +152,8 @@ def test_monitoring_puts_the_cbpe_estimate_in_the_window_summary_and_keeps_it_in
     assert est["metrics"] == {m: e.as_dict() for m, e in direct.items()}
     mon.on_emitted(key, summary)
     for i, v in enumerate(q[:100].tolist()):  # late labels: a revision with realized values
-        mon.on_label(Label(f"r{i}", 0, int(v > 0.5), ns(500), "topic"))
+        for joined in joiner.update(Label(f"r{i}", 0, int(v > 0.5), ns(500), "topic")):
+            mon.add_joined(joined)
     [(_, revised)] = mon.revisions(final=True)
     assert revised.performance["labels"] == 100
     assert revised.performance["estimated"] == est  # realized beside the estimate

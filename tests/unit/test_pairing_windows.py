@@ -177,3 +177,26 @@ def test_a_window_is_emitted_once_and_late_pairs_are_reported():
     step = pipe.process(resp("c", 20.1))
     assert [p.request_id for p in step.late] == ["c"] and step.pairs == []
     assert pipe.advance().summaries == []
+
+
+def test_labels_join_in_stage_one_as_in_workers_also_for_a_late_pair():
+    """Replay joins labels where a worker does, in stage 1, with every answered pair: a
+    pair that came after its window was emitted (late, not counted in the window's serving
+    numbers) still gets its label, which revises the window. Before, replay joined labels
+    in the window stage with counted pairs only, and called this label unmatched."""
+    from stream.decode.labels import Label
+    from stream.monitoring import Monitoring
+
+    pipe = Pipeline(window_seconds=60, lateness=0, pairing_ttl=5,
+                    monitoring=Monitoring(label_horizon=3600))
+    for e in (req("a", 10.0), resp("a", 10.1), req("b", 100.0), resp("b", 100.1)):
+        pipe.process(e)
+    [(key, first)] = pipe.advance().summaries  # the watermark (100.1) closed [0, 60)
+    assert (key.start, first.requests, first.performance["labels"]) == (0, 1, 0)
+    late = pipe.process(req("c", 20.0)).late + pipe.process(resp("c", 20.1)).late
+    assert [p.request_id for p in late] == ["c"]
+    pipe.process_label(Label("c", 0, 1, ns(200.0), "file"))
+    end = pipe.finish()
+    assert end.unmatched_labels == []
+    revised = [s for k, s in end.summaries if k.id == key.id]
+    assert [(s.revision, s.requests, s.performance["labels"]) for s in revised] == [(1, 1, 1)]
