@@ -810,13 +810,28 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
 
 def _task_stacks() -> str:
-    """The stack of every asyncio task of the running loop, as text."""
-    import io
-
-    out = io.StringIO()
+    """Where every asyncio task of the running loop waits, as text: its chain of awaits,
+    outermost first. (`Task.print_stack` shows a suspended task's outermost coroutine
+    only: the one the watchdog first caught said no more than "a stage waits".)"""
+    lines = []
     for task in asyncio.all_tasks():
-        task.print_stack(limit=30, file=out)
-    return out.getvalue()
+        lines.append(f"task {task.get_name()}:")
+        lines += [f"  {where}" for where in _await_chain(task.get_coro())]
+    return "\n".join(lines)
+
+
+def _await_chain(coro: Any, limit: int = 40) -> list[str]:
+    """`file:line in function` of each coroutine or generator a coroutine awaits, down to
+    what it waits on (a future, a task)."""
+    out = []
+    while coro is not None and len(out) < limit:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:  # a future, a task, or a finished coroutine
+            out.append(f"waits on {coro!r:.200}")
+            break
+        out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
 
 
 def _record_ms(msg: Any) -> int:
