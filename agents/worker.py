@@ -813,10 +813,19 @@ def _task_stacks() -> str:
     """Where every asyncio task of the running loop waits, as text: its chain of awaits,
     outermost first. (`Task.print_stack` shows a suspended task's outermost coroutine
     only: the one the watchdog first caught said no more than "a stage waits".)"""
+    import sys
+    import threading
+    import traceback
+
     lines = []
     for task in asyncio.all_tasks():
         lines.append(f"task {task.get_name()}:")
         lines += [f"  {where}" for where in _await_chain(task.get_coro())]
+    # Work handed to threads (sink flushes: `asyncio.to_thread`) shows as a future above.
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        lines.append(f"thread {names.get(ident, ident)}:")
+        lines += [f"  {line.strip()}" for line in traceback.format_stack(frame, limit=25)]
     return "\n".join(lines)
 
 

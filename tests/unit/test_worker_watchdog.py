@@ -27,3 +27,4 @@ def test_the_task_dump_follows_each_await_chain_to_what_it_waits_on() -> None:
     chain = dump.split("task predlog_window:\n", 1)[1].splitlines()
     assert [line.rsplit(" in ", 1)[-1] for line in chain[:3]] == ["stage", "flush", "wait"]
     assert chain[3].startswith("  waits on ")
+    assert "thread MainThread:" in dump  # and where each thread is (sink flushes run in one)
