@@ -448,8 +448,9 @@ def _without_revision(s: dict) -> dict:
 GROUP_SUFFIX = {"labels": "-rekey"}
 
 
-def committed_all(dep, names: tuple[str, ...]) -> bool:
-    """Has the group that reads each of these topics committed all of it?"""
+def committed_all(dep, names: tuple[str, ...], ends: dict | None = None) -> bool:
+    """Has the group that reads each of these topics committed all of it (with `ends`, for
+    the topics it names: at least up to those end offsets, taken earlier)?"""
     from kafka import KafkaConsumer, TopicPartition
 
     for name in names:
@@ -459,12 +460,24 @@ def committed_all(dep, names: tuple[str, ...]) -> bool:
         try:
             topic = dep.topics[name]
             tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            ends = consumer.end_offsets(tps)
-            if any((consumer.committed(tp) or 0) < ends[tp] for tp in tps):
+            until = (ends or {}).get(name) or consumer.end_offsets(tps)
+            if any((consumer.committed(tp) or 0) < until.get(tp, 0) for tp in tps):
                 return False
         finally:
             consumer.close()
     return True
+
+
+def end_offsets(dep, name: str) -> dict:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=dep.stack.kafka_bootstrap)
+    try:
+        topic = dep.topics[name]
+        return consumer.end_offsets([TopicPartition(topic, p)
+                                     for p in consumer.partitions_for_topic(topic) or ()])
+    finally:
+        consumer.close()
 
 
 def dead_letters(bootstrap: str, topic: str) -> Counter:
@@ -618,13 +631,18 @@ def main(argv: list[str] | None = None) -> int:
         producer.send_now(dep.topics["events"],
                           flush_records(end_s + HORIZON + 2 * WINDOW, PARTITIONS))
         deadline = max(deadline, time.monotonic() + 120)  # time for the last revisions
+        # Stage 1 sends stage 2 watermark heartbeats every second, so `pairs` never stops
+        # growing: the window stage has caught up when it committed what was there 5 s ago.
+        pairs_before = end_offsets(dep, "pairs")
         while time.monotonic() < deadline:
             got = reader.newest(inp.model)
             same = all(key in got and _without_revision(got[key]) == _without_revision(s)
                        for key, s in expected.items())
-            if same and committed_all(dep, ("labels", "events", "pairs")):
+            if same and committed_all(dep, ("labels", "events", "pairs"),
+                                      {"pairs": pairs_before}):
                 break
             time.sleep(5)
+            pairs_before = end_offsets(dep, "pairs")
         time.sleep(10)  # a last re-emission, if any, arrives
         waited = time.monotonic() - t0
     finally:
