@@ -31,7 +31,7 @@ from stream.pairs import OrphanResponse, Pair
 from stream.summary import serving_summary
 from stream.watermark import Watermark
 from stream.window_summary import WindowSummary
-from stream.windows import LATE, NEW, WindowBook, WindowKey, window_key
+from stream.windows import LATE, NEW, WindowBook, WindowKey, WindowKeys
 
 # A hook setting fields of a summary (drift, performance): (key, pairs) -> {field: value}
 # (names of `WindowSummary` fields).
@@ -76,8 +76,8 @@ class PairingStage:
         self.joiner = joiner
         if joiner is not None and window_seconds <= 0:
             raise ValueError("a stage that joins labels needs window_seconds > 0")
-        self.window_ns = seconds_to_ns(window_seconds)
-        self._window_ids: dict[tuple[Any, int], str] = {}  # (model, window number) -> id
+        self.window_key = (WindowKeys(seconds_to_ns(window_seconds)) if joiner is not None
+                           else None)
 
     def process(self, event: PredictionEvent) -> list[Outcome]:
         if event.kind is EventKind.FEEDBACK:
@@ -89,15 +89,10 @@ class PairingStage:
 
     def join_pair(self, pair: Pair) -> list[JoinedLabel]:
         """A pair's predicted rows wait for their labels (or join those that came first)."""
-        if self.joiner is None or pair.error_type is not None or not pair.outputs:
+        if (self.joiner is None or self.window_key is None or pair.error_type is not None
+                or not pair.outputs):
             return []
-        memo = (pair.model, pair.request_time // self.window_ns)
-        window_id = self._window_ids.get(memo)
-        if window_id is None:
-            if len(self._window_ids) > 100_000:
-                self._window_ids.clear()
-            window_id = self._window_ids[memo] = window_key(pair, self.window_ns).id
-        return self.joiner.add_pair(pair, window_id)
+        return self.joiner.add_pair(pair, self.window_key(pair).id)
 
     def join_label(self, label: Label) -> list[JoinedLabel]:
         return [] if self.joiner is None else self.joiner.update(label)

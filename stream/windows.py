@@ -75,6 +75,31 @@ class WindowKey:
         return cls(ns, model, version, node, seconds_to_ns(start), size)
 
 
+class WindowKeys:
+    """`window_key(pair, size)`, the same object for the pairs of one window: built, and
+    its `id` computed, once (the last 4,096 windows are remembered).
+
+    >>> from stream.events import ModelRef
+    >>> keys = WindowKeys(60 * NS)
+    >>> m = ModelRef("iris", "ns")
+    >>> keys(Pair(m, "r1", 61 * NS)) is keys(Pair(m, "r2", 119 * NS))
+    True
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: dict[tuple, WindowKey] = {}
+
+    def __call__(self, pair: Pair) -> WindowKey:
+        memo = (pair.model, pair.request_time // self.size)
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            key = self._keys[memo] = window_key(pair, self.size)
+        return key
+
+
 def window_key(pair: Pair, size: int) -> WindowKey:
     """The window a pair counts in: its model, version, node and request time (`size`:
     int ns).
@@ -117,7 +142,7 @@ class WindowBook:
         # keep_pairs: store the Pair objects themselves, not their state records (a
         # store nobody serializes, as replay's dicts; pairs are never mutated).
         self.keep_pairs = keep_pairs
-        self._keys: dict[tuple, WindowKey] = {}
+        self._keys = WindowKeys(size)
         # Pair objects with keep_pairs (nothing serializes them), else their states
         # (`stream.state`: `PairState`, `OrphanMark`).
         self._store: MutableMapping[str, Any] = {} if store is None else store
@@ -138,14 +163,7 @@ class WindowBook:
     def key_of(self, pair: Pair) -> WindowKey:
         """`window_key(pair, size)`; the same object for the pairs of one window (built,
         and its `id` computed, once)."""
-        start = pair.request_time // self.size * self.size
-        memo = (pair.model, start)
-        key = self._keys.get(memo)
-        if key is None:
-            if len(self._keys) >= 4096:
-                self._keys.clear()
-            key = self._keys[memo] = window_key(pair, self.size)
-        return key
+        return self._keys(pair)
 
     def is_emitted(self, key: WindowKey) -> bool:
         return key.id in self._emitted
