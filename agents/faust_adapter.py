@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -268,7 +268,25 @@ class BulkApp(faust.App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.bulk_inputs: dict[str, BulkInput] = {}
+        self._early_tasks: list[Callable[[], Awaitable[Any]]] = []
         super().__init__(*args, **kwargs)
+
+    def early_task(self, fun: Callable[[], Awaitable[Any]]) -> None:
+        """Run `fun()` from the app's start, not after table recovery as `app.task` does.
+
+        (Public Faust API: `App.on_start` runs on every start before the consumer's
+        group join and table recovery; `add_future` ties the task to the app's life.)
+        For work that needs no table: the worker's re-key stage, so a restarted worker
+        forwards labels within seconds, not after minutes of changelog recovery (a
+        labels stream stalled that long let the events watermark expire the
+        predictions those labels were for: found by bench/chaos.py's 1M-event form).
+        """
+        self._early_tasks.append(fun)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for fun in self._early_tasks:
+            self.add_future(fun())
 
     def bulk_input(self, *topics: faust.TopicT, max_chunks: int = 8) -> BulkInput:
         """Subscribe to `topics` (declared at subscription) and read them with a BulkInput."""

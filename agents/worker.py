@@ -213,7 +213,8 @@ class Worker:
         # Stage 0 reads the external topics by pattern with its own consumer (agents.rekey).
         self.rekeyer = Rekeyer(s, on_consumed=self._consumed, on_decoded=self._decoded,
                                on_dead_letter=self._dead_lettered)
-        app.task(lambda: run_forever(self.rekeyer, self.app.crash))
+        # From the app's start: it needs no table, and labels must not wait for recovery.
+        app.early_task(lambda: run_forever(self.rekeyer, self.app.crash))
         inputs = {"pair": (app.bulk_input(self.events), self._pair_batch, self.pair_lock),
                   "window": (app.bulk_input(self.pairs), self._window_batch, self.window_lock)}
         for name, (bulk, handle, lock) in inputs.items():
