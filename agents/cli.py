@@ -56,6 +56,12 @@ def replay(
         str | None, typer.Option(help="How long predictions wait for labels, e.g. 30d "
                                       "(default: PREDLOG_LABEL_HORIZON_SECONDS, else 7d).")
     ] = None,
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(help="A categorical input feature: each window also per value of it "
+                          "(serving counts, drift, performance); repeatable (default: "
+                          "PREDLOG_SEGMENT_COLUMNS).")
+    ] = None,
     mlflow: Annotated[bool, typer.Option(help="Log MLflow runs to OUT/mlflow.db.")] = True,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: on a tty).")
                         ] = None,
@@ -110,6 +116,7 @@ def replay(
             references=",".join(reference) if reference else None,
             task=task, report_every=reports,
             label_horizon_seconds=parse_duration(label_horizon) if label_horizon else None,
+            segment_columns=",".join(segment) if segment else None,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -232,6 +239,7 @@ def demo(
                       f"{c['samples_evaluated']} windows, degradation "
                       f"{c['degradation']:+.3f} ({c['degradation_percentage']:+.1f}%)")
     _print_monthly(result.out / "windows.jsonl")
+    _print_segments(result.out / "windows.jsonl")
     if result.lead is not None:
         from agents.demo import SUMMER_FROM
         from agents.demo_lead import describe
@@ -286,6 +294,53 @@ def _print_monthly(windows_path: Path) -> None:
         est = [_fmt(m["est_sum"] / m["est_rows"] if m["est_rows"] else None, ".3f")]
         table.add_row(month, str(m["windows"]), _fmt(acc, ".3f"),
                       *(est if with_estimates else ()), ", ".join(sorted(m["drifted"])) or "–")
+    console.print(table)
+
+
+def _print_segments(windows_path: Path) -> None:
+    """Per segment value over the year, from the latest revision of each window: requests,
+    accuracy (label-weighted) overall and in June–August, and the features that drifted in
+    most of the segment's windows (its own column left out: a segment holds one value of
+    it, which always differs from the reference's mix)."""
+    import orjson
+
+    latest: dict[str, dict] = {}
+    for line in windows_path.read_bytes().splitlines():
+        s = orjson.loads(line)
+        latest[s["window_start"]] = s
+    rows: dict[tuple[str, str], dict] = {}
+    for start in sorted(latest):
+        summer = start[5:7] in ("06", "07", "08")
+        for column, entries in (latest[start].get("segments") or {}).items():
+            for value, e in entries.items():
+                r = rows.setdefault((column, value), {"requests": 0, "labels": [0, 0],
+                                                      "correct": [0.0, 0.0], "windows": 0,
+                                                      "drifted": {}})
+                r["requests"] += e["requests"]
+                perf = e.get("performance") or {}
+                if perf.get("labels") and perf.get("accuracy") is not None:
+                    for i in (0, 1) if summer else (0,):
+                        r["labels"][i] += perf["labels"]
+                        r["correct"][i] += perf["accuracy"] * perf["labels"]
+                features = (e.get("drift") or {}).get("features")
+                if features:
+                    r["windows"] += 1
+                    for name, f in features.items():
+                        if f["drift"] and name != column:
+                            r["drifted"][name] = r["drifted"].get(name, 0) + 1
+    if not rows:
+        return
+    columns = sorted({c for c, _ in rows})
+    table = Table(title=f"by segment ({', '.join(columns)}: the window's rows of each value)")
+    for col in ("segment", "requests", "accuracy", "Jun–Aug", "drifted in most windows"):
+        table.add_column(col, justify="left" if col in ("segment", "drifted in most windows")
+                         else "right")
+    for (column, value), r in sorted(rows.items()):
+        acc = [r["correct"][i] / r["labels"][i] if r["labels"][i] else None for i in (0, 1)]
+        most = [n for n, k in sorted(r["drifted"].items(), key=lambda x: (-x[1], x[0]))
+                if k * 2 > r["windows"]]
+        table.add_row(f"{column}={value}", f"{r['requests']:,}", _fmt(acc[0], ".3f"),
+                      _fmt(acc[1], ".3f"), ", ".join(most) or "–")
     console.print(table)
 
 

@@ -24,6 +24,7 @@ WINDOW = "7d"
 SUMMER_FROM = "2013-05-01"  # windows from here on: where to look for the summer drop
 PREDICTED = "predicted_class"  # added to the reference frame in memory (not to the CSV)
 LABEL_HORIZON = 30 * 86400.0
+SEGMENT = "origin"  # each window again per origin airport (EWR, JFK, LGA): `stream.segments`
 
 
 @dataclass
@@ -82,7 +83,8 @@ def run_demo(out: Path, fraction: float = 0.15, reports: int = 4, progress: bool
     # last late labels arrive, and those labels would go unmatched.
     settings = Settings(window_seconds=parse_duration(WINDOW),
                         references=f"{files.model}={reference}", task="classification",
-                        report_every=reports, label_horizon_seconds=LABEL_HORIZON)
+                        report_every=reports, label_horizon_seconds=LABEL_HORIZON,
+                        segment_columns=SEGMENT)
     options = ReplayOptions(labels=[files.labels], mlflow=True, progress=progress)
     result = replay_files([files.logs], settings, out, options)
     # The seed's comparison over the replayed year (its runs are stamped with event time).

@@ -32,4 +32,6 @@ def make_monitoring(settings: Settings) -> Monitoring:
     return Monitoring(models, label_horizon=settings.label_horizon_seconds,
                       drift_min_rows=settings.drift_min_rows, report_every=report_every,
                       bootstrap_seconds=settings.reference_bootstrap_seconds,
-                      bootstrap_rows=settings.reference_bootstrap_rows)
+                      bootstrap_rows=settings.reference_bootstrap_rows,
+                      segment_columns=settings.segments(),
+                      segment_top_k=settings.segment_top_k)

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # most REFERENCE_BOOTSTRAP_ROWS rows (0: no bootstrap, drift says "no_reference").
     reference_bootstrap_seconds: float = Field(86400.0, gt=0)
     reference_bootstrap_rows: int = Field(10_000, ge=0)
+    # Per-segment serving counts, drift and performance in every window (stream.segments):
+    # "COLUMN,..." categorical input features; per window and column the SEGMENT_TOP_K
+    # values with the most rows, the rest as "__other__".
+    segment_columns: str = ""
+    segment_top_k: int = Field(10, ge=1, le=1000)
     reports_dir: str = "predlog-reports"
 
     # Sinks
@@ -218,6 +223,22 @@ class Settings(BaseSettings):
 
         parse_rules(value)  # ValueError on a bad rule
         return value
+
+    @field_validator("segment_columns")
+    @classmethod
+    def _segment_columns_distinct(cls, value: str) -> str:
+        columns = [c.strip() for c in value.split(",") if c.strip()]
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"segment columns repeat: {value!r}")
+        return ",".join(columns)
+
+    def segments(self) -> tuple[str, ...]:
+        """The segment columns, in order (none: no segments).
+
+        >>> Settings(segment_columns=" origin, carrier").segments()
+        ('origin', 'carrier')
+        """
+        return tuple(c for c in self.segment_columns.split(",") if c)
 
     @field_validator("kafka_bootstrap")
     @classmethod

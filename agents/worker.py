@@ -398,7 +398,7 @@ class Worker:
             self.checkpoints.recover("pair", partition, marks)
             self.assigned_at[partition] = self.clock()
             stage = PairingStage(self.settings.pairing_ttl_seconds, view, joiner,
-                                 self.settings.window_seconds)
+                                 self.settings.window_seconds, self.monitoring.segmenter)
             self.pairing[partition] = stage
         return stage
 

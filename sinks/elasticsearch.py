@@ -100,6 +100,8 @@ WINDOWS_TEMPLATE = {
                 "drift": {"type": "object", "enabled": False},
                 "prediction_drift": {"type": "object", "enabled": False},
                 "performance": {"type": "object", "enabled": False},
+                # kept, not indexed: its keys are segment values (no mapping growth)
+                "segments": {"type": "object", "enabled": False},
                 "latency_seconds": {"properties": {
                     k: {"type": "double"} for k in ("p50", "p95", "p99", "mean", "max")}},
             },

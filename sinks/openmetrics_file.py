@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from sinks.estimated import FAMILIES as ESTIMATED
-from sinks.estimated import estimated_samples
+from sinks.quality import summary_quality_samples
 from stream.eventtime import parse_rfc3339, seconds
 from stream.window_summary import WindowSummary
 
@@ -33,8 +33,6 @@ FAMILIES = {
     "model_predictions": ("counter", "Prediction rows answered"),
     "model_requests": ("counter", "Requests"),
 }
-PERF_SKIP = {"labels", "label_coverage", "task", "confusion_matrix", "label_delay_seconds",
-             "unscored", "classes"}
 
 
 def _escape(v: str) -> str:
@@ -85,25 +83,9 @@ class OpenMetricsFileSink:
         for name, q in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
             self._put("model_window_latency_seconds", (*base, ("quantile", q)), ts,
                       s.latency_seconds.get(name))
-        drift = s.drift
-        if "dataset_drift" in drift:
-            self._put("evidently_dataset_drift", base, ts, 1.0 if drift["dataset_drift"] else 0.0)
-            self._put("evidently_drift_share", base, ts, drift["drift_share"])
-            for fname, f in drift.get("features", {}).items():
-                self._put("evidently_feature_drift",
-                          (*base, ("feature_name", fname), ("stattest", f["stattest"])), ts,
-                          f["score"])
-        pdrift = s.prediction_drift or {}
-        if "score" in pdrift:
-            self._put("model_prediction_drift_score", (*base, ("stattest", pdrift["stattest"])),
-                      ts, pdrift["score"])
-        perf = s.performance
-        for metric, v in perf.items():
-            if metric not in PERF_SKIP and isinstance(v, int | float):
-                self._put("model_performance", (*base, ("metric", metric)), ts, v)
-        self._put("model_label_coverage", base, ts, perf.get("label_coverage"))
-        for family, metric, v in estimated_samples(perf):
-            self._put(family, (*base, ("metric", metric)), ts, v)
+        for family, extra, v in summary_quality_samples(s):
+            if family in FAMILIES:
+                self._put(family, (*base, *extra), ts, v)
         window = (base, ts)
         if window not in self._counted:  # counters: once per window, not per revision
             self._counted.add(window)

@@ -24,8 +24,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from sinks.estimated import FAMILIES as ESTIMATED
-from sinks.estimated import estimated_samples
 from sinks.health import SinkHealth
+from sinks.quality import summary_quality_samples
 from stream.pairs import OrphanResponse, Pair
 from stream.window_summary import WindowSummary
 
@@ -207,6 +207,9 @@ class PrometheusSink(Collector):
                                   labels=base)
         g_est = {name: GaugeMetricFamily(name, text, labels=[*base, "metric"])
                  for name, (_, text) in ESTIMATED.items()}
+        # drift and performance (sinks.quality), of the window and of each segment
+        quality = {g.name: g for g in (g_dd, g_ds, g_fd, g_pds, g_pd, g_perf, g_cov,
+                                       *g_est.values())}
         now = self._clock()
         for key, s in sorted(self._models.items()):
             lv = [key[1], key[2], key[0], key[3]]
@@ -235,26 +238,10 @@ class PrometheusSink(Collector):
             g_wreq.add_metric(lv, summary.requests)
             if summary.requests:
                 g_werr.add_metric(lv, summary.errors / summary.requests)
-            drift = summary.drift
-            if "dataset_drift" in drift:
-                g_dd.add_metric(lv, 1.0 if drift["dataset_drift"] else 0.0)
-                g_ds.add_metric(lv, drift["drift_share"])
-                for fname, f in drift.get("features", {}).items():
-                    g_fd.add_metric([*lv, fname, f["stattest"]], f["score"])
-            pdrift = summary.prediction_drift
-            if pdrift and "stattest" in pdrift:  # not {"status": "insufficient_data", ...}
-                g_pds.add_metric([*lv, pdrift["stattest"]], pdrift["score"])
-                g_pd.add_metric(lv, 1.0 if pdrift["drift"] else 0.0)
-            perf = summary.performance
-            for metric, v in perf.items():
-                if metric in ("labels", "confusion_matrix", "label_coverage", "classes",
-                              "label_delay_seconds") or not isinstance(v, int | float):
-                    continue
-                g_perf.add_metric([*lv, metric], v)
-            if perf.get("label_coverage") is not None:
-                g_cov.add_metric(lv, perf["label_coverage"])
-            for family, metric, v in estimated_samples(perf):
-                g_est[family].add_metric([*lv, metric], v)
+            labels = dict(zip(base, lv, strict=True))
+            for family, extra, v in summary_quality_samples(summary):
+                g = quality[family]
+                g.add_sample(g.name, {**labels, **dict(extra)}, v)
         yield from (c_pred, c_req, c_err, c_unp, c_orph, c_late, c_win, h_lat, h_size, h_pred,
                     g_feat, g_wlat, g_werr, g_wreq, g_lag, g_dd, g_ds, g_fd, g_pds, g_pd,
                     g_perf, g_cov, *g_est.values())

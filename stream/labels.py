@@ -66,6 +66,8 @@ class Prediction(msgspec.Struct, frozen=True):
     window_id: str  # the window the row counts in: `WindowKey.id`
     output: Any  # the response's output row (class, value or probabilities)
     output_names: tuple[str, ...] | None = None
+    # Its input row's segment of each segment column (`stream.segments`), or None.
+    segment: tuple[str, ...] | None = None
 
     @property
     def key(self) -> Key:
@@ -166,13 +168,13 @@ def _pstate(p: Prediction, labelled: bool = False) -> PredictionState:
     m = p.model
     return PredictionState(p.time, p.request_id, p.row, m.model, m.namespace, m.node,
                            m.predictor, m.version, p.window_id, p.output, p.output_names,
-                           labelled)
+                           labelled, p.segment)
 
 
 def _prediction(s: PredictionState) -> Prediction:
     return Prediction(s.request_id, s.row, ModelRef(s.model, s.namespace, s.node, s.predictor,
                                                     s.version),
-                      s.time, s.window_id, s.output, s.output_names)
+                      s.time, s.window_id, s.output, s.output_names, s.segment)
 
 
 def _label(s: LabelState) -> Label:
@@ -351,9 +353,11 @@ class LabelJoiner:
         self._stats.joined += 1
         return [JoinedLabel(p, _label(label))]
 
-    def add_pair(self, pair: Pair, window_id: str) -> list[JoinedLabel]:
+    def add_pair(self, pair: Pair, window_id: str,
+                 segments: list[tuple[str, ...]] | None = None) -> list[JoinedLabel]:
         """`update` with each of `Prediction.rows_of(pair, window)`, without building a
         `Prediction` per row unless it joins (most rows wait for their label).
+        `segments`: each output row's segments (`stream.segments.Segmenter.outputs`).
 
         >>> j = LabelJoiner(horizon_seconds=3600)
         >>> _ = j.update(Label("r1", 1, 0, 20 * 10**9, "file"))
@@ -374,6 +378,7 @@ class LabelJoiner:
         deadline = t + self.horizon_ns
         joined: list[JoinedLabel] = []
         for row, out in enumerate(pair.outputs):
+            seg = segments[row] if segments else None
             skey = f"p|{row}{middle}"
             if get(skey) is not None:
                 stats.duplicate_predictions += 1
@@ -381,7 +386,8 @@ class LabelJoiner:
             lkey = f"l|{row}|{rid}"
             label = get(lkey)
             put(skey, PredictionState(t, rid, row, m.model, m.namespace, m.node, m.predictor,
-                                      m.version, window_id, out, names, label is not None))
+                                      m.version, window_id, out, names, label is not None,
+                                      seg))
             link((rid, row), skey)
             schedule(deadline, skey)
             if label is None:
@@ -389,7 +395,7 @@ class LabelJoiner:
             if not label.joined:
                 state.replace(lkey, replace_state(label, joined=True))
             stats.joined += 1
-            joined.append(JoinedLabel(Prediction(rid, row, m, t, window_id, out, names),
+            joined.append(JoinedLabel(Prediction(rid, row, m, t, window_id, out, names, seg),
                                       _label(label)))
         return joined
 

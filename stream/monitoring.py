@@ -45,8 +45,9 @@ from stream.eventtime import seconds_to_ns
 from stream.labels import JoinedLabel
 from stream.pairs import Pair
 from stream.performance import WindowPerformance, read_class
+from stream.segments import OTHER, Segmenter, kept_value, split
 from stream.state import BootstrapState
-from stream.summary import NUMBER_TYPES, TEXT_TYPES, feature_names_for
+from stream.summary import NUMBER_TYPES, TEXT_TYPES, feature_names_for, serving_counts
 from stream.window_summary import WindowSummary
 from stream.windows import WindowKey
 
@@ -203,13 +204,28 @@ def binary_scores(pairs: list[Pair], classes=None, threshold: float = 0.5
     return proba, pred
 
 
+def _scored_rows(pairs: list[Pair]) -> int:
+    """Output rows of the successful pairs: what label coverage divides by."""
+    return sum(len(p.outputs or ()) for p in pairs if p.succeeded)
+
+
 class Monitoring:
     def __init__(self, models: Mapping[str, ModelConfig] | None = None, *,
                  label_horizon: float = 7 * 86400.0, drift_min_rows: int = 30,
                  drift_cap: int = 50_000, early_warning: str | None = "adwin",
                  seed: int = 0, report_every: int = 0, revise_growth: float = 0.1,
-                 bootstrap_seconds: float = 86400.0, bootstrap_rows: int = 0) -> None:
+                 bootstrap_seconds: float = 86400.0, bootstrap_rows: int = 0,
+                 segment_columns: Sequence[str] = (), segment_top_k: int = 10) -> None:
         self.revise_growth = revise_growth
+        # Per-segment numbers (`stream.segments`): None without segment columns. Stage 1
+        # (`stream.pipeline.PairingStage`) uses the same segmenter to tag predictions.
+        if segment_top_k < 1:
+            raise ValueError("segment_top_k must be >= 1")
+        self.segmenter = (Segmenter(segment_columns, self._schema_of) if segment_columns
+                          else None)
+        self.segment_top_k = segment_top_k
+        # window id -> (column index, segment value) -> its joined labels
+        self._seg_perf: dict[str, dict[tuple[int, str], WindowPerformance]] = {}
         # A reference from a model's own first traffic, where none is configured
         # (`stream.drift.bootstrap`; bootstrap_rows 0: none). Keyed "namespace|model|node".
         self.bootstrap_seconds, self.bootstrap_rows = bootstrap_seconds, bootstrap_rows
@@ -241,15 +257,32 @@ class Monitoring:
     def config_for(self, model: str) -> ModelConfig:
         return self.models.get(model) or self.models.get(ANY_MODEL) or ModelConfig()
 
+    def _schema_of(self, model: str) -> tuple[str, ...] | None:
+        """The model's reference columns: the names of a payload without names."""
+        reference = self.config_for(model).reference
+        return tuple(reference.features) if reference is not None else None
+
+    def _new_performance(self, model: str) -> WindowPerformance:
+        cfg = self.config_for(model)
+        return WindowPerformance(cfg.task, cfg.classes, cfg.threshold)
+
     # -- input ------------------------------------------------------------------------------
     def _joined(self, joined: list[JoinedLabel]) -> None:
         for j in joined:
             wid = j.prediction.window_id
             perf = self._perf.get(wid)
             if perf is None:
-                cfg = self.config_for(j.prediction.model.model)
-                perf = self._perf[wid] = WindowPerformance(cfg.task, cfg.classes, cfg.threshold)
+                perf = self._perf[wid] = self._new_performance(j.prediction.model.model)
             perf.update(j)
+            segment = j.prediction.segment
+            if segment is not None and self.segmenter is not None:
+                by_segment = self._seg_perf.setdefault(wid, {})
+                for c, value in enumerate(segment[:len(self.segmenter.columns)]):
+                    sp = by_segment.get((c, value))
+                    if sp is None:
+                        sp = by_segment[(c, value)] = self._new_performance(
+                            j.prediction.model.model)
+                    sp.update(j)
             if wid in self._emitted:
                 self._due.add(wid)
 
@@ -273,12 +306,52 @@ class Monitoring:
         else:
             out.update(self._drift(key, reference, pairs))
             out["reference"] = {**reference.origin, "rows": reference.rows}
-        predictions = sum(len(p.outputs or ()) for p in pairs if p.succeeded)
-        out["performance"] = self._performance(key, predictions)
+        out["performance"] = self._performance(key, _scored_rows(pairs))
         estimated = self._estimated(key, pairs)
         if estimated is not None:
             out["performance"]["estimated"] = estimated
+        if self.segmenter is not None:
+            out["segments"] = self._segments(key, reference, pairs, out)
         return out
+
+    def _segments(self, key: WindowKey, reference: ReferenceProfile | None,
+                  pairs: list[Pair], whole: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Per segment column and kept value (`stream.segments.split`): the serving counts,
+        drift and performance of the window's pairs cut down to the segment's rows, by the
+        same code as the window's (drift without early warnings or reports; a window that
+        is not compared, e.g. bootstrapping, gives each segment its drift status)."""
+        assert self.segmenter is not None
+        out: dict[str, dict[str, Any]] = {}
+        for c, (column, groups) in enumerate(
+                split(pairs, self.segmenter, self.segment_top_k).items()):
+            kept = {v for v in groups if v != OTHER}
+            entries = {}
+            for value, sub in groups.items():
+                entry: dict[str, Any] = serving_counts(sub)
+                if reference is None:
+                    entry["drift"], entry["prediction_drift"] = whole["drift"], None
+                else:
+                    entry.update(self._drift(key, reference, sub, extras=False))
+                entry["performance"] = self._segment_performance(
+                    key, c, value, kept, _scored_rows(sub))
+                entries[value] = entry
+            out[column] = entries
+        return out
+
+    def _segment_performance(self, key: WindowKey, c: int, value: str, kept: set[str],
+                             predictions: int) -> dict[str, Any]:
+        """Performance of the labels joined to the predictions of one segment (`__other__`:
+        of every value not kept)."""
+        by_segment = self._seg_perf.get(key.id, {})
+        if value == OTHER:
+            parts = [p for (col, v), p in sorted(by_segment.items())
+                     if col == c and kept_value(v, kept) == OTHER]
+            perf = (WindowPerformance.merged(parts) if parts else None)
+        else:
+            perf = by_segment.get((c, value))
+        if perf is None:
+            return {"labels": 0, "label_coverage": 0.0 if predictions else None}
+        return perf.get(predictions=predictions)
 
     def _bootstrap(self, key: WindowKey, pairs: list[Pair]) -> tuple[BootstrapReference, bool]:
         """The model node's bootstrap reference, offered this window first, and whether it
@@ -343,12 +416,14 @@ class Monitoring:
         return {"rows": len(proba), "calibrated": est.calibrated,
                 "metrics": {m: e.as_dict() for m, e in metrics.items()}}
 
-    def _drift(self, key: WindowKey, reference: ReferenceProfile, pairs: list[Pair]
-               ) -> dict[str, Any]:
+    def _drift(self, key: WindowKey, reference: ReferenceProfile, pairs: list[Pair],
+               extras: bool = True) -> dict[str, Any]:
+        """Drift and prediction drift of `pairs`; with `extras` (the whole window, not a
+        segment), early warnings and the report frame too."""
         window = WindowDrift(reference, min_rows=self.drift_min_rows, cap=self.drift_cap,
                              seed=self.seed)
         warnings = None
-        if self.early_warning:
+        if self.early_warning and extras:
             from stream.drift.early import EarlyWarnings
 
             warnings = EarlyWarnings(self.early_warning, features=list(reference.features))
@@ -384,7 +459,7 @@ class Monitoring:
                     [r[0] for r in block_means([[v] for v in predictions])])
         drift, prediction_drift = window.get()
         out = {"drift": drift, "prediction_drift": prediction_drift}
-        if self.report_every and "dataset_drift" in drift:
+        if extras and self.report_every and "dataset_drift" in drift:
             n = self._drift_windows.get(key.model, 0)
             self._drift_windows[key.model] = n + 1
             if n % self.report_every == 0:
@@ -427,24 +502,45 @@ class Monitoring:
             if (not final and key.end >= last
                     and self._labels_in(wid) < before + max(1, before * self.revise_growth)):
                 continue
-            performance = self._performance(key, self._scored(summary))
+            performance = self._performance(key, self._scored(summary.performance,
+                                                              summary.predictions))
             estimated = (summary.performance or {}).get("estimated")
             if estimated is not None:
                 performance["estimated"] = estimated
-            revised = msgspec.structs.replace(
-                summary, performance=performance, revision=summary.revision + 1)
+            changes: dict[str, Any] = {"performance": performance}
+            if summary.segments:
+                changes["segments"] = self._revised_segments(key, summary.segments)
+            revised = msgspec.structs.replace(summary, **changes, revision=summary.revision + 1)
             self._emitted[wid] = (key, revised)
             out.append((key, revised))
         self._due.difference_update(k.id for k, _ in out)
         return out
 
+    def _revised_segments(self, key: WindowKey, segments: dict[str, dict[str, Any]]
+                          ) -> dict[str, dict[str, Any]]:
+        """The segments of an emitted summary with the performance of their labels now
+        (the kept values of its first emission; later labels of others are `__other__`)."""
+        assert self.segmenter is not None
+        columns = self.segmenter.columns
+        out = {}
+        for column, entries in segments.items():
+            if column not in columns:  # configured differently before a restart
+                out[column] = entries
+                continue
+            c = columns.index(column)
+            kept = {v for v in entries if v != OTHER}
+            out[column] = {value: {**entry, "performance": self._segment_performance(
+                key, c, value, kept, self._scored(entry["performance"], entry["predictions"]))}
+                for value, entry in entries.items()}
+        return out
+
     @staticmethod
-    def _scored(summary: WindowSummary) -> int:
-        """Output rows of the window's successful pairs, as its first emission counted them."""
-        perf = summary.performance
-        if perf.get("label_coverage") and perf.get("labels"):
-            return round(perf["labels"] / perf["label_coverage"])
-        return summary.predictions
+    def _scored(performance: dict[str, Any], predictions: int) -> int:
+        """Output rows of the window's (or a segment's) successful pairs, as its first
+        emission counted them."""
+        if performance.get("label_coverage") and performance.get("labels"):
+            return round(performance["labels"] / performance["label_coverage"])
+        return predictions
 
     def forget(self, window_ids: Iterable[str]) -> None:
         """Drop what is kept of these windows (their joined labels, emitted summaries): a
@@ -453,6 +549,7 @@ class Monitoring:
         twice)."""
         for wid in window_ids:
             self._perf.pop(wid, None)
+            self._seg_perf.pop(wid, None)
             self._emitted.pop(wid, None)
             self._due.discard(wid)
 
@@ -471,3 +568,4 @@ class Monitoring:
             del self._emitted[wid]
             self._due.discard(wid)
             self._perf.pop(wid, None)
+            self._seg_perf.pop(wid, None)

@@ -134,7 +134,7 @@ def joined_to_state(joined: Any) -> JoinedState:
     m = p.model
     return JoinedState(m.model, m.namespace, m.node, m.predictor, m.version, p.request_id,
                        p.row, p.time, p.window_id, p.output, p.output_names, label.value,
-                       label.time, label.source)
+                       label.time, label.source, p.segment)
 
 
 def joined_from_state(state: Any) -> Any:
@@ -144,7 +144,7 @@ def joined_from_state(state: Any) -> Any:
 
     s = load(state, JoinedState)
     prediction = Prediction(s.request_id, s.row, model_of(s), s.time, s.window_id, s.output,
-                            s.output_names)
+                            s.output_names, s.segment)
     return JoinedLabel(prediction, Label(s.request_id, s.row, s.label_value, s.label_time,
                                          s.label_source))
 

@@ -361,6 +361,18 @@ class WindowPerformance:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @classmethod
+    def merged(cls, parts: Sequence[WindowPerformance]) -> WindowPerformance:
+        """One collection of the labels of `parts` (same task, classes and threshold as the
+        first): what a segment's `__other__` entry scores (`stream.segments`). The metrics
+        read rows by (request id, row), so the order of the parts does not matter."""
+        first = parts[0]
+        out = cls(first.task, first.classes, first.threshold)
+        for part in parts:
+            out._rows += part._rows
+            out._keys += part._keys
+        return out
+
     def update(self, joined: JoinedLabel) -> None:
         p = joined.prediction
         self._rows.append((p.output, p.output_names, joined.label.value, joined.delay_ns))

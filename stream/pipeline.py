@@ -28,6 +28,7 @@ from stream.labels import JoinedLabel, LabelJoiner
 from stream.monitoring import Monitoring
 from stream.pairing import Outcome, RequestPairer
 from stream.pairs import OrphanResponse, Pair
+from stream.segments import Segmenter
 from stream.summary import serving_summary
 from stream.watermark import Watermark
 from stream.window_summary import WindowSummary
@@ -68,12 +69,15 @@ class PairingStage:
     """Stage 1: events in, pair outcomes out; labels in, joined labels out."""
 
     def __init__(self, pairing_ttl: float, store: MutableMapping[str, list] | None = None,
-                 joiner: LabelJoiner | None = None, window_seconds: float = 0.0) -> None:
+                 joiner: LabelJoiner | None = None, window_seconds: float = 0.0,
+                 segmenter: Segmenter | None = None) -> None:
         """`pairing_ttl`, `window_seconds`: seconds (the settings), converted once to int
         ns. `joiner`: where labels join (none: labels are not joined); a joined
-        prediction names its window (`window_seconds`)."""
+        prediction names its window (`window_seconds`) and, with a `segmenter`
+        (`Monitoring.segmenter`), its segments."""
         self.pairer = RequestPairer(seconds_to_ns(pairing_ttl), store)
         self.joiner = joiner
+        self.segmenter = segmenter
         if joiner is not None and window_seconds <= 0:
             raise ValueError("a stage that joins labels needs window_seconds > 0")
         self.window_key = (WindowKeys(seconds_to_ns(window_seconds)) if joiner is not None
@@ -92,7 +96,8 @@ class PairingStage:
         if (self.joiner is None or self.window_key is None or pair.error_type is not None
                 or not pair.outputs):
             return []
-        return self.joiner.add_pair(pair, self.window_key(pair).id)
+        segments = self.segmenter.outputs(pair) if self.segmenter is not None else None
+        return self.joiner.add_pair(pair, self.window_key(pair).id, segments)
 
     def join_label(self, label: Label) -> list[JoinedLabel]:
         return [] if self.joiner is None else self.joiner.update(label)
@@ -197,7 +202,8 @@ class Pipeline:
         # Labels join in stage 1, as in workers (none without monitoring: nothing uses them).
         joiner = (LabelJoiner(monitoring.label_horizon, self.stores.labels)
                   if monitoring is not None else None)
-        self.pairing = PairingStage(pairing_ttl, self.stores.pending, joiner, window_seconds)
+        self.pairing = PairingStage(pairing_ttl, self.stores.pending, joiner, window_seconds,
+                                    monitoring.segmenter if monitoring is not None else None)
         self.windows = WindowStage(window_seconds, max(lateness, pairing_ttl),
                                    self.stores.windows, self.stores.emitted, extensions,
                                    monitoring, keep_pairs=own_stores)

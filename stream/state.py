@@ -148,6 +148,9 @@ class PredictionState(_State, frozen=True, tag="prediction/2"):
     output: Any
     output_names: tuple[str, ...] | None
     labelled: bool
+    # Its segment of each segment column (`stream.segments`); None without segment
+    # columns. Trailing and optional: a state written before it was added reads as None.
+    segment: tuple[str, ...] | None = None
 
 
 class LabelState(_State, frozen=True, tag="label/2"):
@@ -174,6 +177,7 @@ class JoinedState(_Served, frozen=True, tag="joined/2"):
     label_value: Any
     label_time: int | None
     label_source: str
+    segment: tuple[str, ...] | None = None  # as PredictionState's
 
 
 # --- stage 2: a reference from a model's own traffic (stream.drift.bootstrap) -----------
@@ -198,8 +202,12 @@ KINDS: tuple[type[_State], ...] = (
     OrphanState, PredictionState, LabelState, JoinedState, BootstrapState)
 _TAGS = {cls.__struct_config__.tag: cls for cls in KINDS}
 _TAG_OF = {cls: tag for tag, cls in _TAGS.items()}
-# Version 1: the untagged positional list of each kind (its fields, in order).
-_V1 = {cls: len(cls.__struct_fields__) for cls in KINDS}
+# Version 1: the untagged positional list of each kind (its fields without the optional
+# trailing ones added since, in order).
+_V1 = {cls: len(cls.__struct_fields__) - len(cls.__struct_defaults__) for cls in KINDS}
+# How many fields a version-2 state of each kind holds: its required fields, and any of
+# the optional trailing ones (a field added with a default is read from states without it).
+_LENGTHS = {cls: range(_V1[cls], len(cls.__struct_fields__) + 1) for cls in KINDS}
 _V1[OrphanMark] = 1  # `[0]`
 
 
@@ -219,6 +227,7 @@ def load(value: Any, kind: type | None = None) -> Any:
     ('a',)
     >>> load([7, "n1"], EntryState)  # version 1
     EntryState(time=7, node='n1')
+    >>> load(["prediction/2", 1, "r", 0, "m", "", "", "", "", "w", [0.5], None, False]).segment
     >>> load(["done/3", 5])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -232,7 +241,7 @@ def load(value: Any, kind: type | None = None) -> Any:
     head = value[0] if value else None
     if isinstance(head, str):
         cls = _TAGS.get(head)
-        if cls is not None and len(value) == len(cls.__struct_fields__) + 1:
+        if cls is not None and len(value) - 1 in _LENGTHS[cls]:
             return msgspec.convert(value, cls)
         name, sep, version = head.rpartition("/")
         if sep and version.isdigit() and (name + "/2") in _TAGS and int(version) != VERSION:
@@ -262,7 +271,7 @@ def encode(value: Any) -> bytes:
     """JSON of a state, or of any plain value a table holds (ints, dicts, lists).
 
     >>> encode({"a": [PredictionState(1, "r", 0, "m", "", "", "", "", "w", [0.5], None, 0)]})
-    b'{"a":[["prediction/2",1,"r",0,"m","","","","","w",[0.5],null,0]]}'
+    b'{"a":[["prediction/2",1,"r",0,"m","","","","","w",[0.5],null,0,null]]}'
     """
     return _encoder.encode(value)
 

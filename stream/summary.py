@@ -130,27 +130,45 @@ def feature_stats(pairs: list[Pair], schema: tuple[str, ...] | None = None) -> d
     return out
 
 
+def serving_counts(pairs: list[Pair]) -> dict[str, int]:
+    """Requests, input rows, predicted rows and errors of a window's pairs (or of one
+    segment's: `stream.segments`).
+
+    >>> from stream.events import ModelRef
+    >>> m = ModelRef("m")
+    >>> serving_counts([Pair(m, "r1", 0, 1, None, [[1], [2]], None, [[0], [1]]),
+    ...                 Pair(m, "r2", 0, 1, None, [[3]], error_type="server_error")])
+    {'requests': 2, 'rows': 3, 'predictions': 2, 'errors': 1}
+    """
+    rows = predictions = errors = 0
+    for p in pairs:
+        n = p.n_rows
+        rows += n
+        if p.error_type is None:
+            predictions += n if n else len(p.outputs or ())
+        else:
+            errors += 1
+    return {"requests": len(pairs), "rows": rows, "predictions": predictions, "errors": errors}
+
+
 def serving_summary(key: WindowKey, pairs: list[Pair], *, orphan_responses: int = 0,
                     schema: tuple[str, ...] | None = None) -> WindowSummary:
     """The window summary's serving fields (DESIGN.md "Window summary"); drift and
     performance are left at their no-reference placeholders for the extensions to set."""
     errors: Counter[str] = Counter()
     latencies: list[int] = []
-    rows = predictions = unpaired = 0
+    unpaired = 0
     sizes: list[int] = []
     for p in pairs:
-        n = p.n_rows
-        rows += n
-        sizes.append(n)
-        if p.error_type is None:
-            predictions += n if n else len(p.outputs or ())
-        else:
+        sizes.append(p.n_rows)
+        if p.error_type is not None:
             errors[p.error_type] += 1
             if p.error_type == NO_RESPONSE:
                 unpaired += 1
         lat = p.latency_ns
         if lat is not None:
             latencies.append(lat)
+    counts = serving_counts(pairs)
     return WindowSummary(
         model=key.model,
         version=key.version,
@@ -158,10 +176,10 @@ def serving_summary(key: WindowKey, pairs: list[Pair], *, orphan_responses: int 
         node=key.node,
         window_start=format_utc(key.start),
         window_end=format_utc(key.end),
-        requests=len(pairs),
-        rows=rows,
-        predictions=predictions,
-        errors=sum(errors.values()),
+        requests=counts["requests"],
+        rows=counts["rows"],
+        predictions=counts["predictions"],
+        errors=counts["errors"],
         error_types=dict(sorted(errors.items())),
         unpaired_requests=unpaired,
         orphan_responses=orphan_responses,

@@ -17,6 +17,8 @@ dicts, built by their one producer and carried through as they are:
 - `prediction_drift`: `{"stattest", "score", "threshold", "drift"}` or None;
 - `performance` (`stream.performance.WindowPerformance.get`): keys by task
   (classifier, regressor) plus `labels`, `label_coverage`, label delays;
+- `segments`: per segment column and value, the same serving counts, drift and
+  performance sub-records (`stream.monitoring.Monitoring`, `stream.segments`);
 - `latency_seconds`, `input_size`, `feature_stats`, `error_types`, `early_warnings`:
   fixed small maps whose numbers must keep their JSON type (an int stays an int).
 """
@@ -56,10 +58,15 @@ class WindowSummary(msgspec.Struct, kw_only=True, frozen=True):
     # "rows"}); only with one.
     reference: dict[str, Any] | UnsetType = UNSET
     performance: dict[str, Any] = msgspec.field(default_factory=lambda: {"labels": 0})
+    # Per segment column, per value (the top K by rows, then "__other__"): requests, rows,
+    # predictions, errors, drift, prediction_drift, performance (`stream.segments`);
+    # only with segment columns configured.
+    segments: dict[str, dict[str, dict[str, Any]]] | UnsetType = UNSET
     revision: int = 0
 
     def to_builtins(self) -> dict[str, Any]:
-        """The serialized form: a dict of JSON types (no `early_warnings` when unset).
+        """The serialized form: a dict of JSON types (no `early_warnings`, `reference` or
+        `segments` when unset).
 
         >>> s = WindowSummary(model="m", version="1", namespace="ns", node="n",
         ...                   window_start="2026-01-01T00:00:00Z",

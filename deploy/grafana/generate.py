@@ -21,6 +21,10 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 M = 'model_name=~"$model_name"'  # the model filter every model panel uses
+# ... and the window's own series of the drift and performance families: a segment's
+# (PREDLOG_SEGMENT_COLUMNS) carry segment_column and segment labels.
+W = M + ', segment=""'
+S = M + ', segment!=""'  # the segments' series
 
 
 def _datasource_var() -> dict:
@@ -142,7 +146,7 @@ def model_performance() -> Board:
               "MLflow experiment <model>-production-monitoring), compared with the training "
               "test_accuracy of <model>-training.", "model_performance")
     b.panel("Model Accuracy Over Time",
-            [(f'max by (model_name, model_version) (model_performance{{metric="accuracy", {M}}})',
+            [(f'max by (model_name, model_version) (model_performance{{metric="accuracy", {W}}})',
               "{{model_name}} - {{model_version}}")],
             unit="percentunit", minmax=(0, 1))
     b.panel("Accuracy Degradation vs Training",
@@ -152,7 +156,7 @@ def model_performance() -> Board:
             description="Training test_accuracy minus production accuracy (the seed's "
                         "compare_with_training); ModelAccuracyDegraded fires above 5%.")
     b.panel("Training Accuracy (MLflow test_accuracy)",
-            [(f'max by (model_name, model_version) (model_performance{{metric="accuracy", {M}}})'
+            [(f'max by (model_name, model_version) (model_performance{{metric="accuracy", {W}}})'
               f" + on (model_name, model_version) "
               f"max by (model_name, model_version) (model_accuracy_degradation{{{M}}})",
               "{{model_name}} - {{model_version}}")],
@@ -160,29 +164,29 @@ def model_performance() -> Board:
             description="Production accuracy + degradation = the newest <model>-training run's "
                         "test_accuracy.")
     b.panel("F1 (weighted, macro)",
-            [(f'max by (model_name, model_version, metric) (model_performance{{metric=~"f1_weighted|f1_macro", {M}}})',
+            [(f'max by (model_name, model_version, metric) (model_performance{{metric=~"f1_weighted|f1_macro", {W}}})',
               "{{model_name}} {{metric}}")], unit="percentunit", minmax=(0, 1), w=8)
     b.panel("Precision / Recall / ROC AUC",
-            [(f'max by (model_name, model_version, metric) (model_performance{{metric=~"precision_weighted|recall_weighted|roc_auc", {M}}})',
+            [(f'max by (model_name, model_version, metric) (model_performance{{metric=~"precision_weighted|recall_weighted|roc_auc", {W}}})',
               "{{model_name}} {{metric}}")], unit="percentunit", minmax=(0, 1), w=8)
     b.panel("Regression Metrics (MAE, RMSE, R², MAPE)",
-            [(f'max by (model_name, model_version, metric) (model_performance{{metric=~"mae|rmse|r2|mape|log_loss", {M}}})',
+            [(f'max by (model_name, model_version, metric) (model_performance{{metric=~"mae|rmse|r2|mape|log_loss", {W}}})',
               "{{model_name}} {{metric}}")])
     b.panel("Label Coverage",
-            [(f"max by (model_name, model_version) (model_label_coverage{{{M}}})",
+            [(f"max by (model_name, model_version) (model_label_coverage{{{W}}})",
               "{{model_name}} - {{model_version}}")],
             unit="percentunit", minmax=(0, 1), thresholds=[(None, "red"), (0.1, "green")],
             description="Labelled predictions / predictions of the last closed window.")
     b.panel("Estimated vs Realized Accuracy (CBPE, before labels)",
-            [(f'max by (model_name, model_version) (model_performance_estimated{{metric="accuracy", {M}}})',
+            [(f'max by (model_name, model_version) (model_performance_estimated{{metric="accuracy", {W}}})',
               "{{model_name}} estimated"),
-             (f'max by (model_name, model_version) (model_performance_estimated_lower{{metric="accuracy", {M}}})',
+             (f'max by (model_name, model_version) (model_performance_estimated_lower{{metric="accuracy", {W}}})',
               "{{model_name}} estimated lower"),
-             (f'max by (model_name, model_version) (model_performance_estimated_upper{{metric="accuracy", {M}}})',
+             (f'max by (model_name, model_version) (model_performance_estimated_upper{{metric="accuracy", {W}}})',
               "{{model_name}} estimated upper"),
-             (f'max by (model_name, model_version) (model_performance_estimated_lower_threshold{{metric="accuracy", {M}}})',
+             (f'max by (model_name, model_version) (model_performance_estimated_lower_threshold{{metric="accuracy", {W}}})',
               "{{model_name}} alert threshold"),
-             (f'max by (model_name, model_version) (model_performance{{metric="accuracy", {M}}})',
+             (f'max by (model_name, model_version) (model_performance{{metric="accuracy", {W}}})',
               "{{model_name}} realized")],
             unit="percentunit", minmax=(0, 1), w=24,
             description="NannyML-style CBPE estimate of each window's accuracy from the model's "
@@ -190,6 +194,13 @@ def model_performance() -> Board:
                         "and the alert threshold learned from the reference; the realized "
                         "accuracy follows as late labels join. EstimatedPerformanceDropped "
                         "fires when the estimate is below the threshold.")
+    b.panel("Accuracy by Segment",
+            [(f'max by (model_name, segment_column, segment) (model_performance{{metric="accuracy", {S}}})',
+              "{{model_name}} {{segment_column}}={{segment}}")],
+            unit="percentunit", minmax=(0, 1), w=24,
+            description="Accuracy of each segment's labelled predictions (PREDLOG_SEGMENT_COLUMNS: "
+                        "the top PREDLOG_SEGMENT_TOP_K values of a categorical feature by rows, "
+                        "the rest as __other__); empty without segment columns.")
     b.row("Monitoring runs and labels")
     b.panel("Monitored Models", [("count(count by (model_name) (predlog_windows_emitted_total))", "")],
             kind="stat", w=6, h=5,
@@ -270,22 +281,29 @@ def quality() -> Board:
               "MLflow experiment <model>-production-monitoring, artifact drift_report.html.",
               "evidently_dataset_drift")
     b.panel("Dataset Drift Detected",
-            [(f"max by (model_name) (evidently_dataset_drift{{{M}}})", "{{model_name}}")],
+            [(f"max by (model_name) (evidently_dataset_drift{{{W}}})", "{{model_name}}")],
             kind="stat", w=8, thresholds=[(None, "green"), (1, "red")], minmax=(0, 1),
             mappings=[{"type": "value", "options": {
                 "0": {"text": "no drift", "color": "green", "index": 0},
                 "1": {"text": "DRIFT", "color": "red", "index": 1}}}])
-    b.panel("Drift Share", [(f"max by (model_name) (evidently_drift_share{{{M}}})", "{{model_name}}")],
+    b.panel("Drift Share", [(f"max by (model_name) (evidently_drift_share{{{W}}})", "{{model_name}}")],
             kind="gauge", unit="percentunit", w=8, minmax=(0, 1),
             thresholds=[(None, "green"), (0.5, "red")])
     b.panel("Prediction Drift Detected",
-            [(f"max by (model_name) (model_prediction_drift{{{M}}})", "{{model_name}}")],
+            [(f"max by (model_name) (model_prediction_drift{{{W}}})", "{{model_name}}")],
             kind="stat", w=8, thresholds=[(None, "green"), (1, "red")], minmax=(0, 1))
     b.panel("Feature Drift Over Time",
-            [(f"max by (model_name, feature_name, stattest) (evidently_feature_drift{{{M}}})",
+            [(f"max by (model_name, feature_name, stattest) (evidently_feature_drift{{{W}}})",
               "{{feature_name}} ({{stattest}})")],
             description="Drift score per feature: p-value for ks/chisquare/z (drift when low), "
                         "distance for wasserstein/jensenshannon/psi (drift when high).")
+    b.panel("Drift Share by Segment",
+            [(f"max by (model_name, segment_column, segment) (evidently_drift_share{{{S}}})",
+              "{{model_name}} {{segment_column}}={{segment}}")],
+            unit="percentunit", minmax=(0, 1),
+            description="Each segment's rows against the whole reference (a segment differs "
+                        "from the reference in its own column by design: compare segments with "
+                        "each other); empty without segment columns.")
     b.panel("Prediction Distribution",
             [(f"histogram_quantile(0.5, sum by (model_name, le) (rate(model_prediction_value_bucket{{{M}}}[5m])))",
               "median {{model_name}}"),
@@ -294,7 +312,7 @@ def quality() -> Board:
              (f"histogram_quantile(0.9, sum by (model_name, le) (rate(model_prediction_value_bucket{{{M}}}[5m])))",
               "p90 {{model_name}}")])
     b.panel("Prediction Drift Score",
-            [(f"max by (model_name, stattest) (model_prediction_drift_score{{{M}}})",
+            [(f"max by (model_name, stattest) (model_prediction_drift_score{{{W}}})",
               "{{model_name}} ({{stattest}})")])
     b.panel("Drift Early Warnings (online detectors)",
             [(f"max by (model_name, feature_name, detector) (predlog_drift_early_warning{{{M}}})",

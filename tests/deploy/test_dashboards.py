@@ -182,8 +182,14 @@ class SyntheticExporter:
             # one child per enumerated label value (stat_type, metric, quantile, ...)
             combos = [{}]
             for label in labels:
+                if label in ("segment_column", "segment"):
+                    continue
                 opts = m["values"].get(label) or [values[label]]
                 combos = [{**c, label: v} for c in combos for v in opts]
+            if "segment" in labels:  # the window's series (empty labels) and a segment's
+                combos = [{**c, **seg} for c in combos for seg in (
+                    {"segment_column": "", "segment": ""},
+                    {"segment_column": "region", "segment": "north"})]
             for combo in combos:
                 self.children.append((kind, name, metric.labels(**combo) if labels else metric))
         self._stop = threading.Event()

@@ -60,3 +60,38 @@ def test_a_mapping_conflict_is_rejected_and_the_rest_of_the_bulk_lands(es):
         assert sorted(h["_id"] for h in hits) == ["r1", "r2", "r3"]
     finally:
         es.indices.delete(index=pattern, ignore_unavailable=True, allow_no_indices=True)
+
+
+def test_segment_values_are_kept_in_window_documents_without_mapping_them(es):
+    """A window summary's `segments` is keyed by segment values (issue 16 item 2): kept in
+    the document, not indexed, so neither many values over time nor a value whose numbers
+    change type can grow or break the windows index's mapping."""
+    from sinks.elasticsearch import windows_index
+    from stream.window_summary import WindowSummary
+    from stream.windows import WindowKey
+
+    model = f"itseg{uuid.uuid4().hex[:8]}"
+    t0 = 1_930_435_200.0  # 2031-03-04: a month of its own, so this test creates the index
+    keys = [WindowKey("ns", model, "v1", "clf", ns(t0 + 300 * i), ns(300)) for i in range(2)]
+    entries = [{"north": {"requests": 3, "performance": {"labels": 0, "accuracy": 0.5}}},
+               {"north": {"requests": 2, "performance": {"labels": 1, "accuracy": "n/a"}},
+                "south": {"requests": 1}}]
+    sink = ElasticsearchSink(es)
+    sink.install_templates()
+    index = windows_index(keys[0])
+    try:
+        for key, segments in zip(keys, entries, strict=True):
+            sink.add_summary(key, WindowSummary(
+                model=model, version="v1", namespace="ns", node="clf",
+                window_start="2031-03-04T00:00:00Z", window_end="2031-03-04T00:05:00Z",
+                requests=3, rows=3, predictions=3, errors=0, segments={"region": segments}))
+        assert sink.flush() == 2
+        assert sink.take_rejected() == []
+        es.indices.refresh(index=index)
+        hits = es.search(index=index, query={"term": {"model": model}}, size=10)["hits"]["hits"]
+        assert sorted(h["_source"]["segments"]["region"]["north"]["requests"] for h in hits) \
+            == [2, 3]
+        mapping = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+        assert mapping["segments"] == {"type": "object", "enabled": False}
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)

@@ -27,7 +27,8 @@ from tests.fixtures import labels_stream as ls
 from tests.integration.workers import PARTITIONS, Deployment
 
 TOL = 1e-12
-SERVING_FIELDS_IGNORED = ("performance", "revision")
+SERVING_FIELDS_IGNORED = ("performance", "revision", "segments")
+TOP_K = 2  # of the four regions: two keep their entry, two are "__other__"
 
 
 @dataclass
@@ -134,6 +135,22 @@ def _expected(stream, truths, window: int, predictions: dict[int, int]) -> dict:
     return ls.performance_oracle(stream, mine, predictions[window])
 
 
+def _assert_segments(summary: dict, stream, truths) -> None:
+    """The window's per-region entries: serving counts and the performance of their labels
+    (scikit-learn on the labels of those rows), the two regions with most rows on their
+    own and the rest as `__other__`."""
+    expected = ls.segment_oracle(stream, truths, _window_index(summary), TOP_K)
+    got = summary["segments"][ls.SEGMENT]
+    assert set(got) == set(expected) and "__other__" in got, (sorted(got), sorted(expected))
+    for value, want in expected.items():
+        entry = got[value]
+        assert {k: entry[k] for k in ("requests", "rows", "predictions", "errors")} == {
+            k: want[k] for k in ("requests", "rows", "predictions", "errors")}, value
+        _assert_close(entry["performance"], want["performance"], f"segments.{value}")
+    assert sum(e["requests"] for e in got.values()) >= summary["requests"]
+    assert sum(e["rows"] for e in got.values()) == summary["rows"]
+
+
 @pytest.fixture
 def deployment(stack):
     # Lateness of one window: neither window closes before the flush record; a label
@@ -141,7 +158,9 @@ def deployment(stack):
     # 2 h before the stream) expire at once.
     dep = LabelledDeployment(stack, window=ls.WINDOW, ttl=30.0, lateness=ls.WINDOW,
                              extra_env={"PREDLOG_LABEL_HORIZON_SECONDS": "3600",
-                                        "PREDLOG_TASK": "classification"})
+                                        "PREDLOG_TASK": "classification",
+                                        "PREDLOG_SEGMENT_COLUMNS": ls.SEGMENT,
+                                        "PREDLOG_SEGMENT_TOP_K": str(TOP_K)})
     dep.create_topics()
     yield dep
     dep.stop()
@@ -174,6 +193,7 @@ def test_labels_and_feedback_join_revise_and_match_sklearn(stack, deployment):
             assert rev0["revision"] == 0
             assert rev0["predictions"] == predictions[w]
             _assert_close(rev0["performance"], _expected(stream, stream.truth_a, w, predictions))
+            _assert_segments(rev0, stream, stream.truth_a)
         assert first[0][0]["performance"]["labels"] > 0
         assert first[1][0]["performance"] == {"labels": 0, "label_coverage": 0.0}
 
@@ -200,6 +220,7 @@ def test_labels_and_feedback_join_revise_and_match_sklearn(stack, deployment):
                     k: v for k, v in rev0.items() if k not in SERVING_FIELDS_IGNORED}
                 assert s["performance"]["labels"] >= rev0["performance"]["labels"]
             _assert_close(revs[-1]["performance"], _expected(stream, truths, w, predictions))
+            _assert_segments(revs[-1], stream, truths)
 
         # The worker's own counters: every distinct key once; unknown ids by source.
         m = _wait_metrics(port, {joined_metric: len(truths), unmatched_topic: 9,
@@ -208,11 +229,17 @@ def test_labels_and_feedback_join_revise_and_match_sklearn(stack, deployment):
         delays = _sum(m, "predlog_label_delay_seconds_count", model_name=ls.MODEL)
         assert delays == len(truths)
         # The gauges follow the newest window's newest revision (window 1).
+        # The window's series have no segment label (segment=None); each segment's have
+        # segment_column and segment.
         last = final[1][-1]["performance"]
-        acc = _sum(m, "model_performance", model_name=ls.MODEL, metric="accuracy")
+        acc = _sum(m, "model_performance", model_name=ls.MODEL, metric="accuracy", segment=None)
         assert math.isclose(acc, last["accuracy"], abs_tol=TOL)
-        cov = _sum(m, "model_label_coverage", model_name=ls.MODEL)
+        cov = _sum(m, "model_label_coverage", model_name=ls.MODEL, segment=None)
         assert math.isclose(cov, last["label_coverage"], abs_tol=TOL)
+        for value, entry in final[1][-1]["segments"][ls.SEGMENT].items():
+            acc = _sum(m, "model_performance", model_name=ls.MODEL, metric="accuracy",
+                       segment_column=ls.SEGMENT, segment=value)
+            assert math.isclose(acc, entry["performance"]["accuracy"], abs_tol=TOL), value
     finally:
         summaries.close()
 
@@ -281,5 +308,6 @@ def test_sigkill_while_labels_join_loses_no_waiting_prediction(stack, deployment
             assert numbers == list(range(len(numbers)))
             assert final[w][0]["predictions"] == predictions[w]
             _assert_close(final[w][-1]["performance"], expected[w])
+            _assert_segments(final[w][-1], stream, truths)  # segments survive the restart
     finally:
         summaries.close()
