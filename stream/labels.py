@@ -66,8 +66,8 @@ class Prediction(msgspec.Struct, frozen=True):
     window_id: str  # the window the row counts in: `WindowKey.id`
     output: Any  # the response's output row (class, value or probabilities)
     output_names: tuple[str, ...] | None = None
-    # Its input row's segment of each segment column (`stream.segments`), or None.
-    segment: tuple[str, ...] | None = None
+    # Its input row's segments, ((column, value), ...) (`stream.segments`), or None.
+    segment: tuple[tuple[str, str], ...] | None = None
 
     @property
     def key(self) -> Key:
@@ -354,10 +354,11 @@ class LabelJoiner:
         return [JoinedLabel(p, _label(label))]
 
     def add_pair(self, pair: Pair, window_id: str,
-                 segments: list[tuple[str, ...]] | None = None) -> list[JoinedLabel]:
+                 segments: list[tuple[tuple[str, str], ...] | None] | None = None
+                 ) -> list[JoinedLabel]:
         """`update` with each of `Prediction.rows_of(pair, window)`, without building a
         `Prediction` per row unless it joins (most rows wait for their label).
-        `segments`: each output row's segments (`stream.segments.Segmenter.outputs`).
+        `segments`: each output row's segments (`stream.segments.Segmenter.tags`).
 
         >>> j = LabelJoiner(horizon_seconds=3600)
         >>> _ = j.update(Label("r1", 1, 0, 20 * 10**9, "file"))

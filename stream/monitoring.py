@@ -224,8 +224,8 @@ class Monitoring:
         self.segmenter = (Segmenter(segment_columns, self._schema_of) if segment_columns
                           else None)
         self.segment_top_k = segment_top_k
-        # window id -> (column index, segment value) -> its joined labels
-        self._seg_perf: dict[str, dict[tuple[int, str], WindowPerformance]] = {}
+        # window id -> (segment column, value) -> its joined labels
+        self._seg_perf: dict[str, dict[tuple[str, str], WindowPerformance]] = {}
         # A reference from a model's own first traffic, where none is configured
         # (`stream.drift.bootstrap`; bootstrap_rows 0: none). Keyed "namespace|model|node".
         self.bootstrap_seconds, self.bootstrap_rows = bootstrap_seconds, bootstrap_rows
@@ -275,12 +275,12 @@ class Monitoring:
                 perf = self._perf[wid] = self._new_performance(j.prediction.model.model)
             perf.update(j)
             segment = j.prediction.segment
-            if segment is not None and self.segmenter is not None:
+            if segment and self.segmenter is not None:
                 by_segment = self._seg_perf.setdefault(wid, {})
-                for c, value in enumerate(segment[:len(self.segmenter.columns)]):
-                    sp = by_segment.get((c, value))
+                for column, value in segment:
+                    sp = by_segment.get((column, value))
                     if sp is None:
-                        sp = by_segment[(c, value)] = self._new_performance(
+                        sp = by_segment[(column, value)] = self._new_performance(
                             j.prediction.model.model)
                     sp.update(j)
             if wid in self._emitted:
@@ -319,11 +319,13 @@ class Monitoring:
         """Per segment column and kept value (`stream.segments.split`): the serving counts,
         drift and performance of the window's pairs cut down to the segment's rows, by the
         same code as the window's (drift without early warnings or reports; a window that
-        is not compared, e.g. bootstrapping, gives each segment its drift status)."""
+        is not compared, e.g. bootstrapping, gives each segment its drift status). A
+        segment's performance is scored as the window's task, its label coverage is its
+        labels over its `predictions`."""
         assert self.segmenter is not None
+        task = whole["performance"].get("task")
         out: dict[str, dict[str, Any]] = {}
-        for c, (column, groups) in enumerate(
-                split(pairs, self.segmenter, self.segment_top_k).items()):
+        for column, groups in split(pairs, self.segmenter, self.segment_top_k).items():
             kept = {v for v in groups if v != OTHER}
             entries = {}
             for value, sub in groups.items():
@@ -333,25 +335,25 @@ class Monitoring:
                 else:
                     entry.update(self._drift(key, reference, sub, extras=False))
                 entry["performance"] = self._segment_performance(
-                    key, c, value, kept, _scored_rows(sub))
+                    key, column, value, kept, entry["predictions"], task)
                 entries[value] = entry
             out[column] = entries
         return out
 
-    def _segment_performance(self, key: WindowKey, c: int, value: str, kept: set[str],
-                             predictions: int) -> dict[str, Any]:
+    def _segment_performance(self, key: WindowKey, column: str, value: str, kept: set[str],
+                             predictions: int, task: str | None) -> dict[str, Any]:
         """Performance of the labels joined to the predictions of one segment (`__other__`:
         of every value not kept)."""
         by_segment = self._seg_perf.get(key.id, {})
         if value == OTHER:
             parts = [p for (col, v), p in sorted(by_segment.items())
-                     if col == c and kept_value(v, kept) == OTHER]
+                     if col == column and kept_value(v, kept) == OTHER]
             perf = (WindowPerformance.merged(parts) if parts else None)
         else:
-            perf = by_segment.get((c, value))
+            perf = by_segment.get((column, value))
         if perf is None:
             return {"labels": 0, "label_coverage": 0.0 if predictions else None}
-        return perf.get(predictions=predictions)
+        return perf.get(predictions=predictions, task=task)
 
     def _bootstrap(self, key: WindowKey, pairs: list[Pair]) -> tuple[BootstrapReference, bool]:
         """The model node's bootstrap reference, offered this window first, and whether it
@@ -509,35 +511,36 @@ class Monitoring:
                 performance["estimated"] = estimated
             changes: dict[str, Any] = {"performance": performance}
             if summary.segments:
-                changes["segments"] = self._revised_segments(key, summary.segments)
+                changes["segments"] = self._revised_segments(key, summary.segments,
+                                                             performance.get("task"))
             revised = msgspec.structs.replace(summary, **changes, revision=summary.revision + 1)
             self._emitted[wid] = (key, revised)
             out.append((key, revised))
         self._due.difference_update(k.id for k, _ in out)
         return out
 
-    def _revised_segments(self, key: WindowKey, segments: dict[str, dict[str, Any]]
-                          ) -> dict[str, dict[str, Any]]:
+    def _revised_segments(self, key: WindowKey, segments: dict[str, dict[str, Any]],
+                          task: str | None) -> dict[str, dict[str, Any]]:
         """The segments of an emitted summary with the performance of their labels now
-        (the kept values of its first emission; later labels of others are `__other__`)."""
-        assert self.segmenter is not None
-        columns = self.segmenter.columns
+        (the kept values of its first emission; later labels of others are `__other__`).
+        A column no longer configured (segments turned off, or another column, before a
+        restart) keeps what it had."""
+        columns = self.segmenter.columns if self.segmenter is not None else ()
         out = {}
         for column, entries in segments.items():
-            if column not in columns:  # configured differently before a restart
+            if column not in columns:
                 out[column] = entries
                 continue
-            c = columns.index(column)
             kept = {v for v in entries if v != OTHER}
             out[column] = {value: {**entry, "performance": self._segment_performance(
-                key, c, value, kept, self._scored(entry["performance"], entry["predictions"]))}
+                key, column, value, kept, entry["predictions"], task)}
                 for value, entry in entries.items()}
         return out
 
     @staticmethod
     def _scored(performance: dict[str, Any], predictions: int) -> int:
-        """Output rows of the window's (or a segment's) successful pairs, as its first
-        emission counted them."""
+        """Output rows of the window's successful pairs, as its first emission counted
+        them."""
         if performance.get("label_coverage") and performance.get("labels"):
             return round(performance["labels"] / performance["label_coverage"])
         return predictions

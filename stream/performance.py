@@ -383,11 +383,13 @@ class WindowPerformance:
         keys = self._keys
         return sorted(range(len(keys)), key=keys.__getitem__)
 
-    def get(self, predictions: int | None = None) -> dict[str, Any]:
+    def get(self, predictions: int | None = None, task: str | None = None) -> dict[str, Any]:
+        """The ``performance`` record; `task`: score as this task ("classification" or
+        "regression"; e.g. a segment as its window), else as `self.task`."""
         coverage = len(self._rows) / predictions if predictions else None
         if not self._rows:
             return {"labels": 0, "label_coverage": coverage}
-        task = self.task
+        task = task or self.task
         if task == "auto":
             task = infer_task([r[0] for r in self._rows], [r[2] for r in self._rows])
         out = self._classify() if task == "classification" else self._regress()

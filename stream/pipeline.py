@@ -96,7 +96,7 @@ class PairingStage:
         if (self.joiner is None or self.window_key is None or pair.error_type is not None
                 or not pair.outputs):
             return []
-        segments = self.segmenter.outputs(pair) if self.segmenter is not None else None
+        segments = self.segmenter.tags(pair) if self.segmenter is not None else None
         return self.joiner.add_pair(pair, self.window_key(pair).id, segments)
 
     def join_label(self, label: Label) -> list[JoinedLabel]:

@@ -4,8 +4,9 @@ A segment column is a categorical input feature named in the settings
 (`PREDLOG_SEGMENT_COLUMNS`, replay `--segment`). Every logged input row is in the segment
 of its value of that column (the value as text, `segment_text`; a row without the column
 is in `__missing__`), and its prediction (output row i of input row i) goes with it; a
-request whose rows have several values is in several segments, with those rows. Output
-rows beyond the input rows, and requests without rows, are in `__missing__`.
+request whose rows have several values is in several segments, with those rows. A
+request without input rows is in `__missing__`; output rows beyond the input rows are in
+no segment.
 
 Per window and column the values are ranked by input rows (then requests, then by value);
 the first `top_k` keep their own entry and the rest are merged into `__other__`, so a
@@ -51,19 +52,26 @@ def segment_text(value: Any) -> str:
     return MISSING
 
 
+Tag = tuple[tuple[str, str], ...]  # a prediction's segments: ((column, value), ...)
+
+
 class Segmenter:
     """Which segment of each configured column every row of a pair is in.
 
     A column is found by the pair's feature names, else by the model's reference schema
     (`schema_of(model)`, for payloads without names), as the window's feature statistics
-    find it.
+    find it. Output row i is in the segments of input row i; output rows beyond the input
+    rows are in no segment (a request without input rows: all its outputs are in
+    `__missing__`).
 
     >>> from stream.events import ModelRef
     >>> seg = Segmenter(("origin",))
     >>> pair = Pair(ModelRef("m"), "r1", 0, 1, ("origin", "x"), [["JFK", 1.0], ["EWR", 2.0]],
     ...             None, [[0], [1], [1]])
     >>> seg.rows(pair), seg.outputs(pair)
-    ([('JFK',), ('EWR',)], [('JFK',), ('EWR',), ('__missing__',)])
+    ([('JFK',), ('EWR',)], [('JFK',), ('EWR',), None])
+    >>> seg.tags(pair)
+    [(('origin', 'JFK'),), (('origin', 'EWR'),), None]
     """
 
     def __init__(self, columns: Sequence[str], schema_of: SchemaOf | None = None) -> None:
@@ -92,16 +100,24 @@ class Segmenter:
                       for i in indices) for row in rows]
 
     def outputs(self, pair: Pair, rows: list[tuple[str, ...]] | None = None
-                ) -> list[tuple[str, ...]]:
-        """Per output row, the segments of its input row (`__missing__` beyond them);
-        `rows`: `self.rows(pair)`, if known."""
+                ) -> list[tuple[str, ...] | None]:
+        """Per output row, the segments of its input row (None beyond them); `rows`:
+        `self.rows(pair)`, if known."""
         outputs = pair.outputs or ()
         if not outputs:
             return []
         if rows is None:
             rows = self.rows(pair)
-        missing = (MISSING,) * len(self.columns)
-        return [rows[i] if i < len(rows) else missing for i in range(len(outputs))]
+        if not rows:
+            return [(MISSING,) * len(self.columns)] * len(outputs)
+        return [rows[i] if i < len(rows) else None for i in range(len(outputs))]
+
+    def tags(self, pair: Pair) -> list[Tag | None]:
+        """Per output row, its segments by column name: what stage 1 stores with a
+        prediction waiting for its label (names, so a restart with the columns in
+        another order or changed still files each label under its own column)."""
+        return [None if seg is None else tuple(zip(self.columns, seg, strict=True))
+                for seg in self.outputs(pair)]
 
 
 def rank(counts: Counter, requests: Counter, top_k: int) -> list[str]:
@@ -128,16 +144,20 @@ def _sub_pair(pair: Pair, rows: list[int], outputs: list[int]) -> Pair:
 def split(pairs: list[Pair], segmenter: Segmenter, top_k: int
           ) -> dict[str, dict[str, list[Pair]]]:
     """Per column, per kept value (and `__other__`), the window's pairs cut down to the
-    rows of that value, in the window's pair order.
+    rows of that value, in the window's pair order. A request without input rows is in
+    `__missing__` as a whole; output rows beyond the input rows are left out (in no
+    segment, as in `Segmenter.outputs`).
 
     >>> from stream.events import ModelRef
     >>> m = ModelRef("m")
-    >>> ps = [Pair(m, "r1", 0, 1, ("c",), [["a"], ["b"]], None, [[0], [1]]),
+    >>> ps = [Pair(m, "r1", 0, 1, ("c",), [["a"], ["b"]], None, [[0], [1], [1]]),
     ...       Pair(m, "r2", 0, 1, ("c",), [["a"]], None, [[1]]),
     ...       Pair(m, "r3", 0, 1, ("c",), [["z"]], None, [[0]])]
     >>> out = split(ps, Segmenter(("c",)), top_k=1)["c"]
-    >>> {v: [(p.request_id, p.rows) for p in sub] for v, sub in out.items()}
-    {'a': [('r1', [['a']]), ('r2', [['a']])], '__other__': [('r1', [['b']]), ('r3', [['z']])]}
+    >>> for v, sub in out.items():
+    ...     print(v, [(p.request_id, p.rows, p.outputs) for p in sub])
+    a [('r1', [['a']], [[0]]), ('r2', [['a']], [[1]])]
+    __other__ [('r1', [['b']], [[1]]), ('r3', [['z']], [[0]])]
     """
     per_pair = []
     for p in pairs:
@@ -146,26 +166,25 @@ def split(pairs: list[Pair], segmenter: Segmenter, top_k: int
     out: dict[str, dict[str, list[Pair]]] = {}
     for c, column in enumerate(segmenter.columns):
         rows, requests = Counter[str](), Counter[str]()
-        for in_segs, out_segs in per_pair:
-            values = [s[c] for s in in_segs] or [s[c] for s in out_segs] or [MISSING]
+        for in_segs, _ in per_pair:
             rows.update(s[c] for s in in_segs)
-            requests.update(set(values))
+            requests.update({s[c] for s in in_segs} or {MISSING})
         kept = rank(rows, requests, top_k)
         keep = set(kept)
         groups: dict[str, list[Pair]] = {v: [] for v in kept}
         for p, (in_segs, out_segs) in zip(pairs, per_pair, strict=True):
+            if not in_segs:  # no input rows: the whole request
+                groups.setdefault(MISSING if MISSING in keep else OTHER, []).append(p)
+                continue
             where_in: dict[str, list[int]] = {}
             where_out: dict[str, list[int]] = {}
             for i, s in enumerate(in_segs):
                 where_in.setdefault(s[c] if s[c] in keep else OTHER, []).append(i)
-            for i, s in enumerate(out_segs):
-                where_out.setdefault(s[c] if s[c] in keep else OTHER, []).append(i)
-            if not in_segs and not out_segs:
-                where_in[MISSING if MISSING in keep else OTHER] = []
-            for v in sorted(where_in.keys() | where_out.keys(),
-                            key=lambda v: (v == OTHER, v)):
-                groups.setdefault(v, []).append(
-                    _sub_pair(p, where_in.get(v, []), where_out.get(v, [])))
+            for i, seg in enumerate(out_segs):
+                if seg is not None:
+                    where_out.setdefault(seg[c] if seg[c] in keep else OTHER, []).append(i)
+            for v in sorted(where_in, key=lambda v: (v == OTHER, v)):
+                groups.setdefault(v, []).append(_sub_pair(p, where_in[v], where_out.get(v, [])))
         out[column] = groups
     return out
 

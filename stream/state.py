@@ -148,9 +148,10 @@ class PredictionState(_State, frozen=True, tag="prediction/2"):
     output: Any
     output_names: tuple[str, ...] | None
     labelled: bool
-    # Its segment of each segment column (`stream.segments`); None without segment
-    # columns. Trailing and optional: a state written before it was added reads as None.
-    segment: tuple[str, ...] | None = None
+    # Its segments, ((column, value), ...) (`stream.segments.Segmenter.tags`); None
+    # without segment columns. Trailing and optional: a state written before it was
+    # added reads as None.
+    segment: tuple[tuple[str, str], ...] | None = None
 
 
 class LabelState(_State, frozen=True, tag="label/2"):
@@ -177,7 +178,7 @@ class JoinedState(_Served, frozen=True, tag="joined/2"):
     label_value: Any
     label_time: int | None
     label_source: str
-    segment: tuple[str, ...] | None = None  # as PredictionState's
+    segment: tuple[tuple[str, str], ...] | None = None  # as PredictionState's
 
 
 # --- stage 2: a reference from a model's own traffic (stream.drift.bootstrap) -----------

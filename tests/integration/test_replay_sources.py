@@ -228,13 +228,18 @@ def test_a_bootstrap_reference_survives_a_sigkill_and_equals_the_replays(stack, 
     (two windows); the third window is compared with it. The worker is SIGKILLed once the
     bootstrap windows were emitted and the third ones are still open: restarted, it
     compares them with the reference restored from its changelog, as replay does."""
-    bootstrap = {"PREDLOG_REFERENCE_BOOTSTRAP_SECONDS": "600"}
+    # ... and segments (issue 16 item 2): each window's numbers per petal_width value (the
+    # top 3 by rows, the rest "__other__"; KServe's rows have no names: "__missing__"),
+    # computed by the worker across the SIGKILL as by the replay.
+    bootstrap = {"PREDLOG_REFERENCE_BOOTSTRAP_SECONDS": "600",
+                 "PREDLOG_SEGMENT_COLUMNS": "petal_width", "PREDLOG_SEGMENT_TOP_K": "3"}
     dep = Deployment(stack, window=300.0, ttl=30.0, lateness=10.0, extra_env=bootstrap)
     dep.create_topics()
     settings = load_settings(kafka_bootstrap=stack.kafka_bootstrap, window_seconds=300.0,
                              pairing_ttl_seconds=30.0, allowed_lateness_seconds=10.0,
                              topic_events=dep.topics["events"], topic_dlq=dep.topics["dlq"],
-                             reference_bootstrap_seconds=600.0)
+                             reference_bootstrap_seconds=600.0,
+                             segment_columns="petal_width", segment_top_k=3)
     replay_files([SAMPLE], settings, tmp_path)
     expected = _windows(tmp_path)
     compared = [k for k, s in expected.items() if s.get("reference", {}).get("source")
@@ -251,7 +256,10 @@ def test_a_bootstrap_reference_survives_a_sigkill_and_equals_the_replays(stack, 
         summaries = _end_input(dep, expected)
     finally:
         dep.stop()
-    _same(_newest(summaries), expected, (*COUNTS, "drift", "prediction_drift", "reference"))
+    assert any("dataset_drift" in e["drift"] for k in compared
+               for e in expected[k]["segments"]["petal_width"].values())
+    _same(_newest(summaries), expected,
+          (*COUNTS, "drift", "prediction_drift", "reference", "segments"))
 
 
 def _end_input(dep: Deployment, expected: dict) -> list[dict]:

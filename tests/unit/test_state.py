@@ -161,7 +161,8 @@ def test_every_record_round_trips_through_json():
                       {"a": [1.5, None, "x"]} if f == "columns" else
                       [0.25, None, "y"] if f == "predictions" else
                       True if f in ("complete", "announced") else
-                      ("a", "b") if f.endswith("_names") or f == "segment" else
+                      (("a", "b"),) if f == "segment" else
+                      ("a", "b") if f.endswith("_names") else
                       True if f in ("entry", "labelled", "joined") else
                       3 if cls is BootstrapState and f == "rows" else
                       [[1.5, 2**53 + 1]] if f in ("rows", "outputs", "output") else "x")
