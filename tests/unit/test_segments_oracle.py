@@ -78,6 +78,14 @@ def _entry_rows(cur: pd.DataFrame, kept: set[str], value: str) -> pd.DataFrame:
     return cur[cur["segment"] == value]
 
 
+def _entries(cur: pd.DataFrame, final):
+    """(value, its segment entry, the window's rows of it) for every entry of column cat."""
+    got = final.segments["cat"]
+    kept = set(got) - {OTHER}
+    for value, entry in got.items():
+        yield value, entry, _entry_rows(cur, kept, value)
+
+
 def test_the_top_k_values_by_rows_keep_their_entry(run):
     _, _, cur, final = run
     got = final.segments["cat"]
@@ -91,10 +99,7 @@ def test_the_top_k_values_by_rows_keep_their_entry(run):
 
 def test_serving_counts_are_the_segment_rows_and_their_requests(run):
     _, _, cur, final = run
-    got = final.segments["cat"]
-    kept = set(got) - {OTHER}
-    for value, entry in got.items():
-        mine = _entry_rows(cur, kept, value)
+    for value, entry, mine in _entries(cur, final):
         assert entry["rows"] == entry["predictions"] == len(mine), value
         assert entry["requests"] == mine["rid"].nunique(), value
         assert entry["errors"] == 0
@@ -102,25 +107,20 @@ def test_serving_counts_are_the_segment_rows_and_their_requests(run):
 
 def test_drift_of_each_segment_equals_evidently_on_its_rows(run):
     profile, ref, cur, final = run
-    got = final.segments["cat"]
-    kept = set(got) - {OTHER}
-    for value, entry in got.items():
-        mine = _entry_rows(cur, kept, value).reset_index(drop=True)
+    for value, entry, rows_of in _entries(cur, final):
+        mine = rows_of.reset_index(drop=True)
         assert len(mine) >= 30, value  # enough rows to compare (drift_min_rows)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ev_drift, ev_pred = oracle(profile, ref, mine)
         assert_dataset_same(entry["drift"], ev_drift)
         assert_same(entry["prediction_drift"], ev_pred)
-    assert any(e["drift"]["dataset_drift"] for e in got.values())
+    assert any(e["drift"]["dataset_drift"] for e in final.segments["cat"].values())
 
 
 def test_performance_of_each_segment_equals_sklearn_on_its_labels(run):
     _, _, cur, final = run
-    got = final.segments["cat"]
-    kept = set(got) - {OTHER}
-    for value, entry in got.items():
-        mine = _entry_rows(cur, kept, value)
+    for value, entry, mine in _entries(cur, final):
         labelled = mine[mine["labelled"]].sort_values(["rid", "row"])
         y, score = labelled["y"].to_numpy(), labelled["score"].to_numpy()
         pred = (score > 0.5).astype(int)
@@ -133,7 +133,7 @@ def test_performance_of_each_segment_equals_sklearn_on_its_labels(run):
         assert perf["roc_auc"] == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
         assert perf["log_loss"] == pytest.approx(
             skm.log_loss(y, np.c_[1 - score, score], labels=[0, 1]), abs=1e-12)
-    assert sum(e["performance"]["labels"] for e in got.values()) == \
+    assert sum(e["performance"]["labels"] for e in final.segments["cat"].values()) == \
         final.performance["labels"]
 
 
